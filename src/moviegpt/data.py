@@ -1,0 +1,179 @@
+"""The data stage: load films from any source, normalise both schemas, clean (counted), split.
+
+Sources (`cfg.data.source`): "bundled" (TMDB 5000 in wykonos layout, shipped in data/), a
+local or fsspec path to CSV / parquet / JSON lines, or a hub dataset id such as wykonos/movies.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moviegpt import hub
+from moviegpt.config import PROJECT_ROOT, DataConfig
+from moviegpt.errors import UserError, first_line
+
+BUNDLED = PROJECT_ROOT / "data" / "tmdb5000.parquet"
+REQUIRED = ("title", "overview")
+SPLITS = ("train", "validation", "test")
+READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True),
+           ".json": lambda p: pd.read_json(p, lines=True)}
+
+
+def _looks_like_path(source: str) -> bool:
+    return "://" in source or Path(source).suffix.lower() in READERS or Path(source).exists()
+
+
+def read_table(source: str, hub_split: str = "train") -> pd.DataFrame:
+    """Read the raw table behind `source`, as it is (no cleaning)."""
+    if source == "bundled":
+        return pd.read_parquet(BUNDLED)
+    if _looks_like_path(source):
+        return _read_file(source)
+    return _read_hub(source, hub_split)
+
+
+def _read_file(source: str) -> pd.DataFrame:
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if "://" not in source:
+        if not path.exists():
+            raise UserError(f"data file not found: {source}")
+        if path.is_dir():
+            raise UserError(f"data source {source} is a directory; give a .csv, .parquet or .jsonl file")
+        if path.stat().st_size == 0:
+            raise UserError(f"data file {source} is empty")
+    if suffix not in READERS:
+        raise UserError(f"data file {source} has an unknown type '{suffix}'; use .csv, .parquet or .jsonl")
+    try:
+        return READERS[suffix](source)
+    except UnicodeDecodeError as e:
+        raise UserError(f"data file {source} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except Exception as e:  # pandas/pyarrow/fsspec raise many types; the message is what the user needs
+        raise UserError(f"cannot read data file {source}: {first_line(e)}") from None
+
+
+def _read_hub(source: str, split: str) -> pd.DataFrame:
+    import datasets  # heavy; only needed for hub sources
+
+    if not hub.reachable():
+        try:  # a copy in the local datasets cache still works offline
+            return datasets.load_dataset(source, split=split, download_mode="reuse_cache_if_exists").to_pandas()
+        except Exception:
+            raise UserError(f"cannot reach the Hugging Face hub to load dataset '{source}' and it is not in the "
+                            f"local cache; {hub.OFFLINE_HINT}") from None
+    try:
+        return datasets.load_dataset(source, split=split).to_pandas()
+    except Exception as e:
+        raise UserError(f"cannot load hub dataset '{source}' (split '{split}'): {first_line(e)}") from None
+
+
+def _parse_names(cell) -> list[str]:
+    """Genres as wykonos stores them ("Action-Crime") or as TMDB 5000 does ('[{"id": 28, "name": "Action"}]')."""
+    if isinstance(cell, (list, tuple, np.ndarray)):
+        return [str(x) for x in cell]
+    if not isinstance(cell, str) or not cell.strip():
+        return []
+    cell = cell.strip()
+    if cell.startswith("["):
+        try:
+            items = json.loads(cell)
+            return [i["name"] if isinstance(i, dict) else str(i) for i in items]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return [g.strip() for g in cell.split("-") if g.strip()]
+
+
+def _text(cell) -> str | None:
+    """A cell as stripped text; missing, NaN and empty become None; other scalars become their text."""
+    if isinstance(cell, str):
+        cell = cell.strip()
+        return cell or None
+    if cell is None or isinstance(cell, (list, dict, np.ndarray)) or pd.isna(cell):
+        return None
+    return str(cell)
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """Map either schema onto id, title, overview, genres (list), release_date, year, original_language,
+    popularity; other columns are kept as they are."""
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise UserError(f"data is missing column(s) {', '.join(missing)}; columns found: "
+                        f"{', '.join(map(str, df.columns)) or 'none'}")
+    out = df.copy()
+    out["title"] = out["title"].map(_text)
+    out["overview"] = out["overview"].map(_text)
+    out["genres"] = out["genres"].map(_parse_names) if "genres" in out else [[] for _ in range(len(out))]
+    if "id" not in out:
+        out["id"] = None
+    for col in ("release_date", "original_language"):
+        if col not in out:
+            out[col] = None
+    out["year"] = pd.to_datetime(out["release_date"], errors="coerce").dt.year.astype("Int64")
+    out["popularity"] = pd.to_numeric(out["popularity"], errors="coerce") if "popularity" in out else np.nan
+    first = ["id", "title", "overview", "genres", "release_date", "year", "original_language", "popularity"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def clean(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Drop films without a title or overview and exact (title, overview) duplicates; count each reason."""
+    counts = {"rows_in": len(df)}
+    no_title = df["title"].isna()
+    no_overview = ~no_title & df["overview"].isna()
+    kept = df[~no_title & ~no_overview]
+    dup = kept.duplicated(subset=["title", "overview"], keep="first")
+    kept = kept[~dup].reset_index(drop=True)
+    counts["dropped"] = {"missing_title": int(no_title.sum()), "missing_overview": int(no_overview.sum()),
+                         "duplicate_title_overview": int(dup.sum())}
+    counts["rows_out"] = len(kept)
+    return kept, counts
+
+
+def split_keys(df: pd.DataFrame) -> pd.Series:
+    """The id, or title|year where the id is missing: what decides a film's split."""
+    by_title = df["title"].astype(str) + "|" + df["year"].astype(str)
+    return df["id"].map(lambda v: None if v is None or pd.isna(v) else f"id:{v}").fillna(by_title)
+
+
+def assign_splits(df: pd.DataFrame, fractions: list[float]) -> np.ndarray:
+    """Hash each film's key to [0, 1): the split depends on the film alone, not on the other rows or their order."""
+    u = np.array([int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") / 2**64
+                  for k in split_keys(df)])
+    edges = np.cumsum(fractions)
+    return np.array(SPLITS)[np.searchsorted(edges[:-1], u, side="right")]
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    counts: dict = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)
+
+
+def load_splits(cfg: DataConfig, seed: int) -> Splits:
+    """Read, normalise, clean, split; then a seeded shuffle and the row caps (wykonos is sorted by popularity)."""
+    df, counts = clean(normalise(read_table(cfg.source, cfg.hub_split)))
+    if df.empty:
+        raise UserError(f"no films left in {cfg.source} after cleaning (every row lacked a title or an overview)")
+    names = assign_splits(df, cfg.splits)
+    rng = np.random.default_rng(seed)
+    parts, sizes = {}, {}
+    for name in SPLITS:
+        part = df[names == name]
+        part = part.iloc[rng.permutation(len(part))].reset_index(drop=True)
+        cap = cfg.max_train_rows if name == "train" else cfg.max_eval_rows
+        sizes[name] = {"available": len(part), "used": min(len(part), cap or len(part))}
+        parts[name] = part.head(cap) if cap else part
+    if parts["train"].empty or parts["test"].empty:
+        raise UserError(f"data source {cfg.source} has too few films ({len(df)}) for a train and a test split")
+    counts["splits"] = sizes
+    return Splits(**parts, counts=counts)

@@ -1,0 +1,65 @@
+"""The model stage: a hub model, a local save_pretrained directory, or a GPT-2 built from a config.
+
+Weights load only as safetensors and remote code is never trusted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
+
+from moviegpt import hub
+from moviegpt.config import ModelConfig
+from moviegpt.errors import UserError, first_line
+
+
+def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) -> tuple[PreTrainedModel, str]:
+    """Return the model and a one-line description of what was loaded."""
+    if cfg.name == "scratch":
+        torch.manual_seed(seed)  # the "base model" of a scratch run is this seeded initialisation
+        config = GPT2Config(vocab_size=len(tok), n_positions=cfg.n_positions, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                            n_embd=cfg.n_embd, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id)
+        model = GPT2LMHeadModel(config)
+        model.config._attn_implementation = cfg.attn_implementation
+        desc = f"GPT-2 from config ({cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims), random init"
+    else:
+        model, desc = load_pretrained(cfg.name, cfg.attn_implementation)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model, desc
+
+
+def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, str]:
+    kw = dict(use_safetensors=True, trust_remote_code=False, attn_implementation=attn_implementation)
+    path = Path(name)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{name} is not a model directory (no config.json); give a save_pretrained directory")
+        if not any(path.glob("*.safetensors")):
+            raise UserError(f"{name} has no .safetensors weights; moviegpt loads weights only as safetensors")
+        return _load(name, kw), f"local directory {name}"
+    if hub.reachable():
+        return _load(name, kw), f"hub: {name}"
+    try:
+        return _load(name, dict(kw, local_files_only=True)), f"local hub cache: {name}"
+    except UserError:
+        raise UserError(f"cannot reach the Hugging Face hub to load model '{name}' and it is not in the local "
+                        f"cache; {hub.OFFLINE_HINT}") from None
+
+
+def _load(name: str, kw: dict) -> PreTrainedModel:
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, **kw)
+    except Exception as e:
+        raise UserError(f"cannot load model '{name}': {first_line(e)}") from None
+
+
+def context_length(model: PreTrainedModel) -> int:
+    c = model.config
+    return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 1024)
+
+
+def count_parameters(model: PreTrainedModel) -> int:
+    return sum(p.numel() for p in model.parameters())

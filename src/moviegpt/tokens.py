@@ -1,0 +1,149 @@
+"""The text-and-tokens stage: template, tokenizer, and the two batching modes.
+
+Every film becomes `template.format(...) + eos`. The EOS is a real, learned target: labels
+are -100 only where the attention mask is 0 (padding). The report's recipe set
+pad_token = eos and used DataCollatorForLanguageModeling, which masks every token equal
+to pad_token_id, so the EOS was never a target and the model never learned to stop.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import string
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pandas as pd
+from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerBase
+
+from moviegpt import hub
+from moviegpt.config import TextConfig
+from moviegpt.errors import UserError, first_line
+
+BUNDLED_GPT2 = Path(__file__).parent / "assets" / "gpt2-tokenizer"
+CACHE_DIR = Path(os.environ.get("MOVIEGPT_CACHE", Path.home() / ".cache" / "moviegpt"))
+
+
+def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
+    """Load a tokenizer; returns it and where it came from. "gpt2" falls back to the shipped files offline."""
+    if name == "gpt2-bundled" or (name == "gpt2" and not hub.reachable()):
+        tok, source = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2), f"GPT-2 BPE shipped in moviegpt ({BUNDLED_GPT2.name})"
+    elif Path(name).is_dir():
+        tok, source = _auto(name, local_files_only=True), f"local directory {name}"
+    elif hub.reachable():
+        tok, source = _auto(name), f"hub: {name}"
+    else:
+        try:
+            tok, source = _auto(name, local_files_only=True), f"local hub cache: {name}"
+        except UserError:
+            raise UserError(f"cannot reach the Hugging Face hub to load tokenizer '{name}'; {hub.OFFLINE_HINT}") from None
+    if tok.eos_token is None:
+        raise UserError(f"tokenizer '{name}' has no end-of-text token")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # as in the report; harmless because labels come from the attention mask
+    return tok, source
+
+
+def _auto(name: str, **kw) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(name, **kw)
+    except Exception as e:
+        raise UserError(f"cannot load tokenizer '{name}': {first_line(e)}") from None
+
+
+def template_fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+
+
+def format_film(row: dict, template: str) -> str:
+    """One film as training text (without EOS). List-valued fields such as genres are joined with ', '."""
+    values = {k: ", ".join(v) if isinstance(v, (list, tuple, np.ndarray)) else v for k, v in row.items()}
+    try:
+        return template.format_map(values)
+    except KeyError as e:
+        raise UserError(f"text.template uses field {e} that the data does not have") from None
+
+
+def prompt_for(title: str, template: str) -> str:
+    """The generation prompt: the template up to where the overview starts ("Movie: X\\nOverview:")."""
+    return template.split("{overview}")[0].rstrip().format(title=title)
+
+
+def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
+    fields = [f for f in template_fields(template)]
+    missing = [f for f in fields if f not in df.columns]
+    if missing:
+        raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
+    return [format_film(row, template) + eos for row in df[fields].to_dict("records")]
+
+
+def _num_proc(cfg: TextConfig, rows: int) -> int | None:
+    if cfg.num_proc is not None:
+        return cfg.num_proc if cfg.num_proc > 1 else None
+    return os.cpu_count() if rows >= 50_000 else None  # process start-up costs more than it saves on small data
+
+
+def _cache_file(df: pd.DataFrame, tok: PreTrainedTokenizerBase, what: str) -> str:
+    """A datasets cache file keyed by the films, the tokenizer and the settings, so re-preparing is a load."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(df[["title", "overview"]], index=False).values.tobytes())
+    h.update(f"{tok.name_or_path}|{len(tok)}|{tok.eos_token}|{what}".encode())
+    CACHE_DIR.joinpath("tokens").mkdir(parents=True, exist_ok=True)
+    return str(CACHE_DIR / "tokens" / f"{h.hexdigest()[:16]}.arrow")
+
+
+def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str | None = None,
+             desc: str = "films") -> datasets.Dataset:
+    """Films -> model inputs with labels, in `pad` or `pack` mode (default: cfg.batching)."""
+    batching = batching or cfg.batching
+    ds = datasets.Dataset.from_dict({"text": texts(df, cfg.template, tok.eos_token)})
+    num_proc = _num_proc(cfg, len(df))
+    key = f"{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}"
+    common = dict(batched=True, num_proc=num_proc, remove_columns=ds.column_names, load_from_cache_file=True)
+    if batching == "pad":
+        def encode(batch):
+            enc = tok(batch["text"], truncation=True, max_length=cfg.max_length, padding="max_length")
+            enc["labels"] = [[t if m else -100 for t, m in zip(ids, mask)]
+                             for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+            return enc
+        return ds.map(encode, desc=f"Tokenising {desc} (pad to {cfg.max_length})",
+                      cache_file_name=_cache_file(df, tok, key), **common)
+
+    enc = ds.map(lambda b: tok(b["text"]), desc=f"Tokenising {desc}",
+                 cache_file_name=_cache_file(df, tok, key + "|ids"), **common)
+    return enc.map(lambda b: group_texts(b, cfg.block_size), batched=True, num_proc=num_proc,
+                   desc=f"Packing {desc} into blocks of {cfg.block_size}",
+                   cache_file_name=_cache_file(df, tok, key), load_from_cache_file=True)
+
+
+def group_texts(batch: dict, block_size: int) -> dict:
+    """transformers' run_clm.py: concatenate the films (each ends in EOS) and cut into full blocks."""
+    ids = [t for seq in batch["input_ids"] for t in seq]
+    n = (len(ids) // block_size) * block_size  # the last partial block is dropped, as in run_clm
+    blocks = [ids[i:i + block_size] for i in range(0, n, block_size)]
+    return {"input_ids": blocks, "attention_mask": [[1] * block_size for _ in blocks], "labels": [b[:] for b in blocks]}
+
+
+def token_lengths(df: pd.DataFrame, tok: PreTrainedTokenizerBase, template: str) -> np.ndarray:
+    """Tokens per film, EOS included, without truncation."""
+    return np.array([len(x) for x in tok(texts(df, template, tok.eos_token))["input_ids"]])
+
+
+def batching_stats(lengths: np.ndarray, max_length: int, block_size: int) -> dict:
+    """What each batching mode does with the same films: tokens trained on, padding, truncation."""
+    lengths = np.asarray(lengths)
+    total = int(lengths.sum())
+    kept_pad = int(np.minimum(lengths, max_length).sum())
+    slots = len(lengths) * max_length
+    blocks = total // block_size
+    return {
+        "films": len(lengths), "tokens": total,
+        "pad": {"slots": slots, "real_tokens": kept_pad, "padding_tokens": slots - kept_pad,
+                "padding_share": (slots - kept_pad) / slots if slots else 0.0,
+                "useful_share": kept_pad / slots if slots else 0.0,
+                "truncated_films": int((lengths > max_length).sum()), "truncated_tokens": total - kept_pad},
+        "pack": {"slots": blocks * block_size, "real_tokens": blocks * block_size, "padding_tokens": 0,
+                 "padding_share": 0.0, "useful_share": 1.0 if blocks else 0.0,
+                 "dropped_tail_tokens": total - blocks * block_size},
+    }

@@ -1,0 +1,248 @@
+"""The train stage: one call, `run(cfg)`, from config to a finished run directory.
+
+runs/<profile>-<config hash>/
+    config.yaml       the resolved config plus what actually ran (model, tokenizer, precision, hardware, versions)
+    metrics.jsonl     every Trainer log: step, epoch, loss or eval_loss, learning rate, tokens seen, wall time
+    base_eval.json    held-out (test) loss/perplexity of the model before training
+    summary.json      written last: before/after held-out numbers, data counts, tokens/s, wall time
+    model/            save_pretrained: safetensors, config, generation config, tokenizer, model card
+    checkpoints/      Trainer checkpoints (resume_from_checkpoint picks up the last one)
+
+A finished run (summary.json present) is reused as it is; an unfinished one is resumed.
+A changed config hashes to a new directory, so no run ever overwrites another.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import platform
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+from transformers.trainer_utils import get_last_checkpoint
+
+from moviegpt import data, evaluate, model as model_stage, tokens
+from moviegpt.config import Config, save_config
+from moviegpt.errors import UserError
+
+GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
+
+
+def run_dir_for(cfg: Config) -> Path:
+    return Path(cfg.runs_dir) / cfg.run_name
+
+
+def run(cfg: Config, log=print) -> Path:
+    """Train (or reuse, or resume) the run for this config; returns its directory."""
+    run_dir = run_dir_for(cfg)
+    if (run_dir / "summary.json").exists():
+        log(f"Reusing finished run {run_dir} (same resolved config).")
+        return run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(run_dir):
+        _train(cfg, run_dir, log)
+    return run_dir
+
+
+@contextlib.contextmanager
+def _lock(run_dir: Path):
+    """One process per run directory: a second start with the same config exits instead of corrupting it."""
+    with open(run_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run {run_dir} is in progress in another process; wait for it or stop it") from None
+        yield
+
+
+def resolve_precision(requested: str) -> tuple[str, str]:
+    """(precision that runs, why). fp16 needs CUDA; bf16 needs a GPU with it or a CPU with AVX-512 bf16 / AMX."""
+    cuda = torch.cuda.is_available()
+    bf16_ok = torch.cuda.is_bf16_supported() if cuda else torch.cpu._is_avx512_bf16_supported()
+    if requested == "fp16" and not cuda:
+        return "fp32", "fp16 was requested but needs CUDA; ran in fp32 on the CPU"
+    if requested == "auto":
+        chosen = "bf16" if bf16_ok else ("fp16" if cuda else "fp32")
+        return chosen, f"auto: {chosen} on {'CUDA' if cuda else 'CPU'}"
+    return requested, "as requested"
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    info = {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return info
+
+
+def versions() -> dict:
+    pkgs = ["moviegpt", "torch", "transformers", "datasets", "accelerate", "tokenizers"]
+    return {"python": platform.python_version(), **{p: version(p) for p in pkgs}}
+
+
+class MetricsLog(TrainerCallback):
+    """Append every Trainer log to metrics.jsonl with step, epoch, tokens seen and wall time."""
+
+    def __init__(self, path: Path, wall_offset: float = 0.0):
+        self.path, self.offset, self.t0 = path, wall_offset, time.time()
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs:
+            return
+        kind = "eval" if "eval_loss" in logs else ("summary" if "train_runtime" in logs else "train")
+        rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
+               "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
+               **logs}
+        if "eval_loss" in logs:
+            rec["eval_perplexity"] = math.exp(logs["eval_loss"])
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _rewind_metrics(run_dir: Path, step: int) -> float:
+    """On resume, drop log lines written after the checkpoint (they will be logged again); return their wall time."""
+    kept = [r for r in read_metrics(run_dir) if r["step"] <= step]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    return kept[-1]["wall_time"] if kept else 0.0
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    tmp.replace(path)  # atomic: a reader sees the old file or the whole new one
+
+
+def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> TrainingArguments:
+    t = cfg.train
+    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
+    return TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optim,
+        bf16=precision == "bf16",  # autocast; on CPU this uses AVX-512 bf16 / AMX matmuls
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        save_strategy="steps" if t.save_steps else "epoch",
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+
+
+def _train(cfg: Config, run_dir: Path, log) -> None:
+    t_start = time.time()
+    tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    splits = data.load_splits(cfg.data, cfg.seed)
+    model, model_source = model_stage.load_model(cfg.model, tok, cfg.seed)
+    ctx = model_stage.context_length(model)
+    length = cfg.text.max_length if cfg.text.batching == "pad" else cfg.text.block_size
+    if max(length, cfg.text.max_length) > ctx:
+        raise UserError(f"bad config value: text.max_length/block_size={length} exceeds the model's context of {ctx}")
+    precision, why = resolve_precision(cfg.train.precision)
+
+    train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
+    val_ds = tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
+    test_ds = tokens.tokenize(splits.test, tok, cfg.text, batching="pad", desc="test films")
+    if len(train_ds) == 0:
+        raise UserError(f"the training split is too small to fill one block of {cfg.text.block_size} tokens")
+
+    resolved = {"model": model_source, "parameters": model_stage.count_parameters(model), "tokenizer": tok_source,
+                "vocab_size": len(tok), "context_length": ctx, "precision": precision, "precision_note": why,
+                "data": splits.counts, "train_examples": len(train_ds), "hardware": hardware(), "versions": versions()}
+    if not (run_dir / "config.yaml").exists():
+        save_config(cfg, run_dir / "config.yaml", resolved)
+    log(f"Run {run_dir}: {model_source}; {splits.counts['splits']['train']['used']} training films; {precision}")
+
+    if (run_dir / "base_eval.json").exists():
+        base = json.loads((run_dir / "base_eval.json").read_text())
+    else:
+        base = evaluate.perplexity(model, test_ds, cfg.train.eval_batch_size)
+        _write_json(run_dir / "base_eval.json", base)
+    log(f"Held-out before training: loss {base['loss']:.4f}, perplexity {base['perplexity']:.2f}")
+
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(exist_ok=True)
+    last = get_last_checkpoint(str(ckpt_dir))
+    offset = 0.0
+    if last:
+        step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
+        offset = _rewind_metrics(run_dir, step)
+        log(f"Resuming from {last} (step {step}).")
+    trainer = Trainer(model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
+                      train_dataset=train_ds, eval_dataset=val_ds, data_collator=default_data_collator,
+                      processing_class=tok, callbacks=[MetricsLog(run_dir / "metrics.jsonl", offset)])
+    result = trainer.train(resume_from_checkpoint=last)
+
+    final = evaluate.perplexity(trainer.model, test_ds, cfg.train.eval_batch_size)
+    log(f"Held-out after training: loss {final['loss']:.4f}, perplexity {final['perplexity']:.2f}")
+    trainer.model.generation_config.update(**GENERATION_DEFAULTS)
+    trainer.save_model(str(run_dir / "model"))  # safetensors weights, config, generation config, tokenizer
+    metrics = read_metrics(run_dir)
+    tokens_seen = int(trainer.state.num_input_tokens_seen)
+    summary = {
+        "run": run_dir.name, "profile": cfg.profile, "model": model_source, "precision": precision,
+        "base": base, "final": final,
+        "perplexity_ratio": final["perplexity"] / base["perplexity"],
+        "last_eval_loss": next((r["eval_loss"] for r in reversed(metrics) if r["kind"] == "eval"), None),
+        "data": splits.counts, "train_examples": len(train_ds), "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch, "tokens_seen": tokens_seen,
+        "train_runtime_s": result.metrics["train_runtime"],
+        "tokens_per_second": tokens_seen / result.metrics["train_runtime"] if result.metrics["train_runtime"] else None,
+        "wall_time_s": time.time() - t_start,
+    }
+    (run_dir / "model" / "README.md").write_text(model_card(cfg, summary))
+    _write_json(run_dir / "summary.json", summary)  # last: its presence marks the run finished
+
+
+def model_card(cfg: Config, s: dict) -> str:
+    base_model = f"base_model: {cfg.model.name}\n" if cfg.model.name != "scratch" and not Path(cfg.model.name).exists() else ""
+    dataset = cfg.data.source if cfg.data.source != "bundled" else "TMDB 5000 (bundled with moviegpt, wykonos/movies layout)"
+    return f"""---
+library_name: transformers
+pipeline_tag: text-generation
+{base_model}tags: [moviegpt, movies, causal-lm]
+---
+# {s['run']}
+
+A causal language model fine-tuned by moviegpt to write film overviews.
+
+- **Model**: {s['model']}
+- **Data**: {dataset}; {s['data']['splits']['train']['used']} training films, {s['data']['splits']['test']['used']} held-out test films
+- **Text**: `{cfg.text.template!r}` followed by the end-of-text token ({cfg.text.batching} batching)
+- **Recipe**: {s['steps']} steps, batch {cfg.train.batch_size} x {cfg.train.grad_accum} accumulation, learning rate {cfg.train.learning_rate}, {s['precision']}
+- **Held-out perplexity**: {s['base']['perplexity']:.2f} before, {s['final']['perplexity']:.2f} after fine-tuning (token-weighted, {s['final']['tokens']} tokens)
+
+Prompt it with `Movie: <title>\\nOverview:`; it ends an overview with its end-of-text token.
+TMDb data: this product uses the TMDb API but is not endorsed or certified by TMDb.
+"""
