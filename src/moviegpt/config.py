@@ -70,6 +70,7 @@ class TrainConfig:
     eval_steps: int | None = None  # None: evaluate on the validation split once per epoch
     save_steps: int | None = None  # None: save once per epoch
     save_total_limit: int | None = 1
+    keep_best: bool = False  # load the checkpoint with the lowest validation loss at the end
 
 
 @dataclass
@@ -121,6 +122,8 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
         if optional:
             return None
         raise UserError(f"config value {key} must be set (it cannot be null)")
+    if kind == "bool" and not isinstance(value, bool):
+        raise UserError(f"config value {key}={value!r} must be true or false")
     if kind in ("int", "float"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config value {key}={value!r} must be a number")
@@ -176,6 +179,25 @@ def profiles() -> list[str]:
     return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
 
 
+def from_dict(d: dict, overrides: list[str] | None = None) -> Config:
+    cfg = Config()
+    for key, value in _flatten(d).items():
+        _apply(cfg, key, value)
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"override '{item}' must look like section.key=value")
+        _apply(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    validate(cfg)
+    return cfg
+
+
+def load_run_config(run_dir: Path) -> Config:
+    """The config a finished run was made with (its config.yaml, less what was recorded about the run)."""
+    d = _read_yaml(Path(run_dir) / "config.yaml")
+    return from_dict({k: v for k, v in d.items() if k not in ("run_name", "resolved")})
+
+
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
     """Load a profile by name (configs/<name>.yaml) or a YAML path, then apply `key=value` overrides."""
     path = Path(name_or_path)
@@ -185,16 +207,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
             raise UserError(f"unknown profile '{name_or_path}'; profiles: {', '.join(profiles())} (or give a YAML path)")
     elif not path.exists():
         raise UserError(f"config file not found: {path}")
-    cfg = Config(profile=path.stem)
-    for key, value in _flatten(_read_yaml(path)).items():
-        _apply(cfg, key, value)
-    for item in overrides or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise UserError(f"override '{item}' must look like section.key=value")
-        _apply(cfg, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
-    validate(cfg)
-    return cfg
+    return from_dict({"profile": path.stem, **_read_yaml(path)}, overrides)
 
 
 def validate(cfg: Config) -> None:
@@ -215,6 +228,8 @@ def validate(cfg: Config) -> None:
     need(t.logging_steps >= 1, f"train.logging_steps={t.logging_steps} must be at least 1")
     need(t.eval_steps is None or t.eval_steps >= 1, f"train.eval_steps={t.eval_steps} must be at least 1")
     need(t.save_steps is None or t.save_steps >= 1, f"train.save_steps={t.save_steps} must be at least 1")
+    need(not t.keep_best or (t.eval_steps and t.save_steps and t.save_steps % t.eval_steps == 0),
+         "train.keep_best needs train.eval_steps and a train.save_steps that is a multiple of it")
     need(t.precision in ("auto", "fp32", "bf16", "fp16"), f"train.precision='{t.precision}' must be auto, fp32, bf16 or fp16")
     need(x.batching in ("pad", "pack"), f"text.batching='{x.batching}' must be pad or pack")
     need(x.max_length >= 8, f"text.max_length={x.max_length} must be at least 8")

@@ -39,3 +39,18 @@ def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8
     nll, n = token_nll(model, ds, batch_size)
     loss = float(nll.sum() / n.sum())
     return {"loss": loss, "perplexity": math.exp(loss), "tokens": int(n.sum()), "films": len(ds)}
+
+
+def evaluate_model(model_dir: str, source: str = "bundled", split: str = "test", max_rows: int | None = None,
+                   batch_size: int = 8) -> dict:
+    """`moviegpt evaluate`: a trained model on one split of any data source (split by the same film hashes)."""
+    from moviegpt import data, tokens
+    from moviegpt.config import DataConfig, TextConfig
+    from moviegpt.model import load_trained
+
+    model, tok, s = load_trained(model_dir)
+    splits = data.load_splits(DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows,
+                                         max_eval_rows=max_rows), s["seed"])
+    text = TextConfig(template=s["template"], max_length=s["max_length"])
+    ds = tokens.tokenize(splits[split], tok, text, batching="pad", desc=f"{split} films")
+    return {"model": str(model_dir), "data": source, "split": split, **perplexity(model, ds, batch_size)}

@@ -39,3 +39,11 @@ def generate_overviews(model: PreTrainedModel, tok: PreTrainedTokenizerBase, tit
     finally:
         tok.padding_side = side
     return out
+
+
+def generate_for(model_dir: str, titles: list[str], **kw) -> list[dict]:
+    """`moviegpt generate`: load a trained model directory and write overviews with its own template."""
+    from moviegpt.model import load_trained
+
+    model, tok, settings = load_trained(model_dir)
+    return generate_overviews(model, tok, titles, settings["template"], **kw)

@@ -4,14 +4,18 @@ Weights load only as safetensors and remote code is never trusted.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
 from moviegpt import hub
-from moviegpt.config import ModelConfig
+from moviegpt.config import DataConfig, ModelConfig, TextConfig
 from moviegpt.errors import UserError, first_line
+
+DEFAULT_SETTINGS = {"template": TextConfig.template, "max_length": TextConfig.max_length,
+                    "splits": DataConfig().splits, "seed": 42}
 
 
 def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) -> tuple[PreTrainedModel, str]:
@@ -54,6 +58,20 @@ def _load(name: str, kw: dict) -> PreTrainedModel:
         return AutoModelForCausalLM.from_pretrained(name, **kw)
     except Exception as e:
         raise UserError(f"cannot load model '{name}': {first_line(e)}") from None
+
+
+SETTINGS_FILE = "moviegpt.json"  # written beside the weights: the text settings a trained model expects
+
+
+def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
+    """A model directory written by `moviegpt train` (or any save_pretrained causal LM), its tokenizer and settings."""
+    from moviegpt.tokens import load_tokenizer
+
+    model, _ = load_pretrained(model_dir)
+    tok, _ = load_tokenizer(model_dir)
+    path = Path(model_dir) / SETTINGS_FILE
+    settings = json.loads(path.read_text()) if path.exists() else {}
+    return model, tok, {**DEFAULT_SETTINGS, **settings}
 
 
 def context_length(model: PreTrainedModel) -> int:

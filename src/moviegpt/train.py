@@ -150,6 +150,8 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
         save_strategy="steps" if t.save_steps else "epoch",
         save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.keep_best,
+        metric_for_best_model="eval_loss" if t.keep_best else None,
         logging_steps=t.logging_steps,
         logging_first_step=True,
         include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
@@ -208,6 +210,10 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
     log(f"Held-out after training: loss {final['loss']:.4f}, perplexity {final['perplexity']:.2f}")
     trainer.model.generation_config.update(**GENERATION_DEFAULTS)
     trainer.save_model(str(run_dir / "model"))  # safetensors weights, config, generation config, tokenizer
+    settings = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits,
+                "seed": cfg.seed, "data_source": cfg.data.source}
+    (run_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all
+    (run_dir / "model" / model_stage.SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
     metrics = read_metrics(run_dir)
     tokens_seen = int(trainer.state.num_input_tokens_seen)
     summary = {

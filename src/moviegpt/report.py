@@ -1,0 +1,307 @@
+"""The report stage: what the book's chapters display, computed from the data and the run's artifacts.
+
+Chapters call these functions and show the result; no chapter computes anything itself.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import yaml
+
+from moviegpt import data, generate, model as model_stage, tokens, train
+from moviegpt.config import PROJECT_ROOT, Config, load_config, load_run_config
+
+DEFAULT_PROFILE = "smoke"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
+WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card); used to scale the sample
+pd.set_option("display.max_colwidth", None)  # tables in the book show whole cells
+plt.rcParams.update({"figure.figsize": (7, 3.6), "figure.dpi": 110, "axes.spines.top": False,
+                     "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3})
+
+
+def _done(fig):
+    """Close a finished figure: a notebook shows it once, as the cell's result, not again via the inline backend."""
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def book_profile() -> str:
+    return os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
+
+
+def book_config() -> Config:
+    """The config the book runs: the profile named by MOVIEGPT_PROFILE, with runs under the project's runs/."""
+    return load_config(book_profile(), [f"runs_dir={PROJECT_ROOT / 'runs'}"])
+
+
+@dataclass
+class Run:
+    """A finished run directory, read back for the report."""
+
+    dir: Path
+
+    @cached_property
+    def config(self) -> dict:
+        return yaml.safe_load((self.dir / "config.yaml").read_text())
+
+    @cached_property
+    def summary(self) -> dict:
+        return json.loads((self.dir / "summary.json").read_text())
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        return pd.DataFrame(train.read_metrics(self.dir))
+
+    @property
+    def resolved(self) -> dict:
+        return self.config["resolved"]
+
+
+def book_run(cfg: Config | None = None) -> Run:
+    """Train the book's profile, or reuse the finished run with the same resolved config.
+
+    Whatever training prints (Trainer logs, progress bars) goes to the run's train.log, not into the book."""
+    cfg = cfg or book_config()
+    log_path = train.run_dir_for(cfg) / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        return Run(train.run(cfg))
+
+
+def headline(run: Run) -> dict:
+    """The introduction's numbers."""
+    s = run.summary
+    return {"profile": run.config["profile"], "model": run.resolved["model"],
+            "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
+            "ppl_ratio": 1 / s["perplexity_ratio"], "test_films": s["final"]["films"], "test_tokens": s["final"]["tokens"],
+            "train_films": s["data"]["splits"]["train"]["used"], "steps": s["steps"],
+            "minutes": s["wall_time_s"] / 60, "tok_s": s["tokens_per_second"]}
+
+
+def provenance(run: Run) -> pd.DataFrame:
+    """Everything that produced the book's numbers, read from the run's config.yaml."""
+    c, r = run.config, run.resolved
+    counts = r["data"]
+    rows = {
+        "profile": c["profile"], "run directory": f"runs/{run.dir.name}", "model": r["model"],
+        "parameters": f"{r['parameters']:,}", "tokenizer": r["tokenizer"], "precision": r["precision_note"],
+        "data source": c["data"]["source"],
+        "films (in / after cleaning)": f"{counts['rows_in']:,} / {counts['rows_out']:,}",
+        "films used (train / validation / test)": " / ".join(f"{counts['splits'][s]['used']:,}" for s in data.SPLITS),
+        "hardware": f"{r['hardware']['cpu']} ({r['hardware']['cpu_cores']} cores)"
+                    + (f", {r['hardware']['gpu']}" if r["hardware"]["gpu"] else ", no GPU"),
+        "versions": ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+    }
+    return pd.DataFrame({"setting": list(rows), "value": list(rows.values())}).set_index("setting")
+
+
+# ---------------------------------------------------------------- dataset chapter
+
+def cleaned_films(cfg: Config) -> tuple[pd.DataFrame, dict]:
+    """All films of the run's source after cleaning (before any cap), with the cleaning counts."""
+    return data.clean(data.normalise(data.read_table(cfg.data.source, cfg.data.hub_split)))
+
+
+def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.ndarray, limit: int = 128) -> dict:
+    """The dataset chapter's numbers."""
+    genres = genre_counts(films)
+    return {"source": cfg.data.source, "rows_in": counts["rows_in"], "rows_out": counts["rows_out"],
+            "dropped": counts["rows_in"] - counts["rows_out"], "median_len": float(np.median(lengths)),
+            "share_over": float((lengths > limit).mean()), "n_genres": len(genres), "top_genre": genres.index[0]}
+
+
+def cleaning_table(counts: dict) -> pd.DataFrame:
+    rows = [("rows in", counts["rows_in"])] + [(f"dropped: {k.replace('_', ' ')}", v) for k, v in counts["dropped"].items()]
+    return pd.DataFrame(rows + [("rows out", counts["rows_out"])], columns=["step", "films"]).set_index("step")
+
+
+def split_table(counts: dict) -> pd.DataFrame:
+    return pd.DataFrame(counts["splits"]).T.rename_axis("split")
+
+
+def overview_lengths(films: pd.DataFrame) -> np.ndarray:
+    """Overview length in GPT-2 tokens (the shipped GPT-2 tokenizer, whatever model ran)."""
+    tok, _ = tokens.load_tokenizer("gpt2-bundled")
+    return np.array([len(ids) for ids in tok(films["overview"].tolist())["input_ids"]])
+
+
+def plot_length_histogram(lengths: np.ndarray, limit: int = 128):
+    fig, ax = plt.subplots()
+    ax.hist(lengths, bins=60, color="#4C72B0")
+    ax.axvline(limit, color="#C44E52", ls="--", label=f"{limit}-token limit of the report's recipe")
+    ax.set(xlabel="overview length (GPT-2 tokens)", ylabel="films")
+    ax.legend()
+    return _done(fig)
+
+
+def genre_counts(films: pd.DataFrame) -> pd.Series:
+    return films["genres"].explode().dropna().value_counts()
+
+
+def plot_genres(films: pd.DataFrame, top: int = 20):
+    counts = genre_counts(films).head(top)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(counts) + 0.8))
+    ax.barh(counts.index, counts.values, color="#55A868")
+    ax.set(xlabel="films (a film counts once per genre)")
+    return _done(fig)
+
+
+def plot_years(films: pd.DataFrame):
+    years = films["year"].dropna().astype(int)
+    fig, ax = plt.subplots()
+    ax.hist(years, bins=range(years.min(), years.max() + 2), color="#8172B2")
+    ax.set(xlabel="release year", ylabel="films")
+    return _done(fig)
+
+
+def example_rows(films: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    out = films[["title", "year", "genres", "overview"]].head(n).copy()
+    out["genres"] = out["genres"].map(", ".join)
+    out["overview"] = out["overview"].str.slice(0, 140) + "…"
+    return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- methodology chapter
+
+def example_encoding(cfg: Config, film: dict) -> dict:
+    """One film as the model sees it: text (with EOS), token ids, and the tokens they stand for."""
+    tok, _ = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    text = tokens.format_film(film, cfg.text.template) + tok.eos_token
+    ids = tok(text)["input_ids"]
+    return {"text": text, "ids": ids, "pieces": tok.convert_ids_to_tokens(ids), "eos_id": tok.eos_token_id}
+
+
+def batching_comparison(cfg: Config, films: pd.DataFrame) -> dict:
+    """Pad vs pack on the training films that ran, with the run's tokenizer and lengths."""
+    tok, _ = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    return tokens.batching_stats(tokens.token_lengths(films, tok, cfg.text.template),
+                                 cfg.text.max_length, cfg.text.block_size)
+
+
+def plot_batching(stats: dict):
+    modes = ["pad", "pack"]
+    useful = np.array([stats[m]["real_tokens"] for m in modes])
+    padding = np.array([stats[m]["padding_tokens"] for m in modes])
+    lost = np.array([stats["pad"]["truncated_tokens"], stats["pack"]["dropped_tail_tokens"]])
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    labels = [f"pad to {stats['pad']['slots'] // max(stats['films'], 1)}", "pack"]
+    ax.barh(labels, useful, color="#55A868", label="trained-on tokens")
+    ax.barh(labels, padding, left=useful, color="#C8C8C8", label="padding (computed, then ignored)")
+    ax.barh(labels, lost, left=useful + padding, color="#C44E52", label="cut off (truncated / last partial block)")
+    ax.set(xlabel="tokens")
+    ax.legend(loc="lower right", fontsize=8)
+    return _done(fig)
+
+
+# ---------------------------------------------------------------- results chapter
+
+def plot_losses(run: Run):
+    m = run.metrics
+    tr, ev = m[m["kind"] == "train"], m[m["kind"] == "eval"]
+    fig, ax = plt.subplots()
+    ax.plot(tr["step"], tr["loss"], label="training loss", color="#4C72B0")
+    ax.plot(ev["step"], ev["eval_loss"], "o-", label="validation loss", color="#C44E52")
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats/token)")
+    ax.legend()
+    return _done(fig)
+
+
+def plot_val_perplexity(run: Run):
+    ev = run.metrics[run.metrics["kind"] == "eval"]
+    fig, ax = plt.subplots()
+    ax.plot(ev["step"], ev["eval_perplexity"], "o-", color="#C44E52")
+    ax.set(xlabel="optimizer step", ylabel="validation perplexity", yscale="log")
+    return _done(fig)
+
+
+def perplexity_table(run: Run) -> pd.DataFrame:
+    s = run.summary
+    return pd.DataFrame([{"model": "before fine-tuning", **s["base"]}, {"model": "after fine-tuning", **s["final"]}]
+                        ).set_index("model")[["loss", "perplexity", "tokens", "films"]]
+
+
+def generations(run: Run, n_titles: int = 4, max_new_tokens: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Base vs fine-tuned overviews for the first unseen test titles; computed once per run, then read back."""
+    path = run.dir / f"generations-{n_titles}-{max_new_tokens}-{seed}.json"
+    if not path.exists():
+        cfg = load_run_config(run.dir)
+        test = data.load_splits(cfg.data, cfg.seed).test.head(n_titles)
+        tok, _ = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+        base, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
+        tuned, tuned_tok, _ = model_stage.load_trained(str(run.dir / "model"))
+        kw = dict(titles=test["title"].tolist(), template=cfg.text.template, max_new_tokens=max_new_tokens, seed=seed)
+        rows = {"title": kw["titles"], "real overview": test["overview"].tolist(),
+                "base": generate.generate_overviews(base, tok, **kw),
+                "fine-tuned": generate.generate_overviews(tuned, tuned_tok, **kw)}
+        path.write_text(json.dumps(rows, indent=2))
+    rows = json.loads(path.read_text())
+    return pd.DataFrame({"title": rows["title"], "real overview": rows["real overview"],
+                         **{k: [g["text"] + ("" if g["ended_with_eos"] else " […]") for g in rows[k]]
+                            for k in ("base", "fine-tuned")},
+                         **{f"{k} stopped": [g["ended_with_eos"] for g in rows[k]] for k in ("base", "fine-tuned")}})
+
+
+def eos_share(gens: pd.DataFrame, which: str) -> float:
+    return float(gens[f"{which} stopped"].mean())
+
+
+# ---------------------------------------------------------------- limitations chapter
+
+def scale(run: Run) -> dict:
+    """How much of the full recipe this run covered, from its own counts."""
+    s, c = run.summary, run.resolved["data"]
+    tokens_per_film = s["tokens_seen"] / max(s["epochs"], 1e-9) / max(c["splits"]["train"]["used"], 1)
+    full_tokens = WYKONOS_ROWS * tokens_per_film
+    return {"tokens_seen": s["tokens_seen"], "films_trained": c["splits"]["train"]["used"],
+            "tokens_per_film": tokens_per_film, "full_dataset_tokens": full_tokens,
+            "share_of_one_full_epoch": s["tokens_seen"] / full_tokens, "parameters": run.resolved["parameters"],
+            "gpt2_parameters": 124_439_808, "hours_for_one_full_epoch": full_tokens / s["tokens_per_second"] / 3600}
+
+
+# ---------------------------------------------------------------- methodology, implementation, results facts
+
+def method_facts(cfg: Config, example: dict, stats: dict) -> dict:
+    return {"template": cfg.text.template.replace("\n", "\\n"), "n_ids": len(example["ids"]), "eos_id": example["eos_id"],
+            "max_length": cfg.text.max_length, "block_size": cfg.text.block_size, "films": stats["films"],
+            "pad_share": stats["pad"]["padding_share"], "truncated": stats["pad"]["truncated_tokens"],
+            "truncated_films": stats["pad"]["truncated_films"], "dropped_tail": stats["pack"]["dropped_tail_tokens"],
+            "batching": cfg.text.batching}
+
+
+def config_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def run_files(run_dir: Path) -> pd.DataFrame:
+    """Every file of a run with its size, checkpoints folded to one line each."""
+    rows = []
+    for p in sorted(Path(run_dir).rglob("*")):
+        rel = p.relative_to(run_dir)
+        if p.is_file() and not (rel.parts[0] == "checkpoints" and len(rel.parts) > 2) and not p.name.startswith("."):
+            rows.append((str(rel), p.stat().st_size))
+        elif p.is_dir() and rel.parts[0] == "checkpoints" and len(rel.parts) == 2:
+            rows.append((f"{rel}/", sum(f.stat().st_size for f in p.rglob("*") if f.is_file())))
+    return pd.DataFrame(rows, columns=["file", "bytes"]).set_index("file")
+
+
+def result_facts(run: Run, gens: pd.DataFrame) -> dict:
+    s = run.summary
+    return {"last_eval": s["last_eval_loss"], "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
+            "eos_base": eos_share(gens, "base"), "eos_tuned": eos_share(gens, "fine-tuned")}
+
+
+INVENTED_TITLES = ["The Lighthouse Keeper's Daughter", "Midnight at the Robot Circus", "A Quiet Week in Nowhere"]
+
+
+def invented_titles(run: Run, titles: list[str] = INVENTED_TITLES, max_new_tokens: int = 60) -> pd.DataFrame:
+    out = generate.generate_for(str(run.dir / "model"), titles, max_new_tokens=max_new_tokens, seed=0)
+    return pd.DataFrame({"title": [r["title"] for r in out],
+                         "generated overview": [r["text"] + ("" if r["ended_with_eos"] else " […]") for r in out]})
