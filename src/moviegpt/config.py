@@ -125,6 +125,11 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
     if kind == "bool" and not isinstance(value, bool):
         raise UserError(f"config value {key}={value!r} must be true or false")
     if kind in ("int", "float"):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"config value {key}={value!r} must be a number")
         if kind == "int" and float(value) != int(value):

@@ -225,7 +225,7 @@ def plot_val_perplexity(run: Run):
 def perplexity_table(run: Run) -> pd.DataFrame:
     s = run.summary
     return pd.DataFrame([{"model": "before fine-tuning", **s["base"]}, {"model": "after fine-tuning", **s["final"]}]
-                        ).set_index("model")[["loss", "perplexity", "tokens", "films"]]
+                        ).set_index("model")[["loss", "perplexity", "tokens", "films"]].round(3)
 
 
 def generations(run: Run, n_titles: int = 4, max_new_tokens: int = 60, seed: int = 0) -> pd.DataFrame:

@@ -98,7 +98,7 @@ class MetricsLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero or not logs:
             return
-        kind = "eval" if "eval_loss" in logs else ("summary" if "train_runtime" in logs else "train")
+        kind = "eval" if "eval_loss" in logs else ("summary" if "train_loss" in logs else "train")
         rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
                "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
                **logs}

@@ -1,0 +1,28 @@
+import os
+
+import pytest
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the hub; hub paths are tested by forcing this
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg(tmp_path_factory):
+    from moviegpt import load_config
+
+    return load_config("smoke", [f"runs_dir={tmp_path_factory.mktemp('runs')}"])
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_cfg):
+    """One real smoke training run (tiny GPT-2, real tokenizer, real bundled films), shared by the tests."""
+    from moviegpt.train import run
+
+    return run(smoke_cfg, log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def gpt2_tok():
+    from moviegpt.tokens import load_tokenizer
+
+    return load_tokenizer("gpt2-bundled")[0]

@@ -1,0 +1,61 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, cwd=None):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    return subprocess.run([sys.executable, "-m", "moviegpt.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--config", "nosuch"], "unknown profile 'nosuch'"),
+    (["train", "--config", "/tmp/missing.yaml"], "config file not found"),
+    (["train", "--set", "train.batch_size=0"], "train.batch_size=0 must be at least 1"),
+    (["train", "--set", "train.lerning_rate=1"], "did you mean 'train.learning_rate'"),
+    (["prepare", "--set", "data.source=/no/such/films.csv"], "data file not found: /no/such/films.csv"),
+    (["train", "--config", "seed", "--set", "model.name=gpt2", "--set", "data.source=bundled"],
+     "cannot reach the Hugging Face hub to load model 'gpt2'"),
+    (["evaluate", "--model", "/tmp"], "is not a model directory"),
+    (["generate", "--model", "/no/such/dir", "--title", "Heat"], "cannot reach the Hugging Face hub"),
+])
+def test_user_errors_exit_2_with_one_line(args, fragment):
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("moviegpt: error: ") and fragment in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_help_for_every_command():
+    for cmd in ["prepare", "train", "evaluate", "generate"]:
+        r = cli(cmd, "--help")
+        assert r.returncode == 0 and "usage: moviegpt " + cmd in r.stdout
+
+
+def test_prepare_prints_counts_and_token_statistics():
+    r = cli("prepare", "--config", "smoke")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rows_in"] == 4803 and out["dropped"]["missing_overview"] == 4
+    assert out["splits"]["train"]["used"] == 256 and out["train_tokens"]["films"] == 256
+    assert out["train_tokens"]["pad"]["padding_share"] > 0.3 and out["train_examples"] > 0
+
+
+def test_evaluate_and_generate_a_trained_model(smoke_run):
+    r = cli("evaluate", "--model", str(smoke_run / "model"), "--data", "bundled", "--max-rows", "16")
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    assert ev["films"] == 16 and ev["tokens"] > 0 and abs(ev["loss"] - summary["final"]["loss"]) < 1.0
+    r = cli("generate", "--model", str(smoke_run / "model"), "--title", "Heat", "--num", "2", "--max-new-tokens", "12")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Movie: Heat\nOverview:") == 2
+
+
+def test_generate_rejects_a_prompt_longer_than_the_context(smoke_run):
+    r = cli("generate", "--model", str(smoke_run / "model"), "--title", "word " * 300)
+    assert r.returncode == 2 and "exceeds the model's context" in r.stderr

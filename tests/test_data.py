@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moviegpt import UserError, data
+from moviegpt.config import DataConfig
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return data.read_table("bundled")
+
+
+def test_bundled_sample_is_wykonos_layout(bundled):
+    assert len(bundled) == 4803
+    assert {"id", "title", "genres", "overview", "popularity", "release_date"} <= set(bundled.columns)
+    assert bundled["genres"].str.contains("-").any()  # joined with '-', as in wykonos/movies
+    assert bundled["popularity"].is_monotonic_decreasing  # sorted by popularity, like the real dataset
+
+
+def test_both_schemas_normalise_to_the_same_films(bundled, tmp_path):
+    wyk = bundled.head(50)
+    # The Kaggle TMDB 5000 layout: genres as a JSON list of {id, name}
+    kaggle = wyk.copy()
+    kaggle["genres"] = [json.dumps([{"id": i, "name": g} for i, g in enumerate(s.split("-")) if g]) for s in wyk["genres"]]
+    path = tmp_path / "kaggle.csv"
+    kaggle.to_csv(path, index=False)
+    a, b = data.normalise(wyk), data.normalise(data.read_table(str(path)))
+    assert a["genres"].tolist() == b["genres"].tolist()
+    assert a["title"].tolist() == b["title"].tolist()
+    assert "Science Fiction" in set(data.normalise(bundled)["genres"].explode())  # a genre with a space survives
+    assert a["year"].iloc[0] == int(wyk["release_date"].iloc[0][:4])
+    assert "vote_count" in a.columns  # other columns are kept
+
+
+def test_cleaning_counts_every_reason(bundled):
+    films = bundled.head(20).copy()
+    films.loc[0, "title"] = "   "
+    films.loc[1, "overview"] = None
+    films.loc[2, "overview"] = np.nan
+    extra = films.iloc[[5, 6]].copy()  # exact duplicates of two films
+    extra["title"] = "  " + extra["title"] + " "  # differing only by whitespace, which is stripped
+    kept, counts = data.clean(data.normalise(pd.concat([films, extra])))
+    assert counts == {"rows_in": 22, "dropped": {"missing_title": 1, "missing_overview": 2,
+                                                 "duplicate_title_overview": 2}, "rows_out": 17}
+    assert len(kept) == 17 and not kept["title"].str.startswith(" ").any()
+
+
+def test_split_is_stable_under_reordering_and_additions(bundled):
+    films = data.normalise(bundled)
+    base = dict(zip(films["id"], data.assign_splits(films, [0.9, 0.05, 0.05])))
+    shuffled = films.sample(frac=1, random_state=1).head(3000)
+    again = dict(zip(shuffled["id"], data.assign_splits(shuffled, [0.9, 0.05, 0.05])))
+    assert all(base[i] == s for i, s in again.items())
+    shares = pd.Series(base).value_counts(normalize=True)
+    assert 0.87 < shares["train"] < 0.93 and 0.03 < shares["test"] < 0.07
+
+
+def test_split_falls_back_to_title_and_year_without_id(bundled):
+    films = data.normalise(bundled.drop(columns=["id"]).head(200))
+    a = data.assign_splits(films, [0.5, 0.25, 0.25])
+    b = data.assign_splits(films.iloc[::-1].reset_index(drop=True), [0.5, 0.25, 0.25])[::-1]
+    assert (a == b).all() and len(set(a)) == 3
+
+
+def test_load_splits_caps_after_a_seeded_shuffle():
+    cfg = DataConfig(max_train_rows=100, max_eval_rows=10)
+    s1, s2, s3 = (data.load_splits(cfg, seed) for seed in (1, 1, 2))
+    assert len(s1.train) == 100 and len(s1.test) == 10
+    assert s1.train["id"].tolist() == s2.train["id"].tolist() != s3.train["id"].tolist()
+    # not the 100 most popular films: the shuffle happened before the cap
+    assert s1.train["popularity"].median() < data.normalise(data.read_table("bundled"))["popularity"].nlargest(100).min()
+    assert not set(s1.train["id"]) & set(s1.test["id"])
+
+
+@pytest.mark.parametrize("name, content, fragment", [
+    ("nope.csv", None, "data file not found"),
+    ("", None, "is a directory"),
+    ("empty.csv", b"", "is empty"),
+    ("cols.csv", b"name,plot\nA,B\n", "missing column(s) title, overview; columns found: name, plot"),
+    ("x.txt", b"hi", "unknown type '.txt'"),
+    ("bin.csv", b"title,overview\n\xff\xfe,\x81\n", "not UTF-8"),
+])
+def test_bad_files_get_one_clear_line(tmp_path, name, content, fragment):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(UserError) as e:
+        data.load_splits(DataConfig(source=str(tmp_path / name)), 0)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_all_rows_dropped_is_an_error(tmp_path):
+    (tmp_path / "blank.csv").write_text("title,overview\nA,\n,B\n")
+    with pytest.raises(UserError, match="no films left"):
+        data.load_splits(DataConfig(source=str(tmp_path / "blank.csv")), 0)
+
+
+def test_unreachable_hub_dataset_says_so():
+    with pytest.raises(UserError, match="cannot reach the Hugging Face hub.*bundled"):
+        data.read_table("wykonos/movies")  # conftest sets HF_HUB_OFFLINE=1

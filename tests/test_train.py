@@ -1,0 +1,86 @@
+import fcntl
+import json
+
+import pytest
+import yaml
+from transformers import pipeline
+
+from moviegpt import UserError, load_config
+from moviegpt.train import read_metrics, run, run_dir_for
+
+
+def test_smoke_run_learns(smoke_run):
+    s = json.loads((smoke_run / "summary.json").read_text())
+    metrics = read_metrics(smoke_run)
+    evals = [m for m in metrics if m["kind"] == "eval"]
+    assert len(evals) >= 3 and evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 1.0
+    assert s["final"]["perplexity"] < s["base"]["perplexity"] / 5
+    assert s["final"]["tokens"] == s["base"]["tokens"] > 0  # both measured on the same held-out tokens
+    seen = [m["tokens_seen"] for m in metrics if m["kind"] == "train"]
+    assert seen == sorted(seen) and 0 < seen[-1] <= s["tokens_seen"]
+    assert [m["tokens_seen"] for m in metrics if m["kind"] == "summary"] == [s["tokens_seen"]]
+    assert all({"step", "epoch", "wall_time", "tokens_seen"} <= m.keys() for m in metrics)
+    assert any("learning_rate" in m for m in metrics)
+
+
+def test_run_directory_records_what_ran(smoke_run):
+    cfg = yaml.safe_load((smoke_run / "config.yaml").read_text())
+    r = cfg["resolved"]
+    assert cfg["run_name"] == smoke_run.name and smoke_run.name.startswith("smoke-")
+    assert r["model"].startswith("GPT-2 from config") and r["tokenizer"].startswith("GPT-2 BPE shipped")
+    assert r["versions"]["torch"].startswith("2.13.0") and r["hardware"]["cpu_cores"] >= 1
+    assert r["data"]["rows_in"] == 4803 and r["data"]["splits"]["train"]["used"] == 256
+    model = smoke_run / "model"
+    names = {p.name for p in model.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "README.md", "moviegpt.json"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)  # no pickles
+    card = (model / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and "Held-out perplexity" in card
+
+
+def test_saved_model_loads_in_a_pipeline(smoke_run):
+    pipe = pipeline("text-generation", model=str(smoke_run / "model"))
+    out = pipe("Movie: Heat\nOverview:", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    assert out.startswith("Movie: Heat\nOverview:") and len(out) > len("Movie: Heat\nOverview:")
+
+
+def test_finished_run_is_reused_not_retrained(smoke_run, smoke_cfg):
+    before = {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()}
+    messages = []
+    assert run(smoke_cfg, log=messages.append) == smoke_run
+    assert messages and messages[0].startswith("Reusing finished run")
+    assert before == {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()}
+
+
+def test_changed_config_gets_a_new_directory(smoke_cfg):
+    other = load_config("smoke", [f"runs_dir={smoke_cfg.runs_dir}", "train.learning_rate=1e-3"])
+    assert run_dir_for(other) != run_dir_for(smoke_cfg)
+
+
+def test_a_run_in_progress_is_locked(tmp_path):
+    cfg = load_config("smoke", [f"runs_dir={tmp_path}"])
+    d = run_dir_for(cfg)
+    d.mkdir(parents=True)
+    with open(d / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        with pytest.raises(UserError, match="in progress in another process"):
+            run(cfg)
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
+    over = [f"runs_dir={tmp_path}", "data.max_train_rows=64", "data.max_eval_rows=16", "train.max_steps=12",
+            "train.save_steps=6", "train.eval_steps=6", "train.save_total_limit=2", "train.logging_steps=2"]
+    cfg = load_config("smoke", over)
+    d = run(cfg, log=lambda m: None)
+    whole = json.loads((d / "summary.json").read_text())
+    # simulate a run killed after its step-6 checkpoint: remove everything written after it
+    for p in ["summary.json", "model", "checkpoints/checkpoint-12"]:
+        path = d / p
+        (__import__("shutil").rmtree(path) if path.is_dir() else path.unlink())
+    messages = []
+    run(cfg, log=messages.append)
+    assert any("Resuming from" in m and "checkpoint-6" in m for m in messages)
+    resumed = json.loads((d / "summary.json").read_text())
+    assert resumed["final"]["loss"] == pytest.approx(whole["final"]["loss"], abs=1e-4)
+    steps = [m["step"] for m in read_metrics(d) if m["kind"] == "train"]
+    assert steps == sorted(set(steps))  # the re-logged steps replaced, not duplicated
