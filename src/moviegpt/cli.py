@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from moviegpt.errors import UserError
+from moviegpt.generate import GENERATION_DEFAULTS
 
 EPILOG = "Profiles live in configs/ (smoke, seed, full); --set section.key=value overrides any setting."
 
@@ -54,11 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--title", "-t", required=True)
     p.add_argument("--num", "-n", type=int, default=3, help="how many overviews")
-    p.add_argument("--max-new-tokens", type=int, default=80)
+    p.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--temperature", type=float, default=GENERATION_DEFAULTS["temperature"])
+    p.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
+    p.add_argument("--top-k", type=int, default=GENERATION_DEFAULTS["top_k"])
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("profiles", help="list the profiles in configs/")

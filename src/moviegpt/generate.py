@@ -9,10 +9,15 @@ from moviegpt.model import context_length
 from moviegpt.tokens import prompt_for
 
 
+# Sampling defaults: used by generate_overviews, the CLI and the saved model's generation_config.json
+GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
+
+
 @torch.no_grad()
 def generate_overviews(model: PreTrainedModel, tok: PreTrainedTokenizerBase, titles: list[str], template: str,
-                       num: int = 1, max_new_tokens: int = 80, seed: int = 0, temperature: float = 0.8,
-                       top_p: float = 0.95, top_k: int = 50, batch_size: int = 8) -> list[dict]:
+                       num: int = 1, max_new_tokens: int = GENERATION_DEFAULTS["max_new_tokens"], seed: int = 0,
+                       temperature: float = GENERATION_DEFAULTS["temperature"], top_p: float = GENERATION_DEFAULTS["top_p"],
+                       top_k: int = GENERATION_DEFAULTS["top_k"], batch_size: int = 8) -> list[dict]:
     """For each title, `num` sampled overviews; each result says whether the model stopped with EOS."""
     titles = [t for t in titles for _ in range(num)]
     prompts = [prompt_for(t, template) for t in titles]

@@ -17,9 +17,12 @@ import pandas as pd
 import yaml
 
 from moviegpt import data, generate, model as model_stage, tokens, train
+from moviegpt.generate import GENERATION_DEFAULTS
 from moviegpt.config import PROJECT_ROOT, Config, load_config, load_run_config
 
 DEFAULT_PROFILE = "smoke"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
+GPT2_SIZES = {"gpt2_parameters": 124_439_808, "gpt2_medium_parameters": 354_823_168,  # GPT2LMHeadModel
+              "gpt2_large_parameters": 774_030_080}                                     # parameter counts
 WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card); used to scale the sample
 pd.set_option("display.max_colwidth", None)  # tables in the book show whole cells
 plt.rcParams.update({"figure.figsize": (7, 3.6), "figure.dpi": 110, "axes.spines.top": False,
@@ -83,7 +86,7 @@ def headline(run: Run) -> dict:
             "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
             "ppl_ratio": 1 / s["perplexity_ratio"], "test_films": s["final"]["films"], "test_tokens": s["final"]["tokens"],
             "train_films": s["data"]["splits"]["train"]["used"], "steps": s["steps"],
-            "minutes": s["wall_time_s"] / 60, "tok_s": s["tokens_per_second"]}
+            "minutes": s["wall_time_s"] / 60, "tok_s": s["tokens_per_second"], "wykonos_rows": WYKONOS_ROWS}
 
 
 def provenance(run: Run) -> pd.DataFrame:
@@ -115,7 +118,7 @@ def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.nd
     genres = genre_counts(films)
     return {"source": cfg.data.source, "rows_in": counts["rows_in"], "rows_out": counts["rows_out"],
             "dropped": counts["rows_in"] - counts["rows_out"], "median_len": float(np.median(lengths)),
-            "share_over": float((lengths > limit).mean()), "n_genres": len(genres), "top_genre": genres.index[0]}
+            "share_over": float((lengths > limit).mean()), "limit": limit, "n_genres": len(genres), "top_genre": genres.index[0]}
 
 
 def cleaning_table(counts: dict) -> pd.DataFrame:
@@ -263,7 +266,7 @@ def scale(run: Run) -> dict:
     return {"tokens_seen": s["tokens_seen"], "films_trained": c["splits"]["train"]["used"],
             "tokens_per_film": tokens_per_film, "full_dataset_tokens": full_tokens,
             "share_of_one_full_epoch": s["tokens_seen"] / full_tokens, "parameters": run.resolved["parameters"],
-            "gpt2_parameters": 124_439_808, "hours_for_one_full_epoch": full_tokens / s["tokens_per_second"] / 3600}
+            **GPT2_SIZES, "hours_for_one_full_epoch": full_tokens / s["tokens_per_second"] / 3600}
 
 
 # ---------------------------------------------------------------- methodology, implementation, results facts
@@ -295,7 +298,8 @@ def run_files(run_dir: Path) -> pd.DataFrame:
 def result_facts(run: Run, gens: pd.DataFrame) -> dict:
     s = run.summary
     return {"last_eval": s["last_eval_loss"], "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
-            "eos_base": eos_share(gens, "base"), "eos_tuned": eos_share(gens, "fine-tuned")}
+            "eos_base": eos_share(gens, "base"), "eos_tuned": eos_share(gens, "fine-tuned"),
+            "temperature": GENERATION_DEFAULTS["temperature"], "top_p": GENERATION_DEFAULTS["top_p"]}
 
 
 INVENTED_TITLES = ["The Lighthouse Keeper's Daughter", "Midnight at the Robot Circus", "A Quiet Week in Nowhere"]

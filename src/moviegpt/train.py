@@ -32,8 +32,8 @@ from transformers.trainer_utils import get_last_checkpoint
 from moviegpt import data, evaluate, model as model_stage, tokens
 from moviegpt.config import Config, save_config
 from moviegpt.errors import UserError
+from moviegpt.generate import GENERATION_DEFAULTS
 
-GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
 
 
 def run_dir_for(cfg: Config) -> Path:
