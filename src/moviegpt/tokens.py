@@ -71,7 +71,7 @@ def prompt_for(title: str, template: str) -> str:
 
 
 def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
-    fields = [f for f in template_fields(template)]
+    fields = template_fields(template)
     missing = [f for f in fields if f not in df.columns]
     if missing:
         raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
