@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import UserError
-from moviegpt.generate import GENERATION_DEFAULTS
 
 EPILOG = "Profiles live in configs/ (smoke, seed, full); --set section.key=value overrides any setting."
 

@@ -21,6 +21,8 @@ from moviegpt.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/moviegpt/config.py -> repository root
 CONFIGS_DIR = PROJECT_ROOT / "configs"
+# Sampling defaults: used by moviegpt.generate, the CLI and the saved model's generation_config.json
+GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
 
 
 @dataclass

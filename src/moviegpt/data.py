@@ -159,9 +159,14 @@ class Splits:
         return getattr(self, name)
 
 
+def load_clean(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
+    """All films of the source, normalised and cleaned (no split, no cap), with the cleaning counts."""
+    return clean(normalise(read_table(cfg.source, cfg.hub_split)))
+
+
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
     """Read, normalise, clean, split; then a seeded shuffle and the row caps (wykonos is sorted by popularity)."""
-    df, counts = clean(normalise(read_table(cfg.source, cfg.hub_split)))
+    df, counts = load_clean(cfg)
     if df.empty:
         raise UserError(f"no films left in {cfg.source} after cleaning (every row lacked a title or an overview)")
     names = assign_splits(df, cfg.splits)

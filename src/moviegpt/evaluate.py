@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from moviegpt import data, tokens
+from moviegpt.config import DataConfig, TextConfig
+from moviegpt.model import load_trained
+
 
 @torch.no_grad()
 def token_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,10 +48,6 @@ def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8
 def evaluate_model(model_dir: str, source: str = "bundled", split: str = "test", max_rows: int | None = None,
                    batch_size: int = 8) -> dict:
     """`moviegpt evaluate`: a trained model on one split of any data source (split by the same film hashes)."""
-    from moviegpt import data, tokens
-    from moviegpt.config import DataConfig, TextConfig
-    from moviegpt.model import load_trained
-
     model, tok, s = load_trained(model_dir)
     splits = data.load_splits(DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows,
                                          max_eval_rows=max_rows), s["seed"])

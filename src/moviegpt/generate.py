@@ -4,13 +4,10 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
+from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import UserError
-from moviegpt.model import context_length
+from moviegpt.model import context_length, load_trained
 from moviegpt.tokens import prompt_for
-
-
-# Sampling defaults: used by generate_overviews, the CLI and the saved model's generation_config.json
-GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
 
 
 @torch.no_grad()
@@ -48,7 +45,5 @@ def generate_overviews(model: PreTrainedModel, tok: PreTrainedTokenizerBase, tit
 
 def generate_for(model_dir: str, titles: list[str], **kw) -> list[dict]:
     """`moviegpt generate`: load a trained model directory and write overviews with its own template."""
-    from moviegpt.model import load_trained
-
     model, tok, settings = load_trained(model_dir)
     return generate_overviews(model, tok, titles, settings["template"], **kw)

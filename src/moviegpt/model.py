@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreT
 from moviegpt import hub
 from moviegpt.config import DataConfig, ModelConfig, TextConfig
 from moviegpt.errors import UserError, first_line
+from moviegpt.tokens import load_tokenizer
 
 DEFAULT_SETTINGS = {"template": TextConfig.template, "max_length": TextConfig.max_length,
                     "splits": DataConfig().splits, "seed": 42}
@@ -65,8 +66,6 @@ SETTINGS_FILE = "moviegpt.json"  # written beside the weights: the text settings
 
 def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
     """A model directory written by `moviegpt train` (or any save_pretrained causal LM), its tokenizer and settings."""
-    from moviegpt.tokens import load_tokenizer
-
     model, _ = load_pretrained(model_dir)
     tok, _ = load_tokenizer(model_dir)
     path = Path(model_dir) / SETTINGS_FILE

@@ -17,8 +17,7 @@ import pandas as pd
 import yaml
 
 from moviegpt import data, generate, model as model_stage, tokens, train
-from moviegpt.generate import GENERATION_DEFAULTS
-from moviegpt.config import PROJECT_ROOT, Config, load_config, load_run_config
+from moviegpt.config import GENERATION_DEFAULTS, PROJECT_ROOT, Config, load_config, load_run_config
 
 DEFAULT_PROFILE = "smoke"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
 GPT2_SIZES = {"gpt2_parameters": 124_439_808, "gpt2_medium_parameters": 354_823_168,  # GPT2LMHeadModel
@@ -110,7 +109,12 @@ def provenance(run: Run) -> pd.DataFrame:
 
 def cleaned_films(cfg: Config) -> tuple[pd.DataFrame, dict]:
     """All films of the run's source after cleaning (before any cap), with the cleaning counts."""
-    return data.clean(data.normalise(data.read_table(cfg.data.source, cfg.data.hub_split)))
+    return data.load_clean(cfg.data)
+
+
+def training_films(cfg: Config) -> pd.DataFrame:
+    """The training films the run used (same split, shuffle and cap)."""
+    return data.load_splits(cfg.data, cfg.seed).train
 
 
 def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.ndarray, limit: int = 128) -> dict:

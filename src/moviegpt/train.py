@@ -30,9 +30,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, default_da
 from transformers.trainer_utils import get_last_checkpoint
 
 from moviegpt import data, evaluate, model as model_stage, tokens
-from moviegpt.config import Config, save_config
+from moviegpt.config import GENERATION_DEFAULTS, Config, save_config
 from moviegpt.errors import UserError
-from moviegpt.generate import GENERATION_DEFAULTS
 
 
 
@@ -167,9 +166,9 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
     splits = data.load_splits(cfg.data, cfg.seed)
     model, model_source = model_stage.load_model(cfg.model, tok, cfg.seed)
     ctx = model_stage.context_length(model)
-    length = cfg.text.max_length if cfg.text.batching == "pad" else cfg.text.block_size
-    if max(length, cfg.text.max_length) > ctx:
-        raise UserError(f"bad config value: text.max_length/block_size={length} exceeds the model's context of {ctx}")
+    for key in ("max_length", "block_size"):  # max_length also bounds held-out evaluation in pack mode
+        if getattr(cfg.text, key) > ctx:
+            raise UserError(f"bad config value: text.{key}={getattr(cfg.text, key)} exceeds the model's context of {ctx}")
     precision, why = resolve_precision(cfg.train.precision)
 
     train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
