@@ -54,7 +54,8 @@ def test_every_chapter_page_and_figure_exists(site):
         assert "Traceback" not in page.read_text() and "{glue" not in page.read_text(), chapter
 
 
-def test_glued_headline_numbers_match_the_run(site):
+def test_glued_headline_numbers_match_the_run(site, monkeypatch):
+    monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")  # the profile the site was built with
     summary = json.loads((report.book_run().dir / "summary.json").read_text())
     intro = text_of(site / f"{chapters()[0]}.html")
     before, after = f"{summary['base']['perplexity']:.2f}", f"{summary['final']['perplexity']:.2f}"

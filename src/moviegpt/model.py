@@ -4,14 +4,15 @@ Weights load only as safetensors and remote code is never trusted.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
-from moviegpt import hub
-from moviegpt.config import DataConfig, ModelConfig, TextConfig
+from moviegpt import assets, hub
+from moviegpt.config import Config, DataConfig, ModelConfig, TextConfig
 from moviegpt.errors import UserError, first_line
 from moviegpt.tokens import load_tokenizer
 
@@ -36,8 +37,35 @@ def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) ->
     return model, desc
 
 
+def loadable(name: str) -> bool:
+    """Can this model be had here: a stand-in, a local directory, the hub, or the local hub cache?"""
+    from huggingface_hub import try_to_load_from_cache
+
+    if name == "scratch" or assets.is_stand_in(name) or Path(name).exists() or hub.reachable():
+        return True
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
+
+
+def choose(cfg: Config) -> Config:
+    """Swap in `model.fallback` when the requested hub model cannot be loaded here (recorded in `model.requested`)."""
+    m = cfg.model
+    if not m.fallback or m.requested or loadable(m.name):
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(m, name=m.fallback, tokenizer=None, requested=m.name))
+
+
+def choice_note(cfg: ModelConfig) -> str:
+    """One sentence for the report: which model ran, and why."""
+    if cfg.requested:
+        return (f"The {cfg.requested} weights were not reachable (no Hugging Face hub, not in the local cache), "
+                f"so this run used the stand-in {cfg.name}: {assets.STAND_INS[cfg.name]['describes']}.")
+    return f"This run used {cfg.name}, as its profile asks."
+
+
 def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, str]:
     kw = dict(use_safetensors=True, trust_remote_code=False, attn_implementation=attn_implementation)
+    if assets.is_stand_in(name):
+        return _load(str(assets.ensure(name)), kw), assets.STAND_INS[name]["describes"]
     path = Path(name)
     if path.exists():
         if not (path / "config.json").is_file():

@@ -19,7 +19,7 @@ import yaml
 from moviegpt import data, generate, model as model_stage, tokens, train
 from moviegpt.config import GENERATION_DEFAULTS, PROJECT_ROOT, Config, load_config, load_run_config
 
-DEFAULT_PROFILE = "smoke"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
+DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
 GPT2_SIZES = {"gpt2_parameters": 124_439_808, "gpt2_medium_parameters": 354_823_168,  # GPT2LMHeadModel
               "gpt2_large_parameters": 774_030_080}                                     # parameter counts
 WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card); used to scale the sample
@@ -41,7 +41,7 @@ def book_profile() -> str:
 
 def book_config() -> Config:
     """The config the book runs: the profile named by MOVIEGPT_PROFILE, with runs under the project's runs/."""
-    return load_config(book_profile(), [f"runs_dir={PROJECT_ROOT / 'runs'}"])
+    return model_stage.choose(load_config(book_profile(), [f"runs_dir={PROJECT_ROOT / 'runs'}"]))
 
 
 @dataclass
@@ -81,7 +81,7 @@ def book_run(cfg: Config | None = None) -> Run:
 def headline(run: Run) -> dict:
     """The introduction's numbers."""
     s = run.summary
-    return {"profile": run.config["profile"], "model": run.resolved["model"],
+    return {"profile": run.config["profile"], "model": run.resolved["model"], "model_choice": run.resolved["model_choice"],
             "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
             "ppl_ratio": 1 / s["perplexity_ratio"], "test_films": s["final"]["films"], "test_tokens": s["final"]["tokens"],
             "train_films": s["data"]["splits"]["train"]["used"], "steps": s["steps"],
@@ -94,6 +94,7 @@ def provenance(run: Run) -> pd.DataFrame:
     counts = r["data"]
     rows = {
         "profile": c["profile"], "run directory": f"runs/{run.dir.name}", "model": r["model"],
+        "model choice": r["model_choice"],
         "parameters": f"{r['parameters']:,}", "tokenizer": r["tokenizer"], "precision": r["precision_note"],
         "data source": c["data"]["source"],
         "films (in / after cleaning)": f"{counts['rows_in']:,} / {counts['rows_out']:,}",

@@ -17,18 +17,19 @@ import numpy as np
 import pandas as pd
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerBase
 
-from moviegpt import hub
-from moviegpt.config import TextConfig
+from moviegpt import assets, hub
+from moviegpt.config import CACHE_DIR, TextConfig
 from moviegpt.errors import UserError, first_line
 
 BUNDLED_GPT2 = Path(__file__).parent / "assets" / "gpt2-tokenizer"
-CACHE_DIR = Path(os.environ.get("MOVIEGPT_CACHE", Path.home() / ".cache" / "moviegpt"))
 
 
 def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
     """Load a tokenizer; returns it and where it came from. "gpt2" falls back to the shipped files offline."""
     if name == "gpt2-bundled" or (name == "gpt2" and not hub.reachable()):
         tok, source = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2), f"GPT-2 BPE shipped in moviegpt ({BUNDLED_GPT2.name})"
+    elif assets.is_stand_in(name):
+        tok, source = _auto(str(assets.ensure(name)), local_files_only=True), assets.STAND_INS[name]["describes"]
     elif Path(name).is_dir():
         tok, source = _auto(name, local_files_only=True), f"local directory {name}"
     elif hub.reachable():
@@ -40,6 +41,7 @@ def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
             raise UserError(f"cannot reach the Hugging Face hub to load tokenizer '{name}'; {hub.OFFLINE_HINT}") from None
     if tok.eos_token is None:
         raise UserError(f"tokenizer '{name}' has no end-of-text token")
+    tok.padding_side = "right"  # pad mode and evaluation assume it; generation switches to left for its batches
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # as in the report; harmless because labels come from the attention mask
     return tok, source

@@ -36,11 +36,13 @@ from moviegpt.errors import UserError
 
 
 def run_dir_for(cfg: Config) -> Path:
-    return Path(cfg.runs_dir) / cfg.run_name
+    """Where the run of this config lives (after the model choice: a fallback run is a different run)."""
+    return Path(cfg.runs_dir) / model_stage.choose(cfg).run_name
 
 
 def run(cfg: Config, log=print) -> Path:
     """Train (or reuse, or resume) the run for this config; returns its directory."""
+    cfg = model_stage.choose(cfg)
     run_dir = run_dir_for(cfg)
     if (run_dir / "summary.json").exists():
         log(f"Reusing finished run {run_dir} (same resolved config).")
@@ -177,7 +179,7 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
     if len(train_ds) == 0:
         raise UserError(f"the training split is too small to fill one block of {cfg.text.block_size} tokens")
 
-    resolved = {"model": model_source, "parameters": model_stage.count_parameters(model), "tokenizer": tok_source,
+    resolved = {"model": model_source, "model_choice": model_stage.choice_note(cfg.model), "parameters": model_stage.count_parameters(model), "tokenizer": tok_source,
                 "vocab_size": len(tok), "context_length": ctx, "precision": precision, "precision_note": why,
                 "data": splits.counts, "train_examples": len(train_ds), "hardware": hardware(), "versions": versions()}
     if not (run_dir / "config.yaml").exists():

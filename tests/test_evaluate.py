@@ -1,0 +1,91 @@
+"""Evaluation metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from moviegpt import data, evaluate, recommend, tokens
+from moviegpt.config import TextConfig
+from moviegpt.model import load_trained
+
+
+def test_distinct_n():
+    assert evaluate.distinct_n(["a b a b"], 1) == 0.5  # 2 unique of 4 words
+    assert evaluate.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b), (b a), (a b)
+    assert evaluate.distinct_n(["A b.", "a B"], 1) == 0.5  # case and punctuation do not count
+    assert evaluate.distinct_n([""], 2) == 0.0
+
+
+def test_repeated_ngram_rate():
+    assert evaluate.repeated_ngram_rate("one two three four five") == 0.0
+    assert evaluate.repeated_ngram_rate("a b c a b c a b c") == pytest.approx(4 / 7)  # 7 trigrams, 3 unique
+    assert evaluate.repeated_ngram_rate("too short") == 0.0
+
+
+def test_copy_index_finds_the_longest_shared_run():
+    idx = evaluate.CopyIndex(["a young wizard goes to a school of magic", "two cops chase a thief across town"])
+    assert idx.longest("in this film a young wizard goes to war") == 5  # "a young wizard goes to"
+    assert idx.longest("two cops chase a thief across town") == 7  # a verbatim copy
+    assert idx.longest("nothing here matches at all") == 0
+
+
+def test_generation_quality_summary():
+    gens = [{"text": "a b c", "ended_with_eos": True}, {"text": "a b c a b c", "ended_with_eos": False}]
+    q = evaluate.generation_quality(gens, evaluate.CopyIndex(["x a b c y"]))
+    assert q["eos_share"] == 0.5 and q["mean_words"] == 4.5 and q["words"] == [3, 6]
+    assert q["longest_copy_words"] == 3 and q["copy_share"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_token_weighted_perplexity_is_exp_of_mean_token_loss(smoke_run, gpt2_tok):
+    model, _, _ = load_trained(str(smoke_run / "model"))
+    films = data.normalise(data.read_table("bundled")).dropna(subset=["overview"]).head(7)  # odd: unequal batches
+    ds = tokens.tokenize(films, gpt2_tok, TextConfig(batching="pad", max_length=128))
+    got = evaluate.perplexity(model, ds, batch_size=3)
+    losses, count = [], 0
+    with torch.no_grad():  # one film at a time, no padding: the plain definition
+        for ids, mask in zip(ds["input_ids"], ds["attention_mask"]):
+            ids = torch.tensor(ids[:sum(mask)])[None]
+            losses.append(model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1))
+            count += ids.shape[1] - 1
+    assert got["tokens"] == count
+    assert got["perplexity"] == pytest.approx(math.exp(sum(losses) / count), rel=1e-4)
+
+
+def test_recommendation_returns_the_film_itself_first(smoke_run):
+    model, tok, _ = load_trained(str(smoke_run / "model"))
+    films = data.normalise(data.read_table("bundled")).dropna(subset=["overview"]).head(30)
+    rec = recommend.Recommender(model, tok, films)
+    target = films.iloc[7]
+    table = rec.by_text(target["overview"], k=3)
+    assert table["title"].iloc[0] == target["title"] and table["similarity"].iloc[0] == pytest.approx(1, abs=1e-4)
+    same, found = rec.by_title(target["title"].upper(), k=3)
+    assert found and target["title"] not in same["title"].tolist()  # a title query excludes the film itself
+    _, found = rec.by_title("A Film That Does Not Exist", k=3)
+    assert not found
+
+
+def test_genre_overlap_at_k_on_hand_made_embeddings():
+    vecs = np.eye(4, dtype=np.float32)
+    vecs[1] = vecs[0] * 0.9 + vecs[1] * 0.1  # film 1 is closest to film 0
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    genres = [["Drama"], ["Drama"], ["Comedy"], ["Horror"]]
+    # with k=1: films 0 and 1 find each other (shared genre); films 2 and 3 find a film of another genre
+    assert recommend.genre_overlap_at_k(vecs, genres, k=1) == 0.5
+    assert recommend.random_overlap(genres) == pytest.approx((1 / 3 + 1 / 3 + 0 + 0) / 4)
+
+
+def test_evaluate_run_writes_eval_json(smoke_run):
+    ev = evaluate.evaluate_run(smoke_run, n_titles=4, max_new_tokens=20, log=lambda m: None)
+    on_disk = json.loads((smoke_run / "eval.json").read_text())
+    assert on_disk == ev
+    summary = json.loads((smoke_run / "summary.json").read_text())
+    # the same token-weighted measure as the run's summary, on the same test films
+    assert ev["perplexity"]["fine-tuned"]["perplexity"] == pytest.approx(summary["final"]["perplexity"], rel=1e-3)
+    assert ev["perplexity"]["base"]["perplexity"] == pytest.approx(summary["base"]["perplexity"], rel=1e-3)
+    assert sum(b["films"] for b in ev["perplexity"]["fine-tuned"]["by_length"]) == ev["test_films"]
+    assert {"eos_share", "distinct_1", "distinct_2", "repeated_3gram_rate", "longest_copy_words"} <= ev["generation"]["base"].keys()
+    assert len(ev["examples"]["fine-tuned"]) == 4
+    assert set(ev["recommendation"]) == {"tf-idf", "random", "base", "fine-tuned"}
+    assert all(0 <= v <= 1 for v in ev["recommendation"].values())
