@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from moviegpt import data, generate, model as model_stage, tokens, train
+from moviegpt import data, evaluate, generate, model as model_stage, recommend, tokens, train
 from moviegpt.config import GENERATION_DEFAULTS, PROJECT_ROOT, Config, load_config, load_run_config
 
 DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
@@ -236,29 +236,68 @@ def perplexity_table(run: Run) -> pd.DataFrame:
                         ).set_index("model")[["loss", "perplexity", "tokens", "films"]].round(3)
 
 
-def generations(run: Run, n_titles: int = 4, max_new_tokens: int = 60, seed: int = 0) -> pd.DataFrame:
-    """Base vs fine-tuned overviews for the first unseen test titles; computed once per run, then read back."""
-    path = run.dir / f"generations-{n_titles}-{max_new_tokens}-{seed}.json"
-    if not path.exists():
-        cfg = load_run_config(run.dir)
-        test = data.load_splits(cfg.data, cfg.seed).test.head(n_titles)
-        tok, _ = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
-        base, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
-        tuned, tuned_tok, _ = model_stage.load_trained(str(run.dir / "model"))
-        kw = dict(titles=test["title"].tolist(), template=cfg.text.template, max_new_tokens=max_new_tokens, seed=seed)
-        rows = {"title": kw["titles"], "real overview": test["overview"].tolist(),
-                "base": generate.generate_overviews(base, tok, **kw),
-                "fine-tuned": generate.generate_overviews(tuned, tuned_tok, **kw)}
-        path.write_text(json.dumps(rows, indent=2))
-    rows = json.loads(path.read_text())
-    return pd.DataFrame({"title": rows["title"], "real overview": rows["real overview"],
-                         **{k: [g["text"] + ("" if g["ended_with_eos"] else " […]") for g in rows[k]]
-                            for k in ("base", "fine-tuned")},
-                         **{f"{k} stopped": [g["ended_with_eos"] for g in rows[k]] for k in ("base", "fine-tuned")}})
+MODELS = ("base", "fine-tuned")
 
 
-def eos_share(gens: pd.DataFrame, which: str) -> float:
-    return float(gens[f"{which} stopped"].mean())
+def evaluation(run: Run) -> dict:
+    """The run's eval.json (computed once: perplexity breakdowns, generation quality, recommendation)."""
+    return evaluate.evaluate_run(run.dir, log=lambda m: None)
+
+
+def generation_examples(ev: dict, n: int = 4) -> pd.DataFrame:
+    """Real vs generated overviews for the first unseen test titles; "[…]" marks a text cut at the token limit."""
+    cut = lambda g: g["text"] + ("" if g["ended_with_eos"] else " […]")
+    return pd.DataFrame({"title": ev["examples"]["title"][:n], "real overview": ev["examples"]["real"][:n],
+                         **{m: [cut(g) for g in ev["examples"][m][:n]] for m in MODELS}})
+
+
+def generation_table(ev: dict) -> pd.DataFrame:
+    cols = {"eos_share": "ends with EOS", "mean_words": "mean words", "distinct_1": "distinct-1",
+            "distinct_2": "distinct-2", "repeated_3gram_rate": "repeated 3-grams", "longest_copy_words":
+            "longest copy from training (words)"}
+    rows = {"real overviews": ev["generation"]["real"], **{m: ev["generation"][m] for m in MODELS}}
+    return pd.DataFrame({name: {cols[k]: q[k] for k in cols} for name, q in rows.items()}).T.round(3)
+
+
+def plot_generation_lengths(ev: dict):
+    fig, ax = plt.subplots()
+    data_ = [ev["generation"][k]["words"] for k in ("real", *MODELS)]
+    ax.boxplot(data_, tick_labels=["real overviews", *MODELS], vert=False)
+    ax.set(xlabel="words per overview")
+    return _done(fig)
+
+
+def plot_perplexity_breakdown(ev: dict):
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=False)
+    for ax, key, title in zip(axes, ("by_genre", "by_length"), ("by genre", "by length (tokens)")):
+        groups = [g["group"] for g in ev["perplexity"]["fine-tuned"][key]]
+        y = np.arange(len(groups))
+        for off, m, color in ((-0.2, "base", "#C8C8C8"), (0.2, "fine-tuned", "#4C72B0")):
+            by = {g["group"]: g["perplexity"] for g in ev["perplexity"][m][key]}
+            ax.barh(y + off, [by.get(g, np.nan) for g in groups], height=0.4, color=color, label=m)
+        ax.set(yticks=y, yticklabels=groups, xlabel="held-out perplexity", title=title)
+    axes[0].legend()
+    return _done(fig)
+
+
+def recommendation_table(ev: dict) -> pd.DataFrame:
+    names = {"random": "random films (chance)", "tf-idf": "TF-IDF of overview words", "base": "base model embeddings",
+             "fine-tuned": "fine-tuned model embeddings"}
+    return pd.DataFrame({f"genre overlap@{ev['k']}": {names[k]: ev["recommendation"][k] for k in names}}).round(3)
+
+
+def neighbour_examples(run: Run, n: int = 3, k: int = 3) -> pd.DataFrame:
+    """For the first test films, their k nearest test films by the fine-tuned model's embeddings."""
+    cfg = load_run_config(run.dir)
+    test = data.load_splits(cfg.data, cfg.seed).test
+    model, tok, _ = model_stage.load_trained(str(run.dir / "model"))
+    rec = recommend.Recommender(model, tok, test)
+    rows = []
+    for title, genres in zip(test["title"].head(n), test["genres"].head(n)):
+        table, _ = rec.by_title(title, k)
+        rows += [{"film": f"{title} ({', '.join(genres)})", "rank": i + 1, "neighbour": f"{r.title} ({r.genres})",
+                  "similarity": round(r.similarity, 3)} for i, r in enumerate(table.itertuples())]
+    return pd.DataFrame(rows).set_index(["film", "rank"])
 
 
 # ---------------------------------------------------------------- limitations chapter
@@ -300,17 +339,33 @@ def run_files(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "bytes"]).set_index("file")
 
 
-def result_facts(run: Run, gens: pd.DataFrame) -> dict:
-    s = run.summary
+def result_facts(run: Run, ev: dict) -> dict:
+    s, g = run.summary, ev["generation"]
     return {"last_eval": s["last_eval_loss"], "ppl_before": s["base"]["perplexity"], "ppl_after": s["final"]["perplexity"],
-            "eos_base": eos_share(gens, "base"), "eos_tuned": eos_share(gens, "fine-tuned"),
-            "temperature": GENERATION_DEFAULTS["temperature"], "top_p": GENERATION_DEFAULTS["top_p"]}
+            "eos_base": g["base"]["eos_share"], "eos_tuned": g["fine-tuned"]["eos_share"], "n_gen": g["base"]["n"],
+            "temperature": GENERATION_DEFAULTS["temperature"], "top_p": GENERATION_DEFAULTS["top_p"],
+            "test_films": ev["test_films"], "k": ev["k"], **{f"rec_{k.replace('-', '_')}": v for k, v in ev["recommendation"].items()}}
 
 
 INVENTED_TITLES = ["The Lighthouse Keeper's Daughter", "Midnight at the Robot Circus", "A Quiet Week in Nowhere"]
 
 
-def invented_titles(run: Run, titles: list[str] = INVENTED_TITLES, max_new_tokens: int = 60) -> pd.DataFrame:
-    out = generate.generate_for(str(run.dir / "model"), titles, max_new_tokens=max_new_tokens, seed=0)
+def _table(out: list[dict], overview_key: str = "text") -> pd.DataFrame:
     return pd.DataFrame({"title": [r["title"] for r in out],
-                         "generated overview": [r["text"] + ("" if r["ended_with_eos"] else " […]") for r in out]})
+                         "generated overview": [r[overview_key] + ("" if r["ended_with_eos"] else " […]") for r in out]})
+
+
+def invented_titles(run: Run, titles: list[str] = INVENTED_TITLES, max_new_tokens: int = 60) -> pd.DataFrame:
+    return _table(generate.generate_for(str(run.dir / "model"), titles, max_new_tokens=max_new_tokens, seed=0))
+
+
+def concepts(run: Run, num: int = 3, max_new_tokens: int = 80) -> pd.DataFrame:
+    """Films invented whole: the model is prompted with the template's first word and writes title and overview."""
+    out = generate.generate_for(str(run.dir / "model"), mode="concept", num=num, max_new_tokens=max_new_tokens, seed=1)
+    return _table(out, "overview")
+
+
+def completion(run: Run, title: str, start: str, num: int = 2, max_new_tokens: int = 60) -> pd.DataFrame:
+    out = generate.generate_for(str(run.dir / "model"), [title], mode="completion", text=start, num=num,
+                                max_new_tokens=max_new_tokens, seed=2)
+    return _table(out, "overview")
