@@ -59,3 +59,39 @@ def test_evaluate_and_generate_a_trained_model(smoke_run):
 def test_generate_rejects_a_prompt_longer_than_the_context(smoke_run):
     r = cli("generate", "--model", str(smoke_run / "model"), "--title", "word " * 300)
     assert r.returncode == 2 and "exceeds the model's context" in r.stderr
+
+
+def test_generate_modes(smoke_run):
+    model = str(smoke_run / "model")
+    r = cli("generate", "--model", model, "--mode", "concept", "--num", "2", "--max-new-tokens", "12")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Movie: ") == 2 and r.stdout.count("Overview: ") == 2
+    r = cli("generate", "--model", model, "--mode", "completion", "--title", "Heat", "--text", "A retired safecracker",
+            "--num", "1", "--max-new-tokens", "8")
+    assert r.returncode == 0 and r.stdout.startswith("Movie: Heat\nOverview: A retired safecracker")
+    r = cli("generate", "--model", model, "--mode", "completion", "--title", "Heat")
+    assert r.returncode == 2 and "needs the start of an overview" in r.stderr
+    r = cli("generate", "--model", model, "--mode", "concept", "--genre", "Drama")
+    assert r.returncode == 2 and "cannot be conditioned on a genre" in r.stderr
+
+
+def test_recommend_by_title_and_by_free_text(smoke_run):
+    from moviegpt.config import load_run_config
+    from moviegpt.recommend import corpus
+
+    title = corpus(load_run_config(smoke_run))["title"].iloc[3]
+    r = cli("recommend", "--model", str(smoke_run / "model"), "--title", title, "-k", "4")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["title", "year"] and len(lines) == 5 and "not a title" not in r.stderr
+    assert (smoke_run / "embeddings.npy").exists()  # computed once, cached in the run directory
+    r = cli("recommend", "--model", str(smoke_run / "model"), "--title", "a lonely robot falls in love", "-k", "2")
+    assert r.returncode == 0 and "is not a title in the corpus" in r.stderr and len(r.stdout.strip().splitlines()) == 3
+
+
+def test_evaluate_run_prints_the_headline(smoke_run):
+    r = cli("evaluate", "--run", str(smoke_run))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["perplexity"]) == {"base", "fine-tuned"} and "genre_overlap@5" in out
+    assert (smoke_run / "eval.json").exists()

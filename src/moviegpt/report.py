@@ -362,7 +362,8 @@ def invented_titles(run: Run, titles: list[str] = INVENTED_TITLES, max_new_token
 def concepts(run: Run, num: int = 3, max_new_tokens: int = 80) -> pd.DataFrame:
     """Films invented whole: the model is prompted with the template's first word and writes title and overview."""
     out = generate.generate_for(str(run.dir / "model"), mode="concept", num=num, max_new_tokens=max_new_tokens, seed=1)
-    return _table(out, "overview")
+    known = set(cleaned_films(load_run_config(run.dir))[0]["title"].str.casefold())
+    return _table(out, "overview").assign(**{"title is a real film in the data": [r["title"].casefold() in known for r in out]})
 
 
 def completion(run: Run, title: str, start: str, num: int = 2, max_new_tokens: int = 60) -> pd.DataFrame:
