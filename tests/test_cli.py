@@ -22,12 +22,13 @@ def cli(*args, cwd=None):
     (["evaluate", "--model", "/tmp"], "is not a model directory"),
     (["generate", "--model", "/no/such/dir", "--title", "Heat"], "cannot reach the Hugging Face hub"),
 ])
-def test_user_errors_exit_2_with_one_line(args, fragment):
-    r = cli(*args)
+def test_user_errors_exit_2_with_one_line(args, fragment, tmp_path):
+    r = cli(*args, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("moviegpt: error: ") and fragment in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # a failed start leaves nothing
 
 
 def test_help_for_every_command():

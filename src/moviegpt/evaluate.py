@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from moviegpt import data, tokens
+from moviegpt import data, recommend, tokens
 from moviegpt.config import DataConfig, TextConfig, load_run_config
 from moviegpt.errors import UserError
-from moviegpt.model import load_trained
+from moviegpt.generate import generate_overviews
+from moviegpt.model import load_model, load_trained
 
 
 @torch.no_grad()
@@ -141,10 +142,6 @@ def evaluate_run(run_dir: Path, n_titles: int = 12, max_new_tokens: int = 80, se
     """Base vs fine-tuned on the run's test films: perplexity (overall, by genre, by length), generation
     quality for unseen titles, and recommendation quality (genre overlap@k) against TF-IDF. Written once
     to RUN/eval.json, then read back."""
-    from moviegpt import recommend
-    from moviegpt.generate import generate_overviews
-    from moviegpt.model import load_model
-
     path = Path(run_dir) / "eval.json"
     if path.exists():
         return json.loads(path.read_text())

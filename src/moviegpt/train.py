@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from importlib.metadata import version
@@ -48,8 +49,13 @@ def run(cfg: Config, log=print) -> Path:
         log(f"Reusing finished run {run_dir} (same resolved config).")
         return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(run_dir):
-        _train(cfg, run_dir, log)
+    try:
+        with _lock(run_dir):
+            _train(cfg, run_dir, log)
+    except UserError:
+        if {p.name for p in run_dir.iterdir()} <= {".lock", "train.log"}:  # failed before writing anything
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     return run_dir
 
 
