@@ -141,10 +141,11 @@ def evaluate_run(run_dir: Path, n_titles: int = 12, max_new_tokens: int = 80, se
                  log=print) -> dict:
     """Base vs fine-tuned on the run's test films: perplexity (overall, by genre, by length), generation
     quality for unseen titles, and recommendation quality (genre overlap@k) against TF-IDF. Written once
-    to RUN/eval.json, then read back."""
+    to RUN/eval.json, then read back (recomputed only if asked for with other settings)."""
     path = Path(run_dir) / "eval.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    settings = {"n_titles": n_titles, "max_new_tokens": max_new_tokens, "seed": seed, "k": k}
+    if path.exists() and (cached := json.loads(path.read_text())).get("settings") == settings:
+        return cached
     if not (Path(run_dir) / "summary.json").exists():
         raise UserError(f"{run_dir} is not a finished moviegpt run (no summary.json)")
     cfg = load_run_config(run_dir)
@@ -157,7 +158,7 @@ def evaluate_run(run_dir: Path, n_titles: int = 12, max_new_tokens: int = 80, se
     copy_index = CopyIndex(splits.train["overview"].tolist())
     titles = test.head(n_titles)
     real = [{"text": t, "ended_with_eos": True} for t in titles["overview"]]
-    out = {"run": Path(run_dir).name, "test_films": len(test), "k": k, "perplexity": {}, "generation": {},
+    out = {"run": Path(run_dir).name, "settings": settings, "test_films": len(test), "k": k, "perplexity": {}, "generation": {},
            "examples": {"title": titles["title"].tolist(), "real": titles["overview"].tolist()},
            "recommendation": {"tf-idf": recommend.genre_overlap_at_k(recommend.tfidf(test["overview"].tolist()),
                                                                      test["genres"].tolist(), k),
