@@ -12,7 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from moviegpt.errors import UserError
-from moviegpt.generate import build_prompt, sample, split_concept
+from moviegpt.generate import attach, build_prompt, sample
 from moviegpt.model import load_trained
 from moviegpt.recommend import for_model
 
@@ -91,9 +91,7 @@ class Demo:
         prompt = build_prompt(mode, self.settings["template"], title=title, text=text)
         with self.lock:
             out = sample(self.model, self.tok, [prompt], num=num, max_new_tokens=max_new, seed=int(req.get("seed", 0)))
-        for r in out:
-            r["title"], r["overview"] = split_concept(r["text"]) if mode == "concept" else (title, f"{text.strip()}{r['raw']}".strip())
-        return {"results": out}
+        return {"results": attach(out, mode, title, text)}
 
     def recommend(self, req: dict) -> dict:
         query = str(req.get("query", "")).strip()[:LIMITS["chars"]]

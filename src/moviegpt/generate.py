@@ -89,6 +89,16 @@ def split_concept(text: str) -> tuple[str, str]:
     return title.strip(), rest.partition(":")[2].strip() if ":" in rest else rest.strip()
 
 
+def attach(out: list[dict], mode: str, title: str = "", text: str = "") -> list[dict]:
+    """Give each result its film: the invented title and overview (concept) or the prompt's (title, completion)."""
+    for r in out:
+        if mode == "concept":
+            r["title"], r["overview"] = split_concept(r["text"])
+        else:
+            r["title"], r["overview"] = title, f"{text.strip()}{r['raw']}".strip()
+    return out
+
+
 def generate_for(model_dir: str, titles: list[str] | None = None, mode: str = "title", text: str = "",
                  genre: str | None = None, **kw) -> list[dict]:
     """`moviegpt generate`: load a trained model directory and generate in one of MODES with its own template."""
@@ -97,7 +107,5 @@ def generate_for(model_dir: str, titles: list[str] | None = None, mode: str = "t
     if mode == "title":
         return generate_overviews(model, tok, titles or [], template, **kw)
     title = (titles or [""])[0]
-    out = sample(model, tok, [build_prompt(mode, template, title=title, text=text, genre=genre)], **kw)
-    for r in out:
-        r["title"], r["overview"] = split_concept(r["text"]) if mode == "concept" else (title, f"{text.strip()}{r['raw']}".strip())
-    return out
+    return attach(sample(model, tok, [build_prompt(mode, template, title=title, text=text, genre=genre)], **kw),
+                  mode, title, text)
