@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from moviegpt.config import GENERATION_DEFAULTS
-from moviegpt.errors import UserError
+from moviegpt.errors import Interrupted, UserError
 
 EPILOG = "Profiles live in configs/ (smoke, demo, seed, full); --set section.key=value overrides any setting."
 
@@ -181,13 +182,25 @@ def cmd_profiles(args) -> None:
     print("\n".join(profiles()))
 
 
+def _quiet_progress_bars() -> None:
+    """Progress bars are for terminals; in a log or a pipe they are noise around the one line that matters."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read at import by huggingface_hub, transformers
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (a notebook, a test): switch it off directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not sys.stderr.isatty():
+        _quiet_progress_bars()
     try:
         args.func(args)
     except UserError as e:
-        print(f"moviegpt: error: {e}", file=sys.stderr)
-        return UserError.exit_code
+        print(f"moviegpt: {'' if isinstance(e, Interrupted) else 'error: '}{e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("moviegpt: interrupted", file=sys.stderr)
         return 130

@@ -20,6 +20,8 @@ from moviegpt.errors import UserError, first_line
 BUNDLED = PROJECT_ROOT / "data" / "tmdb5000.parquet"
 REQUIRED = ("title", "overview")
 SPLITS = ("train", "validation", "test")
+MAX_OVERVIEW_CHARS = 10_000  # TMDB caps overviews near 1,000; a longer cell is a broken row, and in pack mode
+                             # one 1 MB overview would fill hundreds of blocks with one film
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True),
            ".json": lambda p: pd.read_json(p, lines=True)}
 
@@ -103,8 +105,17 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     popularity; other columns are kept as they are."""
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
+        hint = ""
+        if len(df.columns) == 1 and (sep := next((d for d in ";\t|" if d in str(df.columns[0])), None)):
+            hint = f" (the file looks {sep!r}-separated; moviegpt reads comma-separated CSV)"
         raise UserError(f"data is missing column(s) {', '.join(missing)}; columns found: "
-                        f"{', '.join(map(str, df.columns)) or 'none'}")
+                        f"{', '.join(map(str, df.columns)) or 'none'}{hint}")
+    if pd.api.types.is_numeric_dtype(df["overview"]) and df["overview"].notna().any():
+        raise UserError("column 'overview' holds numbers, not text; is it the right column?")
+    for col in REQUIRED:
+        bad = df[col].map(lambda v: isinstance(v, (list, dict, np.ndarray)))
+        if bad.any():
+            raise UserError(f"column '{col}' holds lists or records, not text (first at row {int(bad.values.argmax())})")
     out = df.copy()
     out["title"] = out["title"].map(_text)
     out["overview"] = out["overview"].map(_text)
@@ -121,15 +132,20 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def clean(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Drop films without a title or overview and exact (title, overview) duplicates; count each reason."""
+    """Drop films without a title or overview, overviews over MAX_OVERVIEW_CHARS, exact (title, overview)
+    duplicates and repeated ids (the first row of an id is kept); count each reason."""
     counts = {"rows_in": len(df)}
     no_title = df["title"].isna()
     no_overview = ~no_title & df["overview"].isna()
-    kept = df[~no_title & ~no_overview]
+    too_long = ~no_title & ~no_overview & (df["overview"].str.len() > MAX_OVERVIEW_CHARS)
+    kept = df[~no_title & ~no_overview & ~too_long]
     dup = kept.duplicated(subset=["title", "overview"], keep="first")
-    kept = kept[~dup].reset_index(drop=True)
+    kept = kept[~dup]
+    dup_id = kept["id"].notna() & kept.duplicated(subset=["id"], keep="first")
+    kept = kept[~dup_id].reset_index(drop=True)
     counts["dropped"] = {"missing_title": int(no_title.sum()), "missing_overview": int(no_overview.sum()),
-                         "duplicate_title_overview": int(dup.sum())}
+                         "overview_too_long": int(too_long.sum()), "duplicate_title_overview": int(dup.sum()),
+                         "duplicate_id": int(dup_id.sum())}
     counts["rows_out"] = len(kept)
     return kept, counts
 
@@ -167,8 +183,11 @@ def load_clean(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
     """Read, normalise, clean, split; then a seeded shuffle and the row caps (wykonos is sorted by popularity)."""
     df, counts = load_clean(cfg)
+    if counts["rows_in"] == 0:
+        raise UserError(f"data source {cfg.source} has no rows (a header only?)")
     if df.empty:
-        raise UserError(f"no films left in {cfg.source} after cleaning (every row lacked a title or an overview)")
+        reasons = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts["dropped"].items() if v)
+        raise UserError(f"no films left in {cfg.source} after cleaning ({reasons})")
     names = assign_splits(df, cfg.splits)
     rng = np.random.default_rng(seed)
     parts, sizes = {}, {}

@@ -7,6 +7,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class Interrupted(UserError):
+    """SIGTERM or Ctrl-C during training: a checkpoint was saved and the same command resumes the run."""
+
+    exit_code = 130
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an exception's message (libraries often add pages of context below it)."""
     text = str(e).strip()

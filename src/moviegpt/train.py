@@ -6,7 +6,8 @@ runs/<profile>-<config hash>/
     base_eval.json    held-out (test) loss/perplexity of the model before training
     summary.json      written last: before/after held-out numbers, data counts, tokens/s, wall time
     model/            save_pretrained: safetensors, config, generation config, tokenizer, model card
-    checkpoints/      Trainer checkpoints (resume_from_checkpoint picks up the last one)
+    checkpoints/      Trainer checkpoints (resume_from_checkpoint picks up the last one); each is written
+                      under tmp-checkpoint-N/ and renamed to checkpoint-N/ only when complete
 
 A finished run (summary.json present) is reused as it is; an unfinished one is resumed.
 A changed config hashes to a new directory, so no run ever overwrites another.
@@ -20,6 +21,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import sys
 import time
 from importlib.metadata import version
@@ -28,11 +30,11 @@ from pathlib import Path
 import torch
 import transformers
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
 from moviegpt import data, evaluate, model as model_stage, tokens
 from moviegpt.config import GENERATION_DEFAULTS, Config, save_config
-from moviegpt.errors import UserError
+from moviegpt.errors import Interrupted, UserError, first_line
 
 
 
@@ -68,6 +70,94 @@ def _lock(run_dir: Path):
         except BlockingIOError:
             raise UserError(f"run {run_dir} is in progress in another process; wait for it or stop it") from None
         yield
+
+
+class AtomicCheckpointTrainer(Trainer):
+    """Trainer whose checkpoints appear whole or not at all.
+
+    Trainer writes checkpoint-N/ in place, so a kill during a save leaves a half-written folder that
+    get_last_checkpoint would pick up. Here every save goes to tmp-checkpoint-N/checkpoint-N/ and is
+    renamed to checkpoint-N/ once complete (a rename is atomic on one filesystem); leftovers are
+    removed before the next start (clear_staging)."""
+
+    _staging: str | None = None
+
+    def _get_output_dir(self, trial):
+        return self._staging or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        out = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging = out / f"tmp-{name}"
+        self._staging = str(staging)
+        try:
+            with saving(out / name, cleanup=staging):
+                super()._save_checkpoint(model, trial)  # writes staging/checkpoint-N (every rank its RNG file)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            staged, final = staging / name, out / name
+            if self.state.best_model_checkpoint == str(staged):
+                self.state.best_model_checkpoint = str(final)
+                self.state.save_to_json(str(staged / "trainer_state.json"))
+            (staged / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml holds the settings
+            if final.exists():
+                shutil.rmtree(final)
+            staged.rename(final)  # the checkpoint becomes visible here, complete
+            staging.rmdir()
+            rotate_checkpoints(output_dir=str(out), save_total_limit=self.args.save_total_limit,
+                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+        self.accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def saving(what: Path, cleanup: Path | None = None):
+    """A failed write (disk full, quota, read-only disk) becomes one line that says how to go on; the
+    partial output is removed and nothing written before is touched."""
+    try:
+        yield
+    except Exception as e:  # torch, safetensors and json raise different types for the same full disk
+        free = shutil.disk_usage(next(p for p in [what, *what.parents] if p.exists())).free
+        reason = f"no space left on the device ({free / 1e6:.1f} MB free)" if free < 32e6 else first_line(e)
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise UserError(f"could not write {what}: {reason}; free some space and rerun the same "
+                        "command to resume from the last complete checkpoint") from None
+
+
+def clear_staging(ckpt_dir: Path) -> None:
+    """Remove checkpoints that a killed process left half-written."""
+    for p in ckpt_dir.glob("tmp-checkpoint-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGTERM / Ctrl-C: finish the current step, save a checkpoint, stop. A second signal stops at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous = {}
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.received:  # second signal: give up on the clean stop
+            self.restore()
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.received:
+            control.should_save = True  # Trainer saves (atomically, above) and then stops
+            control.should_training_stop = True
 
 
 def resolve_precision(requested: str) -> tuple[str, str]:
@@ -201,21 +291,32 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
+    clear_staging(ckpt_dir)
     last = get_last_checkpoint(str(ckpt_dir))
     offset = 0.0
     if last:
         step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
         offset = _rewind_metrics(run_dir, step)
         log(f"Resuming from {last} (step {step}).")
-    trainer = Trainer(model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
-                      train_dataset=train_ds, eval_dataset=val_ds, data_collator=default_data_collator,
-                      processing_class=tok, callbacks=[MetricsLog(run_dir / "metrics.jsonl", offset)])
-    result = trainer.train(resume_from_checkpoint=last)
+    stop = StopOnSignal().install()
+    trainer = AtomicCheckpointTrainer(
+        model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
+        train_dataset=train_ds, eval_dataset=val_ds, data_collator=default_data_collator,
+        processing_class=tok, callbacks=[MetricsLog(run_dir / "metrics.jsonl", offset), stop])
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    finally:
+        stop.restore()
+    if stop.received and trainer.state.global_step < trainer.state.max_steps:
+        raise Interrupted(f"{stop.received}: stopped at step {trainer.state.global_step} and saved "
+                          f"{ckpt_dir / f'checkpoint-{trainer.state.global_step}'}; "
+                          "rerun the same command to resume")
 
     final = evaluate.perplexity(trainer.model, test_ds, cfg.train.eval_batch_size)
     log(f"Held-out after training: loss {final['loss']:.4f}, perplexity {final['perplexity']:.2f}")
     trainer.model.generation_config.update(**GENERATION_DEFAULTS)
-    trainer.save_model(str(run_dir / "model"))  # safetensors weights, config, generation config, tokenizer
+    with saving(run_dir / "model"):
+        trainer.save_model(str(run_dir / "model"))  # safetensors weights, config, generation config, tokenizer
     settings = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits,
                 "seed": cfg.seed, "data_source": cfg.data.source}
     (run_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all

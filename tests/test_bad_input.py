@@ -1,0 +1,183 @@
+"""Every row of the README's "Bad input" table, run through the real command line.
+
+The table is the specification: this file reads it, and each row needs a set-up here that makes
+the bad input. Each case must exit 2 with one line on stderr containing the row's text, print no
+traceback, and leave every file that existed before it as it was.
+"""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moviegpt import cli
+from moviegpt.config import PROJECT_ROOT
+
+ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+) \| `(.+)` \|$")
+
+
+def readme_rows() -> dict[str, str]:
+    text = (PROJECT_ROOT / "README.md").read_text()
+    section = text.split("## Bad input", 1)[1].split("\n## ", 1)[0]
+    return {m[1]: m[3] for line in section.splitlines() if (m := ROW.match(line))}
+
+
+def data_file(name: str, content: bytes):
+    def make(tmp: Path) -> list[str]:
+        (tmp / name).write_bytes(content)
+        return ["prepare", "--set", f"data.source={tmp / name}"]
+    return make
+
+
+def films_csv(rows: list[tuple], header="id,title,overview") -> bytes:
+    return (header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)).encode()
+
+
+def run_with(*overrides: str, command="train"):
+    return lambda tmp: [command, *[a for o in overrides for a in ("--set", o)]]
+
+
+def not_a_model(tmp: Path) -> list[str]:
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "weights.txt").write_text("not a model")
+    return ["evaluate", "--model", str(tmp / "notes")]
+
+
+def directory(tmp: Path) -> list[str]:
+    (tmp / "films.csv").mkdir()
+    return ["prepare", "--set", f"data.source={tmp / 'films.csv'}"]
+
+
+def bad_yaml(tmp: Path) -> list[str]:
+    (tmp / "mine.yaml").write_text("train: {batch_size: 4\n")
+    return ["train", "--config", str(tmp / "mine.yaml")]
+
+
+MB_OVERVIEW = "word " * 200_000
+CASES = {
+    "missing-file": lambda tmp: ["prepare", "--set", f"data.source={tmp / 'films.csv'}"],
+    "directory": directory,
+    "empty-file": data_file("films.csv", b""),
+    "header-only": data_file("films.csv", b"title,overview\n"),
+    "missing-columns": data_file("films.csv", b"name,plot\nHeat,A thief\n"),
+    "wrong-delimiter": data_file("films.csv", b"title;overview\nHeat;A thief\n"),
+    "not-utf8": data_file("films.csv", "title,overview\nAmélie,Une fille\n".encode("latin-1")),
+    "unclosed-quote": data_file("films.csv", b'title,overview\nHeat,"A thief\nAlien,A crew\n'),
+    "unknown-type": data_file("films.txt", b"title,overview\nHeat,A thief\n"),
+    "huge-overview": data_file("films.csv", films_csv([(1, "Heat", MB_OVERVIEW), (2, "Alien", MB_OVERVIEW)])),
+    "numbers-as-text": data_file("films.csv", films_csv([(1, "Heat", 12), (2, "Alien", 34)])),
+    "lists-as-text": data_file("films.jsonl", b'{"title": "Heat", "overview": ["A", "thief"]}\n'),
+    "all-rows-dropped": data_file("films.csv", films_csv([(1, "Heat", ""), (2, "Alien", "")])),
+    "duplicate-ids": data_file("films.csv", films_csv([(7, "Heat", f"A thief, take {i}") for i in range(50)])),
+    "hub-unreachable": run_with("data.source=nobody/no-such-films", command="prepare"),
+    "hub-model-unreachable": run_with("model.name=nobody/no-such-model", "model.tokenizer=gpt2-bundled"),
+    "unknown-profile": lambda tmp: ["train", "--config", "smok"],
+    "missing-config": lambda tmp: ["train", "--config", str(tmp / "missing.yaml")],
+    "bad-yaml": bad_yaml,
+    "misspelled-key": run_with("train.lerning_rate=1e-4"),
+    "misspelled-section": run_with("trian.epochs=1"),
+    "batch-size-0": run_with("train.batch_size=0"),
+    "negative-lr": run_with("train.learning_rate=-1"),
+    "not-a-number": run_with("train.epochs=two"),
+    "max-length-over-context": run_with("text.max_length=4096", "text.block_size=128"),
+    "not-a-model": not_a_model,
+    "prompt-too-long": None,  # needs a trained model: test_prompt_longer_than_context
+    "disk-full": None,  # needs its own filesystem: test_disk_full_keeps_the_last_checkpoint
+}
+
+
+def test_the_readme_table_and_the_cases_agree():
+    rows = readme_rows()
+    assert len(rows) >= 20 and rows.keys() == CASES.keys()
+
+
+def snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def earlier_work(tmp: Path) -> Path:
+    """Something a user already has: an earlier run's files, which no failing command may touch."""
+    runs = tmp / "runs"
+    (runs / "smoke-earlier" / "model").mkdir(parents=True)
+    (runs / "smoke-earlier" / "summary.json").write_text(json.dumps({"final": {"perplexity": 12.3}}))
+    (runs / "smoke-earlier" / "model" / "model.safetensors").write_bytes(b"\x00" * 64)
+    return runs
+
+
+def check_one_line(code: int, err: str, fragment: str, progress_before: bool = False) -> None:
+    """Exit 2, one error line with the fragment, no traceback; a command that got as far as training
+    may have logged its progress before the error line."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith("moviegpt: error: "), err
+    assert len(lines) == 1 or (progress_before and not any("error" in line.lower() for line in lines[:-1])), err
+    assert fragment in lines[-1], lines[-1]
+
+
+@pytest.mark.parametrize("case", [c for c, make in CASES.items() if make is not None])
+def test_bad_input_gets_one_clear_line(case, tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    runs = earlier_work(tmp_path)
+    argv = CASES[case](tmp_path)
+    if argv[0] in ("train", "prepare") and "--config" not in argv:
+        argv += ["--config", "smoke"]
+    if argv[0] in ("train", "prepare"):
+        argv += ["--set", f"runs_dir={runs}"]
+    before = snapshot(tmp_path)
+    capfd.readouterr()
+    code = cli.main(argv)
+    check_one_line(code, capfd.readouterr().err, readme_rows()[case])
+    assert snapshot(tmp_path) == before  # nothing written before is lost, and a failed start leaves nothing
+
+
+def test_prompt_longer_than_context(smoke_run, capfd):
+    capfd.readouterr()
+    code = cli.main(["generate", "--model", str(smoke_run / "model"), "--title", "word " * 300])
+    check_one_line(code, capfd.readouterr().err, readme_rows()["prompt-too-long"])
+
+
+def test_one_huge_overview_is_dropped_and_counted(tmp_path, capfd):
+    rows = [(i, f"Film {i}", f"Story number {i} of a long night.") for i in range(60)] + [(99, "Broken", MB_OVERVIEW)]
+    (tmp_path / "films.csv").write_bytes(films_csv(rows))
+    assert cli.main(["prepare", "--config", "smoke", "--set", f"data.source={tmp_path / 'films.csv'}"]) == 0
+    out = json.loads(capfd.readouterr().out)
+    assert out["rows_in"] == 61 and out["rows_out"] == 60 and out["dropped"]["overview_too_long"] == 1
+
+
+DISK_FULL = """
+set -e
+mount -t tmpfs -o size=120m tmpfs "$RUNS"
+set +e
+"$PY" -m moviegpt.cli train --config smoke --set runs_dir="$RUNS" --set data.max_train_rows=64 \
+    --set data.max_eval_rows=16 --set train.max_steps=12 --set train.save_steps=4 --set train.eval_steps=4 \
+    --set train.save_total_limit=2 2> "$OUT/stderr"
+echo $? > "$OUT/rc"
+cp -r "$RUNS"/. "$OUT/runs"
+"""
+
+
+def test_disk_full_keeps_the_last_checkpoint(tmp_path):
+    """A real full disk: the run writes onto a 120 MB tmpfs in a private mount namespace. The first
+    checkpoint (model 26 MB + optimizer 52 MB) fits, the second does not."""
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"]).returncode:
+        pytest.skip("needs unshare (user and mount namespaces) to make a small filesystem")
+    (tmp_path / "mnt").mkdir()
+    env = {"RUNS": str(tmp_path / "mnt"), "OUT": str(tmp_path), "PY": sys.executable, "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_VERBOSITY": "error", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    subprocess.run(["unshare", "-rm", "sh", "-c", DISK_FULL], env=env, check=True, timeout=300)
+    check_one_line(int((tmp_path / "rc").read_text()), (tmp_path / "stderr").read_text(), readme_rows()["disk-full"],
+                   progress_before=True)
+    assert "no space left on the device" in (tmp_path / "stderr").read_text()
+    run_dir = next((tmp_path / "runs").iterdir())
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert ckpts == ["checkpoint-4"]  # the complete one stays, the partial one was removed
+    state = json.loads((run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    from safetensors.torch import load_file
+    assert load_file(run_dir / "checkpoints" / "checkpoint-4" / "model.safetensors")  # complete and readable
+    assert (run_dir / "config.yaml").exists() and not (run_dir / "summary.json").exists()
