@@ -42,9 +42,13 @@ def test_cleaning_counts_every_reason(bundled):
     films.loc[2, "overview"] = np.nan
     extra = films.iloc[[5, 6]].copy()  # exact duplicates of two films
     extra["title"] = "  " + extra["title"] + " "  # differing only by whitespace, which is stripped
-    kept, counts = data.clean(data.normalise(pd.concat([films, extra])))
-    assert counts == {"rows_in": 22, "dropped": {"missing_title": 1, "missing_overview": 2,
-                                                 "duplicate_title_overview": 2}, "rows_out": 17}
+    same_id = films.iloc[[7]].copy()
+    same_id["title"] = "Another film under a repeated id"
+    too_long = films.iloc[[8]].copy()
+    too_long["id"], too_long["overview"] = -1, "x" * (data.MAX_OVERVIEW_CHARS + 1)
+    kept, counts = data.clean(data.normalise(pd.concat([films, extra, same_id, too_long])))
+    assert counts == {"rows_in": 24, "dropped": {"missing_title": 1, "missing_overview": 2, "overview_too_long": 1,
+                                                 "duplicate_title_overview": 2, "duplicate_id": 1}, "rows_out": 17}
     assert len(kept) == 17 and not kept["title"].str.startswith(" ").any()
 
 

@@ -65,22 +65,3 @@ def test_a_run_in_progress_is_locked(tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(UserError, match="in progress in another process"):
             run(cfg)
-
-
-def test_interrupted_run_resumes_from_its_checkpoint(tmp_path):
-    over = [f"runs_dir={tmp_path}", "data.max_train_rows=64", "data.max_eval_rows=16", "train.max_steps=12",
-            "train.save_steps=6", "train.eval_steps=6", "train.save_total_limit=2", "train.logging_steps=2"]
-    cfg = load_config("smoke", over)
-    d = run(cfg, log=lambda m: None)
-    whole = json.loads((d / "summary.json").read_text())
-    # simulate a run killed after its step-6 checkpoint: remove everything written after it
-    for p in ["summary.json", "model", "checkpoints/checkpoint-12"]:
-        path = d / p
-        (__import__("shutil").rmtree(path) if path.is_dir() else path.unlink())
-    messages = []
-    run(cfg, log=messages.append)
-    assert any("Resuming from" in m and "checkpoint-6" in m for m in messages)
-    resumed = json.loads((d / "summary.json").read_text())
-    assert resumed["final"]["loss"] == pytest.approx(whole["final"]["loss"], abs=1e-4)
-    steps = [m["step"] for m in read_metrics(d) if m["kind"] == "train"]
-    assert steps == sorted(set(steps))  # the re-logged steps replaced, not duplicated

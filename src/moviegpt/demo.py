@@ -63,7 +63,8 @@ $("recommend").onclick = async () => {
   if (!data) return;
   const note = document.createElement("p"); note.id = "note"; note.textContent = data.note; $("results").appendChild(note);
   const t = document.createElement("table");
-  t.innerHTML = "<tr><th>title</th><th>year</th><th>genres</th><th>similarity</th></tr>";
+  const head = t.createTHead().insertRow();
+  for (const h of ["title", "year", "genres", "similarity"]) head.appendChild(document.createElement("th")).textContent = h;
   for (const r of data.results) {
     const tr = t.insertRow();
     for (const v of [r.title, r.year ?? "", r.genres, r.similarity.toFixed(3)]) tr.insertCell().textContent = v;

@@ -79,8 +79,8 @@ class Recommender:
     def __init__(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, films: pd.DataFrame,
                  cache: Path | None = None):
         self.model, self.tok, self.films = model, tok, films.reset_index(drop=True)
-        if cache is not None and cache.exists() and np.load(cache).shape[0] == len(self.films):
-            self.vecs = np.load(cache)
+        if cache is not None and cache.exists() and np.load(cache, allow_pickle=False).shape[0] == len(self.films):
+            self.vecs = np.load(cache, allow_pickle=False)
         else:
             self.vecs = embed(model, tok, self.films["overview"].tolist())
             if cache is not None:

@@ -50,21 +50,21 @@ def run(cfg: Config, log=print) -> Path:
     if (run_dir / "summary.json").exists():
         log(f"Reusing finished run {run_dir} (same resolved config).")
         return run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with _lock(run_dir):
+    with _lock(run_dir):  # a second process with the same config stops here, touching nothing
+        try:
             _train(cfg, run_dir, log)
-    except UserError:
-        if {p.name for p in run_dir.iterdir()} <= {".lock", "train.log"}:  # failed before writing anything
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+        except UserError as e:
+            if not isinstance(e, Interrupted) and {p.name for p in run_dir.iterdir()} <= {".lock", "train.log"}:
+                shutil.rmtree(run_dir, ignore_errors=True)  # failed before writing anything: leave no trace
+            raise
     return run_dir
 
 
 @contextlib.contextmanager
 def _lock(run_dir: Path):
     """One process per run directory: a second start with the same config exits instead of corrupting it."""
-    with open(run_dir / ".lock", "w") as fh:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,0 +1,76 @@
+"""What the project trusts: safetensors only, no remote code, no unpickling of anything a user hands
+in, and generated text escaped wherever it becomes HTML."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from moviegpt import UserError, report
+from moviegpt.config import PROJECT_ROOT
+from moviegpt.model import load_trained
+
+SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
+
+
+def calls(text: str, name: str) -> list[str]:
+    """Each call of `name(` with its arguments (to the matching parenthesis)."""
+    out = []
+    for m in re.finditer(re.escape(name) + r"\(", text):
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        out.append(text[m.start():i])
+    return out
+
+
+def test_our_code_never_unpickles_or_runs_remote_code():
+    for path in SOURCES:
+        text = path.read_text()
+        assert "trust_remote_code=True" not in text, path
+        assert not re.search(r"^\s*(import pickle|from pickle|import dill|import joblib)", text, re.M), path
+        assert all("weights_only=True" in c for c in calls(text, "torch.load")), path
+        assert all("allow_pickle=False" in c for c in calls(text, "np.load")), path
+
+
+def test_the_trainers_own_loads_are_weights_only():
+    """Resuming loads the optimizer, scheduler and RNG state of our own checkpoints through Trainer."""
+    text = Path(transformers.trainer.__file__).read_text()
+    loads = calls(text, "torch.load")
+    assert loads and all("weights_only=True" in c for c in loads)
+
+
+def test_a_pickled_model_is_refused(tmp_path, smoke_run):
+    model = tmp_path / "pickled"
+    model.mkdir()
+    (model / "config.json").write_text((smoke_run / "model" / "config.json").read_text())
+    torch.save({"lm_head.weight": torch.zeros(2, 2)}, model / "pytorch_model.bin")
+    with pytest.raises(UserError, match="only as safetensors"):
+        load_trained(model)
+
+
+def test_runs_hold_no_pickles_but_trainer_state(smoke_run):
+    """Weights are safetensors; the only torch-serialised files are the optimizer, scheduler and RNG
+    state that Trainer writes into checkpoints (and reads back with weights_only=True)."""
+    files = [p for p in smoke_run.rglob("*") if p.is_file()]
+    assert (smoke_run / "model" / "model.safetensors").exists()
+    assert not [p for p in files if p.name == "training_args.bin" or p.suffix in (".pkl", ".pickle")]
+    assert {p.name for p in files if p.suffix in (".bin", ".pt", ".pth")} <= {"optimizer.pt", "scheduler.pt", "rng_state.pth"}
+
+
+def test_generated_text_is_escaped_in_the_book():
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    gen = {"text": evil, "ended_with_eos": True}
+    ev = {"examples": {"title": [evil], "real": [evil], "base": [gen], "fine-tuned": [gen]}}
+    html = report.generation_examples(ev)._repr_html_()
+    assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
+
+
+def test_the_demo_page_never_writes_html_from_data():
+    from moviegpt import demo
+
+    page = demo.PAGE
+    assert "innerHTML" not in page and "outerHTML" not in page and "insertAdjacentHTML" not in page
+    assert "document.write" not in page and "textContent" in page
