@@ -42,7 +42,7 @@ class TextConfig:
     batching: str = "pack"  # "pad": one film per row padded to max_length (the report's); "pack": run_clm's group_texts
     max_length: int = 128  # pad mode: truncate/pad each film to this many tokens
     block_size: int = 128  # pack mode: length of each packed block
-    num_proc: int | None = None  # tokenisation processes; None = 1 below 50k films, else all cores
+    num_proc: int | None = None  # tokenisation worker processes (Dataset.map num_proc); None = in-process
 
 
 @dataclass
@@ -75,6 +75,7 @@ class TrainConfig:
     logging_steps: int = 50
     eval_steps: int | None = None  # None: evaluate on the validation split once per epoch
     save_steps: int | None = None  # None: save once per epoch
+    save_minutes: float | None = None  # also save when this many minutes passed since the last save (time-driven)
     save_total_limit: int | None = 1
     keep_best: bool = False  # load the checkpoint with the lowest validation loss at the end
 
@@ -239,6 +240,7 @@ def validate(cfg: Config) -> None:
     need(t.logging_steps >= 1, f"train.logging_steps={t.logging_steps} must be at least 1")
     need(t.eval_steps is None or t.eval_steps >= 1, f"train.eval_steps={t.eval_steps} must be at least 1")
     need(t.save_steps is None or t.save_steps >= 1, f"train.save_steps={t.save_steps} must be at least 1")
+    need(t.save_minutes is None or t.save_minutes > 0, f"train.save_minutes={t.save_minutes} must be positive")
     need(not t.keep_best or (t.eval_steps and t.save_steps and t.save_steps % t.eval_steps == 0),
          "train.keep_best needs train.eval_steps and a train.save_steps that is a multiple of it")
     need(t.precision in ("auto", "fp32", "bf16", "fp16"), f"train.precision='{t.precision}' must be auto, fp32, bf16 or fp16")

@@ -370,3 +370,98 @@ def completion(run: Run, title: str, start: str, num: int = 2, max_new_tokens: i
     out = generate.generate_for(str(run.dir / "model"), [title], mode="completion", text=start, num=num,
                                 max_new_tokens=max_new_tokens, seed=2)
     return _table(out, "overview")
+
+
+# ---------------------------------------------------------------------------------------------
+# performance (benchmarks/results/*.json, written by the scripts in benchmarks/)
+
+BENCH_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+
+
+def benchmarks() -> dict:
+    """The committed benchmark results, by name (each records the machine it ran on)."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted(BENCH_RESULTS.glob("*.json"))}
+
+
+def throughput_table(res: dict) -> pd.DataFrame:
+    rows = res["train_throughput"]["throughput"]
+    return pd.DataFrame({"recipe": [r["recipe"] for r in rows],
+                         "useful tokens/s": [round(r["useful_tokens_per_s"]) for r in rows],
+                         "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
+                         "useful share": [round(r["useful_share"], 3) for r in rows],
+                         "precision": [r["precision"] for r in rows],
+                         "MFU": [f"{r['mfu']:.1%}" for r in rows],
+                         "x original": [round(r["x_original"], 2) for r in rows]}).set_index("recipe")
+
+
+def plot_throughput(res: dict):
+    rows = res["train_throughput"]["throughput"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = [r["recipe"] for r in rows][::-1]
+    ax.barh(names, [r["tokens_per_s"] for r in rows][::-1], color="#DDDDDD", label="all tokens (padding included)")
+    ax.barh(names, [r["useful_tokens_per_s"] for r in rows][::-1], color="#4C72B0", label="useful tokens")
+    ax.set(xlabel="tokens per second")
+    ax.legend(loc="lower right", fontsize=8)
+    return _done(fig)
+
+
+def plot_time_to_quality(res: dict):
+    q = res["train_throughput"]["time_to_quality"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for r, color in zip(q, ("#C8C8C8", "#4C72B0")):
+        ax.plot([p["train_seconds"] for p in r["curve"]], [p["val_loss"] for p in r["curve"]], "o-", color=color,
+                label=r["recipe"])
+    ax.axhline(q[0]["target_val_loss"], color="#999999", ls=":", lw=1, label="original's final loss")
+    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="held-out loss")
+    ax.legend(fontsize=8)
+    return _done(fig)
+
+
+def data_prep_table(res: dict) -> pd.DataFrame:
+    d = res["data_prep"]["recipes"]
+    base = d["original (per-row map, pad 128)"]["rows_per_s"]
+    return pd.DataFrame({k: {"rows": r["rows"], "seconds": round(r["seconds"], 1), "rows/s": round(r["rows_per_s"]),
+                             "x original": round(r["rows_per_s"] / base, 1), "peak memory (MB)": round(r["peak_rss_mb"])}
+                         for k, r in d.items()}).T
+
+
+def checkpoint_table(res: dict) -> pd.DataFrame:
+    rows = res["checkpoint_cost"]["rows"]
+    return pd.DataFrame([{"model": r["model"], "recipe": r["recipe"], "checkpoint (MB)": round(r["checkpoint_MB"]),
+                          "save (s)": round(r["save_s"], 2), "step (s)": round(r["step_s"], 2),
+                          "saves every": f"{r['save_steps']} steps" + (f" or {r['save_minutes']:g} min" if r["save_minutes"] else ""),
+                          "time saving": f"{r['saving_share']:.1%}", "saves, full data": r["full_data_saves"]}
+                         for r in rows]).set_index(["model", "recipe"])
+
+
+def performance_facts(res: dict) -> dict:
+    tt = res["train_throughput"]
+    rows = {r["recipe"]: r for r in tt["throughput"]}
+    q = {r["recipe"]: r for r in tt.get("time_to_quality", [])}
+    d = res["data_prep"]["recipes"]
+    ours_prep, orig_prep = d["ours (cold cache)"], d["original (per-row map, pad 128)"]
+    ck = {(r["model"], r["recipe"]): r for r in res["checkpoint_cost"]["rows"]}
+    m = tt["machine"]
+    facts = {
+        "bench_cpu": m["cpu"], "bench_threads": m["torch_threads"], "bench_torch": m["torch"],
+        "bench_params_m": tt["parameters"] / 1e6,
+        "peak_fp32": tt["peak_flops"]["fp32"] / 1e9, "peak_bf16": tt["peak_flops"]["bf16"] / 1e9,
+        "orig_useful": rows["original"]["useful_tokens_per_s"], "ours_useful": rows["ours"]["useful_tokens_per_s"],
+        "orig_share": rows["original"]["useful_share"], "ours_x": rows["ours"]["x_original"],
+        "orig_mfu": rows["original"]["mfu"], "ours_mfu": rows["ours"]["mfu"],
+        "prep_rows": ours_prep["rows"], "prep_s": ours_prep["seconds"], "prep_mb": ours_prep["peak_rss_mb"],
+        "prep_orig_s": orig_prep["seconds"], "prep_x": ours_prep["rows_per_s"] / orig_prep["rows_per_s"],
+        "prep_again_s": d["ours (second prepare)"]["seconds"],
+        "ckpt_orig_share": ck[("gpt2-124m", "original")]["saving_share"],
+        "ckpt_ours_share": ck[("gpt2-124m", "ours")]["saving_share"],
+        "ckpt_mb": ck[("gpt2-124m", "original")]["checkpoint_MB"],
+        "ckpt_orig_saves": ck[("gpt2-124m", "original")]["full_data_saves"],
+    }
+    if q:
+        facts.update(ttq_target=q["original"]["target_val_loss"], ttq_orig_s=q["original"]["train_seconds"],
+                     ttq_ours_s=q["ours"]["seconds_to_target"] or float("nan"),
+                     ttq_x=q["original"]["train_seconds"] / q["ours"]["seconds_to_target"] if q["ours"]["seconds_to_target"] else float("nan"),
+                     ttq_ours_final=q["ours"]["final_val_loss"])
+    if "book_build" in res:
+        facts.update(book_clean_s=res["book_build"]["clean_s"], book_rebuild_s=res["book_build"]["rebuild_s"])
+    return facts

@@ -8,6 +8,7 @@ to pad_token_id, so the EOS was never a target and the model never learned to st
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import string
 from pathlib import Path
@@ -81,9 +82,10 @@ def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
 
 
 def _num_proc(cfg: TextConfig, rows: int) -> int | None:
-    if cfg.num_proc is not None:
-        return cfg.num_proc if cfg.num_proc > 1 else None
-    return os.cpu_count() if rows >= 50_000 else None  # process start-up costs more than it saves on small data
+    """Worker processes for tokenisation. By default none: a fast (Rust) tokenizer already encodes each batch
+    on every core, and measured on 50,000 films two workers were no faster and took twice the memory
+    (benchmarks/README.md). text.num_proc > 1 forks that many `Dataset.map` workers (slow tokenizers, many cores)."""
+    return cfg.num_proc if cfg.num_proc and cfg.num_proc > 1 else None
 
 
 def _cache_file(df: pd.DataFrame, tok: PreTrainedTokenizerBase, what: str) -> str:
@@ -97,34 +99,50 @@ def _cache_file(df: pd.DataFrame, tok: PreTrainedTokenizerBase, what: str) -> st
 
 def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str | None = None,
              desc: str = "films") -> datasets.Dataset:
-    """Films -> model inputs with labels, in `pad` or `pack` mode (default: cfg.batching)."""
+    """Films -> model inputs with labels, in `pad` or `pack` mode (default: cfg.batching).
+
+    The films go into an Arrow table and are formatted, tokenised and packed batch by batch inside
+    `Dataset.map`, so no list of every text or token is ever held in Python; the result is a datasets
+    cache file keyed by the films, the tokenizer and the settings, so a second prepare is a load."""
     batching = batching or cfg.batching
-    ds = datasets.Dataset.from_dict({"text": texts(df, cfg.template, tok.eos_token)})
-    num_proc = _num_proc(cfg, len(df))
+    fields = template_fields(cfg.template)
+    missing = [f for f in fields if f not in df.columns]
+    if missing:
+        raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
+    ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
     key = f"{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}"
-    common = dict(batched=True, num_proc=num_proc, remove_columns=ds.column_names, load_from_cache_file=True)
+    common = dict(batched=True, num_proc=_num_proc(cfg, len(df)), remove_columns=ds.column_names,
+                  load_from_cache_file=True, cache_file_name=_cache_file(df, tok, key))
+    as_text = lambda batch: [format_film(dict(zip(fields, row)), cfg.template) + tok.eos_token
+                             for row in zip(*(batch[f] for f in fields))]
     if batching == "pad":
         def encode(batch):
-            enc = tok(batch["text"], truncation=True, max_length=cfg.max_length, padding="max_length")
+            enc = tok(as_text(batch), truncation=True, max_length=cfg.max_length, padding="max_length")
             enc["labels"] = [[t if m else -100 for t, m in zip(ids, mask)]
                              for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
             return enc
-        return ds.map(encode, desc=f"Tokenising {desc} (pad to {cfg.max_length})",
-                      cache_file_name=_cache_file(df, tok, key), **common)
+        return ds.map(encode, desc=f"Tokenising {desc} (pad to {cfg.max_length})", **common)
 
-    enc = ds.map(lambda b: tok(b["text"]), desc=f"Tokenising {desc}",
-                 cache_file_name=_cache_file(df, tok, key + "|ids"), **common)
-    return enc.map(lambda b: group_texts(b, cfg.block_size), batched=True, num_proc=num_proc,
-                   desc=f"Packing {desc} into blocks of {cfg.block_size}",
-                   cache_file_name=_cache_file(df, tok, key), load_from_cache_file=True)
+    def encode_and_pack(batch):
+        return pack(encode_ids(tok, as_text(batch)), cfg.block_size)
+    return ds.map(encode_and_pack, batch_size=1000, desc=f"Tokenising {desc}, packing into blocks of {cfg.block_size}",
+                  **common)
 
 
-def group_texts(batch: dict, block_size: int) -> dict:
-    """transformers' run_clm.py: concatenate the films (each ends in EOS) and cut into full blocks."""
-    ids = [t for seq in batch["input_ids"] for t in seq]
-    n = (len(ids) // block_size) * block_size  # the last partial block is dropped, as in run_clm
-    blocks = [ids[i:i + block_size] for i in range(0, n, block_size)]
-    return {"input_ids": blocks, "attention_mask": [[1] * block_size for _ in blocks], "labels": [b[:] for b in blocks]}
+def encode_ids(tok: PreTrainedTokenizerBase, batch: list[str]) -> list[list[int]]:
+    """Token ids of each text, as tok(batch) gives them, without offsets (the fast tokenizer's cheapest call)."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):
+        return tok(batch)["input_ids"]
+    return [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=True)]
+
+
+def pack(ids: list[list[int]], block_size: int) -> dict:
+    """transformers' run_clm.py `group_texts` in numpy: concatenate the films (each ends in EOS) and cut
+    into full blocks; the last partial block of each map batch (1,000 films) is dropped, as in run_clm."""
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=sum(map(len, ids)))
+    blocks = flat[: len(flat) // block_size * block_size].reshape(-1, block_size)
+    return {"input_ids": blocks, "attention_mask": np.ones_like(blocks, dtype=np.int8), "labels": blocks}
 
 
 def token_lengths(df: pd.DataFrame, tok: PreTrainedTokenizerBase, template: str) -> np.ndarray:

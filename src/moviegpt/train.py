@@ -50,6 +50,9 @@ def run(cfg: Config, log=print) -> Path:
     if (run_dir / "summary.json").exists():
         log(f"Reusing finished run {run_dir} (same resolved config).")
         return run_dir
+    if not is_main_process():  # torchrun / accelerate launch: rank 0 owns the run directory and its lock
+        _train(cfg, run_dir, log=lambda m: None, main=False)
+        return run_dir
     with _lock(run_dir):  # a second process with the same config stops here, touching nothing
         try:
             _train(cfg, run_dir, log)
@@ -58,6 +61,11 @@ def run(cfg: Config, log=print) -> Path:
                 shutil.rmtree(run_dir, ignore_errors=True)  # failed before writing anything: leave no trace
             raise
     return run_dir
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch, or a plain single process (RANK is set by both launchers)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 @contextlib.contextmanager
@@ -160,6 +168,21 @@ class StopOnSignal(TrainerCallback):
             control.should_training_stop = True
 
 
+class SaveEvery(TrainerCallback):
+    """Time-driven checkpoints (train.save_minutes): a kill loses at most that much training on any hardware,
+    while the share of time spent saving stays bounded by save time / interval (benchmarks/checkpoint_cost.py)."""
+
+    def __init__(self, minutes: float):
+        self.seconds, self.last = minutes * 60, time.time()
+
+    def on_step_end(self, args, state, control, **kw):
+        if time.time() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kw):
+        self.last = time.time()
+
+
 def resolve_precision(requested: str) -> tuple[str, str]:
     """(precision that runs, why). fp16 needs CUDA; bf16 needs a GPU with it or a CPU with AVX-512 bf16 / AMX."""
     cuda = torch.cuda.is_available()
@@ -258,7 +281,9 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
     )
 
 
-def _train(cfg: Config, run_dir: Path, log) -> None:
+def _train(cfg: Config, run_dir: Path, log, main: bool = True) -> None:
+    """The run itself. With several processes (DDP) every rank trains; only the main one writes files,
+    evaluates held-out perplexity and logs (Trainer itself saves checkpoints and the model from rank 0)."""
     t_start = time.time()
     tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
     splits = data.load_splits(cfg.data, cfg.seed)
@@ -278,23 +303,25 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
     resolved = {"model": model_source, "model_choice": model_stage.choice_note(cfg.model), "parameters": model_stage.count_parameters(model), "tokenizer": tok_source,
                 "vocab_size": len(tok), "context_length": ctx, "precision": precision, "precision_note": why,
                 "data": splits.counts, "train_examples": len(train_ds), "hardware": hardware(), "versions": versions()}
-    if not (run_dir / "config.yaml").exists():
+    if main and not (run_dir / "config.yaml").exists():
         save_config(cfg, run_dir / "config.yaml", resolved)
     log(f"Run {run_dir}: {model_source}; {splits.counts['splits']['train']['used']} training films; {precision}")
 
     if (run_dir / "base_eval.json").exists():
         base = json.loads((run_dir / "base_eval.json").read_text())
-    else:
+    elif main:
         base = evaluate.perplexity(model, test_ds, cfg.train.eval_batch_size)
         _write_json(run_dir / "base_eval.json", base)
-    log(f"Held-out before training: loss {base['loss']:.4f}, perplexity {base['perplexity']:.2f}")
+    if main:
+        log(f"Held-out before training: loss {base['loss']:.4f}, perplexity {base['perplexity']:.2f}")
 
     ckpt_dir = run_dir / "checkpoints"
-    ckpt_dir.mkdir(exist_ok=True)
-    clear_staging(ckpt_dir)
-    last = get_last_checkpoint(str(ckpt_dir))
+    if main:
+        ckpt_dir.mkdir(exist_ok=True)
+        clear_staging(ckpt_dir)
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     offset = 0.0
-    if last:
+    if last and main:
         step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
         offset = _rewind_metrics(run_dir, step)
         log(f"Resuming from {last} (step {step}).")
@@ -302,7 +329,8 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
     trainer = AtomicCheckpointTrainer(
         model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
         train_dataset=train_ds, eval_dataset=val_ds, data_collator=default_data_collator,
-        processing_class=tok, callbacks=[MetricsLog(run_dir / "metrics.jsonl", offset), stop])
+        processing_class=tok, callbacks=[MetricsLog(run_dir / "metrics.jsonl", offset), stop]
+        + ([SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []))
     try:
         result = trainer.train(resume_from_checkpoint=last)
     finally:
@@ -312,11 +340,13 @@ def _train(cfg: Config, run_dir: Path, log) -> None:
                           f"{ckpt_dir / f'checkpoint-{trainer.state.global_step}'}; "
                           "rerun the same command to resume")
 
-    final = evaluate.perplexity(trainer.model, test_ds, cfg.train.eval_batch_size)
-    log(f"Held-out after training: loss {final['loss']:.4f}, perplexity {final['perplexity']:.2f}")
     trainer.model.generation_config.update(**GENERATION_DEFAULTS)
     with saving(run_dir / "model"):
         trainer.save_model(str(run_dir / "model"))  # safetensors weights, config, generation config, tokenizer
+    if not main:
+        return
+    final = evaluate.perplexity(trainer.model, test_ds, cfg.train.eval_batch_size)
+    log(f"Held-out after training: loss {final['loss']:.4f}, perplexity {final['perplexity']:.2f}")
     settings = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits,
                 "seed": cfg.seed, "data_source": cfg.data.source}
     (run_dir / "model" / "training_args.bin").unlink(missing_ok=True)  # a pickle; the run's config.yaml says it all

@@ -1,0 +1,368 @@
+"""Benchmark harness: the measurements behind benchmarks/*.py, importable so tests can run them tiny.
+
+Every benchmark measures the report's original recipe and ours in the same process run, on the
+same data and model, and reports ratios to the original. Nothing here is timed by a test; tests
+check that the harness runs and that its token accounting is right.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from moviegpt import data
+
+WYKONOS_ROWS = 722_796  # rows of wykonos/movies, the size the full recipe has to handle
+
+
+# ---------------------------------------------------------------------------------------------
+# machine and results
+
+
+def machine() -> dict:
+    import torch
+
+    from moviegpt.train import hardware
+
+    return {**hardware(), "python": platform.python_version(), "torch": torch.__version__,
+            "bf16_cpu": bool(torch.cpu._is_avx512_bf16_supported())}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and of its (finished) children, in MB (Linux: ru_maxrss is KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids) / 1024
+
+
+def write_result(name: str, result: dict, out_dir: Path | None = None) -> Path:
+    out_dir = Path(out_dir or Path(__file__).resolve().parents[2] / "benchmarks" / "results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def table(rows: list[dict], cols: list[str]) -> str:
+    """A plain text table of dict rows (floats to 3 significant digits)."""
+    fmt = lambda v: f"{v:,.3g}" if isinstance(v, float) and abs(v) < 1000 else (f"{v:,.0f}" if isinstance(v, (int, float)) else str(v))
+    cells = [[c for c in cols]] + [[fmt(r.get(c, "")) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+# ---------------------------------------------------------------------------------------------
+# data preparation at full scale
+
+
+def replica(rows: int = WYKONOS_ROWS, seed: int = 0) -> pd.DataFrame:
+    """The bundled films repeated to `rows` rows in wykonos layout. Each copy gets a new id and its copy
+    number in the title, so cleaning (which drops repeated ids and repeated title+overview) keeps it."""
+    base = data.read_table("bundled")
+    reps = -(-rows // len(base))
+    out = pd.concat([base] * reps, ignore_index=True).head(rows)
+    copy = np.arange(len(out)) // len(base)
+    out["id"] = out["id"].astype("int64") + copy * 10_000_000
+    out["title"] = out["title"].where(copy == 0, out["title"] + " " + pd.Series(copy, dtype=str))
+    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def replica_file(rows: int = WYKONOS_ROWS) -> Path:
+    from moviegpt.config import CACHE_DIR
+
+    path = CACHE_DIR / "bench" / f"wykonos-replica-{rows}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replica(rows).to_parquet(path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+    return path
+
+
+@dataclass
+class Stages:
+    """Wall time of each named stage, in order."""
+    times: dict = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = now - self._t
+        self._t = now
+
+    @property
+    def total(self) -> float:
+        return sum(self.times.values())
+
+
+def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) -> dict:
+    """Our data path, as `moviegpt prepare` runs it: read, normalise, clean (counted), hash split,
+    then tokenise and pack the training split (datasets map, batched, fast tokenizer, cached)."""
+    from moviegpt import tokens
+    from moviegpt.config import DataConfig, TextConfig
+
+    st = Stages()
+    cfg = DataConfig(source=str(path), splits=[0.98, 0.01, 0.01])
+    tok, _ = tokens.load_tokenizer("gpt2-bundled")
+    st.done("load tokenizer")
+    splits = data.load_splits(cfg, seed=0)
+    st.done("load, clean, split")
+    ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
+    st.done("tokenise and pack")
+    return {"stages": st.times, "seconds": st.total, "rows": splits.counts["rows_in"],
+            "train_films": len(splits.train), "examples": len(ds), "tokens": len(ds) * block_size}
+
+
+def prepare_original(path: str, max_length: int = 128) -> dict:
+    """The report's data path: read the CSV-like table, drop rows without an overview, format one text
+    column, then `Dataset.map` one row at a time, padding every film to 128 tokens."""
+    import datasets
+    from transformers import GPT2Tokenizer
+
+    from moviegpt.tokens import BUNDLED_GPT2
+
+    st = Stages()
+    tok = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2)
+    tok.pad_token = tok.eos_token
+    st.done("load tokenizer")
+    df = pd.read_parquet(path).dropna(subset=["title", "overview"])
+    df["text"] = "Movie: " + df["title"] + "\nOverview: " + df["overview"]
+    ds = datasets.Dataset.from_pandas(df[["text"]], preserve_index=False)
+    st.done("load, clean, split")
+    ds = ds.map(lambda row: tok(row["text"], truncation=True, padding="max_length", max_length=max_length),
+                remove_columns=["text"], load_from_cache_file=False)
+    st.done("tokenise and pad")
+    return {"stages": st.times, "seconds": st.total, "rows": len(df), "train_films": len(ds), "examples": len(ds),
+            "tokens": len(ds) * max_length}
+
+
+# ---------------------------------------------------------------------------------------------
+# training throughput, model FLOPs utilisation, time to quality
+
+
+def peak_matmul_flops(dtype: str, n: int = 2048, reps: int = 8, trials: int = 5) -> float:
+    """Best FLOP/s of an n x n matmul in this process (the denominator of MFU), measured now."""
+    import torch
+
+    dt = getattr(torch, dtype)
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    a @ b  # warm-up: thread pool, kernel choice
+    best = 0.0
+    for _ in range(trials):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def flops_per_token(model, seq_len: int) -> float:
+    """Training FLOPs per token: 6 N (forward + backward of every weight matmul, N without position
+    embeddings; the tied input embedding counts once, as the output layer's matmul) plus attention
+    scores and values, 12 * layers * width * sequence length (PaLM appendix B, as in nanoGPT)."""
+    c = model.config
+    n = sum(p.numel() for name, p in model.named_parameters() if "wpe" not in name)
+    return 6 * n + 12 * c.n_layer * c.n_embd * seq_len
+
+
+class CountingCollator:
+    """default_data_collator that records, for every batch it makes, all tokens and the useful ones:
+    positions whose next token is a real target (label != -100 after the shift), i.e. not padding."""
+
+    def __init__(self):
+        self.counts: list[tuple[int, int]] = []
+
+    def __call__(self, features):
+        from transformers import default_data_collator
+
+        batch = default_data_collator(features)
+        self.counts.append((batch["input_ids"].numel(), int((batch["labels"][:, 1:] != -100).sum())))
+        return batch
+
+
+def _clock():
+    from transformers import TrainerCallback
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.ends: list[float] = []
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.ends = []
+
+        def on_step_end(self, args, state, control, **kw):
+            self.ends.append(time.perf_counter())
+
+    return StepClock()
+
+
+@dataclass
+class Setup:
+    """One recipe ready to train: its config, Trainer, and the instruments on it."""
+    name: str
+    cfg: object
+    trainer: object
+    collator: CountingCollator
+    clock: object
+    precision: str
+    seq_len: int
+    flops_per_token: float
+
+
+def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
+    """A Trainer for `cfg` exactly as `moviegpt train` builds it (moviegpt.train.training_args), with no
+    saving, evaluation or logging, and a collator and clock that count tokens and time steps."""
+    from transformers import Trainer
+
+    from moviegpt import model as model_stage, tokens
+    from moviegpt.train import resolve_precision, training_args
+
+    precision, _ = resolve_precision(cfg.train.precision)
+    ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
+    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
+    args = training_args(cfg, out / name, precision, has_eval=False)
+    args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
+    args.include_num_input_tokens_seen = "no"
+    collator, clock = CountingCollator(), _clock()
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock])
+    seq = cfg.text.block_size if cfg.text.batching == "pack" else cfg.text.max_length
+    return Setup(name, cfg, trainer, collator, clock, precision, seq, flops_per_token(model, seq))
+
+
+def window(s: Setup, warmup_steps: int, steps: int) -> dict:
+    """Train `warmup_steps + steps` optimizer steps; time the last `steps` (end of step to end of step,
+    so data loading, forward, backward and optimizer are all inside) and count their tokens."""
+    s.collator.counts = []
+    s.trainer.args.max_steps = warmup_steps + steps
+    s.trainer.train()
+    accum = s.cfg.train.grad_accum
+    elapsed = s.clock.ends[-1] - s.clock.ends[warmup_steps - 1]
+    batches = s.collator.counts[warmup_steps * accum:(warmup_steps + steps) * accum]
+    total, useful = sum(c[0] for c in batches), sum(c[1] for c in batches)
+    return {"seconds": elapsed, "tokens": total, "useful_tokens": useful,
+            "tokens_per_s": total / elapsed, "useful_tokens_per_s": useful / elapsed}
+
+
+def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, window_tokens: int = 8192) -> list[dict]:
+    """Interleaved windows: every round runs each recipe once, so drift (thermal, other load) hits all alike.
+    Reports the median over rounds of useful and total tokens/s, and MFU against the peak matmul rate of
+    the precision each recipe computes in, measured in this run."""
+    peaks = {"fp32": peak_matmul_flops("float32"), "bf16": peak_matmul_flops("bfloat16")}
+    runs = {s.name: [] for s in setups}
+    for _ in range(rounds):
+        for s in setups:
+            tokens_per_step = s.cfg.train.batch_size * s.cfg.train.grad_accum * s.seq_len
+            runs[s.name].append(window(s, warmup_steps, max(3, -(-window_tokens // tokens_per_step))))
+    out = []
+    for s in setups:
+        w = runs[s.name]
+        tps = statistics.median(r["tokens_per_s"] for r in w)
+        useful = statistics.median(r["useful_tokens_per_s"] for r in w)
+        peak = peaks["bf16" if s.precision == "bf16" else "fp32"]
+        out.append({"recipe": s.name, "precision": s.precision, "batching": s.cfg.text.batching,
+                    "batch_size": s.cfg.train.batch_size, "optim": s.cfg.train.optim,
+                    "attention": s.cfg.model.attn_implementation, "seq_len": s.seq_len,
+                    "useful_tokens_per_s": useful, "tokens_per_s": tps, "useful_share": useful / tps,
+                    "flops_per_token": s.flops_per_token, "achieved_flops": tps * s.flops_per_token,
+                    "peak_flops": peak, "mfu": tps * s.flops_per_token / peak,
+                    "windows": [round(r["useful_tokens_per_s"], 1) for r in w]})
+    base = out[0]["useful_tokens_per_s"]
+    for r in out:
+        r["x_original"] = r["useful_tokens_per_s"] / base
+    return out, peaks
+
+
+def time_to_quality(setups: list[Setup], val_ds, evals: int = 8, batch_size: int = 16) -> list[dict]:
+    """Each recipe trains its configured epochs of the same films from the same initialisation; the held-out
+    token-weighted loss (the same padded validation films for every recipe, moviegpt.evaluate.perplexity)
+    is measured `evals` times, with the clock stopped while it is. The target is the loss the first recipe
+    (the original) ends its budget with; a recipe's time to quality is when it first reaches it."""
+    from transformers import TrainerCallback
+
+    from moviegpt.evaluate import perplexity
+
+    class Probe(TrainerCallback):
+        def __init__(self, every):
+            self.every, self.points, self.paused, self.t0 = every, [], 0.0, None
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+                t = time.perf_counter()
+                loss = perplexity(model, val_ds, batch_size)["loss"]
+                model.train()
+                self.points.append({"step": state.global_step, "train_seconds": t - self.t0 - self.paused,
+                                    "tokens": int(sum(c[0] for c in collator.counts)), "val_loss": loss})
+                self.paused += time.perf_counter() - t
+
+    results = []
+    for s in setups:
+        trainer, collator = s.trainer, s.collator
+        collator.counts = []
+        trainer.args.max_steps = -1
+        trainer.args.num_train_epochs = s.cfg.train.epochs
+        steps = int(len(trainer.get_train_dataloader()) // s.cfg.train.grad_accum * s.cfg.train.epochs)
+        probe = Probe(max(1, steps // evals))
+        trainer.add_callback(probe)
+        trainer.train()
+        trainer.remove_callback(probe)
+        results.append({"recipe": s.name, "steps": steps, "curve": probe.points,
+                        "final_val_loss": probe.points[-1]["val_loss"], "train_seconds": probe.points[-1]["train_seconds"]})
+    target = results[0]["final_val_loss"]
+    for r in results:
+        hit = next((p for p in r["curve"] if p["val_loss"] <= target), None)
+        r["target_val_loss"] = target
+        r["seconds_to_target"] = hit["train_seconds"] if hit else None
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint cost
+
+
+def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dict:
+    """Median wall time of one full checkpoint (weights, optimizer, scheduler, RNG, state) of cfg's model,
+    after one optimizer step so the optimizer state exists; `atomic` uses moviegpt's staged save."""
+    import datasets
+    from transformers import Trainer
+
+    from moviegpt import model as model_stage
+    from moviegpt.train import AtomicCheckpointTrainer, resolve_precision, training_args
+
+    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
+    ids = [[tok.eos_token_id] * 32] * 2
+    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
+    args = training_args(cfg, out, resolve_precision(cfg.train.precision)[0], has_eval=False)
+    args.per_device_train_batch_size, args.max_steps, args.save_strategy, args.disable_tqdm = 1, 1, "no", True
+    args.save_total_limit = 1
+    trainer = (AtomicCheckpointTrainer if atomic else Trainer)(model=model, args=args, train_dataset=ds)
+    trainer.train()
+    times = []
+    for i in range(saves):
+        trainer.state.global_step = 100 + i  # a new checkpoint each time; rotation keeps one, as both recipes do
+        t = time.perf_counter()
+        trainer._save_checkpoint(trainer.model, trial=None)
+        times.append(time.perf_counter() - t)
+    ckpt = max(out.glob("checkpoint-*"))
+    return {"seconds": statistics.median(times), "bytes": sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def saving_share(save_seconds: float, step_seconds: float, save_every_steps: int | None,
+                 save_minutes: float | None = None) -> float:
+    """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
+    interval = [x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x]
+    every = min(interval)
+    return save_seconds / (save_seconds + every)

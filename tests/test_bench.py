@@ -1,0 +1,79 @@
+"""The benchmark harness runs end to end on tiny settings, and its token accounting is right.
+(Benchmarks are never timed here; only that they measure what they say.)"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from moviegpt import bench, data, load_config, tokens
+from moviegpt.config import PROJECT_ROOT
+
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.n_positions=128",
+        "data.max_train_rows=48", "data.max_eval_rows=16", "text.max_length=64", "text.block_size=64"]
+
+
+def test_counting_collator_excludes_padding(gpt2_tok):
+    films = data.load_splits(load_config("smoke").data, 0).train.head(6)
+    pad = tokens.tokenize(films, gpt2_tok, load_config("smoke", ["text.max_length=128"]).text, batching="pad")
+    c = bench.CountingCollator()
+    batch = c([pad[i] for i in range(len(pad))])
+    lengths = [min(n, 128) for n in tokens.token_lengths(films, gpt2_tok, load_config("smoke").text.template)]
+    assert c.counts == [(6 * 128, sum(n - 1 for n in lengths))]  # every real token but the first has a target
+    assert batch["input_ids"].shape == (6, 128)
+    packed = tokens.tokenize(films, gpt2_tok, load_config("smoke", ["text.block_size=32"]).text, batching="pack")
+    c([packed[i] for i in range(4)])
+    assert c.counts[-1] == (4 * 32, 4 * 31)  # packed blocks: no padding at all
+
+
+def test_flops_per_token_is_6n_plus_attention():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=16, n_layer=2, n_head=2, n_embd=8))
+    n = sum(p.numel() for p in m.parameters()) - 16 * 8  # without the position embeddings
+    assert bench.flops_per_token(m, 16) == 6 * n + 12 * 2 * 8 * 16
+
+
+def test_peak_matmul_is_measured():
+    assert 1e8 < bench.peak_matmul_flops("float32", n=256, reps=2, trials=2) < 1e15
+
+
+def test_throughput_harness_end_to_end(tmp_path):
+    import train_throughput
+
+    recipes = {"base": ["model.name=scratch", "model.tokenizer=gpt2-bundled", "text.batching=pad", "train.batch_size=2",
+                        "train.precision=fp32", *TINY],
+               "variants": {"+ packing": ["text.batching=pack"]}, "quality": {"ours": ["text.batching=pack"]}}
+    (tmp_path / "r.yaml").write_text(json.dumps(recipes))
+    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--rounds", "1", "--window-tokens", "256",
+                           "--out", str(tmp_path)])
+    out = json.loads((tmp_path / "train_throughput.json").read_text())
+    rows = {r["recipe"]: r for r in out["throughput"]}
+    assert rows["original"]["x_original"] == 1.0 and rows["original"]["useful_share"] < 1.0
+    assert rows["+ packing"]["useful_share"] == pytest.approx(63 / 64)  # packed: every position but the last has a target
+    assert all(0 < r["mfu"] < 1 for r in rows.values())
+    q = {r["recipe"]: r for r in out["time_to_quality"]}
+    assert q["original"]["seconds_to_target"] == q["original"]["train_seconds"]  # the target is where it ends
+    assert all(p["val_loss"] > 0 for r in q.values() for p in r["curve"])
+
+
+def test_replica_keeps_every_row_through_cleaning():
+    df = bench.replica(12_000)
+    clean, counts = data.clean(data.normalise(df))
+    bundled, _ = data.clean(data.normalise(data.read_table("bundled")))
+    assert len(df) == 12_000 and df["id"].is_unique
+    assert counts["dropped"]["duplicate_title_overview"] == counts["dropped"]["duplicate_id"] == 0
+    assert len(clean) > 2 * len(bundled)
+
+
+def test_data_prep_both_recipes_on_a_small_replica(tmp_path):
+    df = bench.replica(3000)
+    df.to_parquet(tmp_path / "r.parquet")
+    ours = bench.prepare_ours(str(tmp_path / "r.parquet"), block_size=128)
+    orig = bench.prepare_original(str(tmp_path / "r.parquet"))
+    assert ours["rows"] == orig["rows"] == 3000
+    assert ours["tokens"] == ours["examples"] * 128 and orig["tokens"] == orig["examples"] * 128
+    assert set(ours["stages"]) == {"load tokenizer", "load, clean, split", "tokenise and pack"}
