@@ -69,7 +69,8 @@ def main(argv=None):
                          "save_s": save["seconds"], "checkpoint_MB": save["bytes"] / 1e6, "step_s": step,
                          "save_steps": prof.train.save_steps, "save_minutes": prof.train.save_minutes,
                          "saving_share": share, "full_data_steps": int(steps),
-                         "full_data_saves": int(steps // prof.train.save_steps)})
+                         "full_data_saves": int(steps * step // bench.save_interval(step, prof.train.save_steps,
+                                                                                       prof.train.save_minutes))})
             print(bench.table(rows[-1:], list(rows[-1])))
     print(bench.table(rows, ["model", "recipe", "save_s", "checkpoint_MB", "step_s", "saving_share", "full_data_saves"]))
     print("wrote", bench.write_result(args.name, {"benchmark": "checkpoint_cost", "machine": bench.machine(), "rows": rows,

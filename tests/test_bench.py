@@ -2,11 +2,8 @@
 (Benchmarks are never timed here; only that they measure what they say.)"""
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from moviegpt import bench, data, load_config, tokens
 from moviegpt.config import PROJECT_ROOT

@@ -42,7 +42,7 @@ def text_of(page: Path) -> str:
 
 
 def test_every_chapter_page_and_figure_exists(site):
-    expected_figures = {"book/dataset": 3, "book/methodology": 1, "book/results": 4}
+    expected_figures = {"book/dataset": 3, "book/methodology": 1, "book/results": 4, "book/performance": 2}
     for chapter in chapters():
         page = site / f"{chapter}.html"
         assert page.exists(), chapter
@@ -52,6 +52,14 @@ def test_every_chapter_page_and_figure_exists(site):
             img = (page.parent / src).resolve()
             assert img.exists() and img.stat().st_size > 1000, src
         assert "Traceback" not in page.read_text() and "{glue" not in page.read_text(), chapter
+
+
+def test_performance_chapter_shows_the_committed_benchmarks(site):
+    facts = report.performance_facts(report.benchmarks())
+    page = text_of(site / "book/performance.html")
+    assert facts["bench_cpu"] in page  # every figure is labelled with the hardware it ran on
+    assert f"{facts['ours_useful']:,.0f} useful tokens per second" in page and f"{facts['ours_x']:.2f} times" in page
+    assert f"{facts['prep_rows']:,}" in page
 
 
 def test_glued_headline_numbers_match_the_run(site, monkeypatch):

@@ -6,7 +6,6 @@ the profile, the hash of its resolved config and a hash of the package's source 
 the committed benchmark results that the Performance chapter reads.
 """
 import hashlib
-from pathlib import Path
 
 from moviegpt import report
 from moviegpt.config import PROJECT_ROOT

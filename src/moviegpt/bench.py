@@ -7,7 +7,6 @@ check that the harness runs and that its token accounting is right.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import resource
 import statistics
@@ -259,8 +258,8 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     the precision each recipe computes in, measured in this run."""
     peaks = {"fp32": peak_matmul_flops("float32"), "bf16": peak_matmul_flops("bfloat16")}
     runs = {s.name: [] for s in setups}
-    for _ in range(rounds):
-        for s in setups:
+    for r in range(rounds):
+        for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
             tokens_per_step = s.cfg.train.batch_size * s.cfg.train.grad_accum * s.seq_len
             runs[s.name].append(window(s, warmup_steps, max(3, -(-window_tokens // tokens_per_step))))
     out = []
@@ -363,6 +362,10 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
 def saving_share(save_seconds: float, step_seconds: float, save_every_steps: int | None,
                  save_minutes: float | None = None) -> float:
     """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
-    interval = [x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x]
-    every = min(interval)
+    every = save_interval(step_seconds, save_every_steps, save_minutes)
     return save_seconds / (save_seconds + every)
+
+
+def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
+    """Seconds of training between two saves under a step- and/or time-driven policy."""
+    return min(x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x)

@@ -116,10 +116,12 @@ def cmd_prepare(args) -> None:
 
 def cmd_train(args) -> None:
     from moviegpt.config import load_config
-    from moviegpt.train import run
+    from moviegpt.train import is_main_process, run
 
     cfg = load_config(args.config, args.overrides)
     run_dir = run(cfg, log=lambda msg: print(msg, file=sys.stderr))
+    if not is_main_process():  # under torchrun / accelerate launch, rank 0 reports
+        return
     summary = json.loads((run_dir / "summary.json").read_text())
     print(json.dumps({"run_dir": str(run_dir), "base_perplexity": summary["base"]["perplexity"],
                       "final_perplexity": summary["final"]["perplexity"]}, indent=2))

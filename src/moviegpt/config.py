@@ -34,6 +34,7 @@ class DataConfig:
     splits: list = field(default_factory=lambda: [0.9, 0.05, 0.05])  # train / validation / test fractions
     max_train_rows: int | None = None  # cap on training films, taken after a seeded shuffle
     max_eval_rows: int | None = None  # cap on validation and on test films, likewise
+    streaming: bool = False  # read the source as a datasets stream (larger than memory); needs train.max_steps
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ModelConfig:
     n_head: int = 2  # scratch only
     n_embd: int = 128  # scratch only
     n_positions: int = 1024  # scratch only
+    dropout: float = 0.1  # scratch only: GPT-2's residual, embedding and attention dropout
     attn_implementation: str = "sdpa"  # PyTorch's fused scaled-dot-product attention
 
 
@@ -72,6 +74,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (fp16 needs CUDA; auto = bf16 where the hardware has it)
     optim: str = "adamw_torch"
+    compile: bool = False  # torch.compile the model (Inductor): fused kernels, once per shape; pays on long runs
     logging_steps: int = 50
     eval_steps: int | None = None  # None: evaluate on the validation split once per epoch
     save_steps: int | None = None  # None: save once per epoch
@@ -235,6 +238,8 @@ def validate(cfg: Config) -> None:
     need(t.grad_accum >= 1, f"train.grad_accum={t.grad_accum} must be at least 1")
     need(t.learning_rate > 0, f"train.learning_rate={t.learning_rate} must be positive")
     need(t.epochs > 0 or t.max_steps > 0, "train.epochs or train.max_steps must be positive")
+    need(not cfg.data.streaming or t.max_steps > 0, "data.streaming=true needs train.max_steps (a stream has no length)")
+    need(0 <= cfg.model.dropout < 1, f"model.dropout={cfg.model.dropout} must be in [0, 1)")
     need(t.warmup_steps >= 0, f"train.warmup_steps={t.warmup_steps} must not be negative")
     need(t.weight_decay >= 0, f"train.weight_decay={t.weight_decay} must not be negative")
     need(t.logging_steps >= 1, f"train.logging_steps={t.logging_steps} must be at least 1")

@@ -201,3 +201,46 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         raise UserError(f"data source {cfg.source} has too few films ({len(df)}) for a train and a test split")
     counts["splits"] = sizes
     return Splits(**parts, counts=counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming: data larger than memory or disk
+
+BUILDERS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+
+
+def stream_films(cfg: DataConfig, split: str):
+    """The films of one split as a `datasets` stream: read lazily, normalised and cleaned a batch at a time
+    and kept by the same hash split as `load_splits`, so a film is in the same split either way. Repeats are
+    dropped within a batch of 1,000 only (a stream cannot see the whole table)."""
+    import datasets
+
+    source = str(BUNDLED) if cfg.source == "bundled" else cfg.source
+    try:
+        if _looks_like_path(source):
+            if "://" not in source and not Path(source).is_file():
+                _read_file(source)  # the same clear error as without streaming
+            builder = BUILDERS.get(Path(source).suffix.lower())
+            if builder is None:
+                raise UserError(f"data file {source} has an unknown type '{Path(source).suffix}'; use .csv, .parquet or .jsonl")
+            ds = datasets.load_dataset(builder, data_files=source, split="train", streaming=True)
+        elif hub.reachable():
+            ds = datasets.load_dataset(source, split=cfg.hub_split, streaming=True)
+        else:
+            raise UserError(f"cannot reach the Hugging Face hub to stream dataset '{source}'; {hub.OFFLINE_HINT}")
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"cannot stream {source}: {first_line(e)}") from None
+
+    def keep(batch: dict) -> dict:
+        films, _ = clean(normalise(pd.DataFrame(batch)))
+        films = films[assign_splits(films, cfg.splits) == split]
+        return {"id": [None if pd.isna(v) else str(v) for v in films["id"]], "title": films["title"].tolist(),
+                "overview": films["overview"].tolist(), "genres": films["genres"].tolist()}
+    return ds.map(keep, batched=True, batch_size=1000, remove_columns=list(ds.column_names or []) or None)
+
+
+def take_films(stream, n: int) -> pd.DataFrame:
+    """The first n films of a stream as a table (held-out evaluation needs a fixed, finite set)."""
+    return pd.DataFrame(list(stream.take(n)), columns=["id", "title", "overview", "genres"])

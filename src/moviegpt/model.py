@@ -26,7 +26,8 @@ def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) ->
         torch.manual_seed(seed)  # the "base model" of a scratch run is this seeded initialisation
         config = GPT2Config(vocab_size=len(tok), n_positions=cfg.n_positions, n_layer=cfg.n_layer, n_head=cfg.n_head,
                             n_embd=cfg.n_embd, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id)
+                            pad_token_id=tok.pad_token_id, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                            attn_pdrop=cfg.dropout)
         model = GPT2LMHeadModel(config)
         model.config._attn_implementation = cfg.attn_implementation
         desc = f"GPT-2 from config ({cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims), random init"

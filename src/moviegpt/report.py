@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from moviegpt import data, evaluate, generate, model as model_stage, recommend, tokens, train
+from moviegpt import bench, data, evaluate, generate, model as model_stage, recommend, tokens, train
 from moviegpt.config import GENERATION_DEFAULTS, PROJECT_ROOT, Config, load_config, load_run_config
 
 DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
@@ -420,9 +420,9 @@ def plot_time_to_quality(res: dict):
 def data_prep_table(res: dict) -> pd.DataFrame:
     d = res["data_prep"]["recipes"]
     base = d["original (per-row map, pad 128)"]["rows_per_s"]
-    return pd.DataFrame({k: {"rows": r["rows"], "seconds": round(r["seconds"], 1), "rows/s": round(r["rows_per_s"]),
-                             "x original": round(r["rows_per_s"] / base, 1), "peak memory (MB)": round(r["peak_rss_mb"])}
-                         for k, r in d.items()}).T
+    return pd.DataFrame([{"recipe": k, "rows": r["rows"], "seconds": round(r["seconds"], 1), "rows/s": round(r["rows_per_s"]),
+                          "x original": round(r["rows_per_s"] / base, 1), "peak memory (MB)": round(r["peak_rss_mb"])}
+                         for k, r in d.items()]).set_index("recipe")
 
 
 def checkpoint_table(res: dict) -> pd.DataFrame:
@@ -430,7 +430,9 @@ def checkpoint_table(res: dict) -> pd.DataFrame:
     return pd.DataFrame([{"model": r["model"], "recipe": r["recipe"], "checkpoint (MB)": round(r["checkpoint_MB"]),
                           "save (s)": round(r["save_s"], 2), "step (s)": round(r["step_s"], 2),
                           "saves every": f"{r['save_steps']} steps" + (f" or {r['save_minutes']:g} min" if r["save_minutes"] else ""),
-                          "time saving": f"{r['saving_share']:.1%}", "saves, full data": r["full_data_saves"]}
+                          "time saving": f"{r['saving_share']:.2%}",
+                          "saves, full data": int(r["full_data_steps"] * r["step_s"]
+                                                  // bench.save_interval(r["step_s"], r["save_steps"], r["save_minutes"]))}
                          for r in rows]).set_index(["model", "recipe"])
 
 
@@ -455,13 +457,16 @@ def performance_facts(res: dict) -> dict:
         "ckpt_orig_share": ck[("gpt2-124m", "original")]["saving_share"],
         "ckpt_ours_share": ck[("gpt2-124m", "ours")]["saving_share"],
         "ckpt_mb": ck[("gpt2-124m", "original")]["checkpoint_MB"],
-        "ckpt_orig_saves": ck[("gpt2-124m", "original")]["full_data_saves"],
+        "ckpt_orig_saves": int(checkpoint_table(res).loc[("gpt2-124m", "original"), "saves, full data"]),
     }
     if q:
         facts.update(ttq_target=q["original"]["target_val_loss"], ttq_orig_s=q["original"]["train_seconds"],
                      ttq_ours_s=q["ours"]["seconds_to_target"] or float("nan"),
                      ttq_x=q["original"]["train_seconds"] / q["ours"]["seconds_to_target"] if q["ours"]["seconds_to_target"] else float("nan"),
                      ttq_ours_final=q["ours"]["final_val_loss"])
-    if "book_build" in res:
-        facts.update(book_clean_s=res["book_build"]["clean_s"], book_rebuild_s=res["book_build"]["rebuild_s"])
+    b = res.get("book_build")
+    facts["book_note"] = (f"A clean build of this book with the {b['profile']} profile (training included) took "
+                          f"{b['clean_s']:.0f} s; a rebuild with nothing changed took {b['rebuild_s']:.0f} s, because "
+                          "every chapter's outputs come from the execution cache." if b else
+                          "The book's build time has not been measured yet (python benchmarks/book_build.py).")
     return facts

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import string
 from pathlib import Path
 
@@ -110,9 +109,23 @@ def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, ba
     if missing:
         raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
     ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
-    key = f"{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}"
-    common = dict(batched=True, num_proc=_num_proc(cfg, len(df)), remove_columns=ds.column_names,
-                  load_from_cache_file=True, cache_file_name=_cache_file(df, tok, key))
+    num_proc = _num_proc(cfg, len(df))
+    key = f"{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"  # workers cut batches differently
+    return ds.map(encoder(tok, cfg, batching), batched=True, batch_size=1000, num_proc=num_proc,
+                  remove_columns=ds.column_names, load_from_cache_file=True, cache_file_name=_cache_file(df, tok, key),
+                  desc=f"Tokenising {desc} ({batching}, {cfg.max_length if batching == 'pad' else cfg.block_size} tokens)")
+
+
+def tokenize_stream(films, tok: PreTrainedTokenizerBase, cfg: TextConfig):
+    """A stream of films (data.stream_films) -> a stream of packed blocks, made as training reads them."""
+    encode = encoder(tok, cfg, cfg.batching)
+    as_int64 = lambda batch: {k: np.asarray(v, dtype=np.int64) for k, v in encode(batch).items()}  # no Arrow cast here
+    return films.map(as_int64, batched=True, batch_size=1000, remove_columns=["id", "title", "overview", "genres"])
+
+
+def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):
+    """The batch function of both modes: films (columns) -> texts -> token ids -> padded rows or packed blocks."""
+    fields = template_fields(cfg.template)
     as_text = lambda batch: [format_film(dict(zip(fields, row)), cfg.template) + tok.eos_token
                              for row in zip(*(batch[f] for f in fields))]
     if batching == "pad":
@@ -120,13 +133,9 @@ def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, ba
             enc = tok(as_text(batch), truncation=True, max_length=cfg.max_length, padding="max_length")
             enc["labels"] = [[t if m else -100 for t, m in zip(ids, mask)]
                              for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
-            return enc
-        return ds.map(encode, desc=f"Tokenising {desc} (pad to {cfg.max_length})", **common)
-
-    def encode_and_pack(batch):
-        return pack(encode_ids(tok, as_text(batch)), cfg.block_size)
-    return ds.map(encode_and_pack, batch_size=1000, desc=f"Tokenising {desc}, packing into blocks of {cfg.block_size}",
-                  **common)
+            return dict(enc)
+        return encode
+    return lambda batch: pack(encode_ids(tok, as_text(batch)), cfg.block_size)
 
 
 def encode_ids(tok: PreTrainedTokenizerBase, batch: list[str]) -> list[list[int]]:
