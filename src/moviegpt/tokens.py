@@ -143,6 +143,8 @@ def encode_ids(tok: PreTrainedTokenizerBase, batch: list[str]) -> list[list[int]
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None or not hasattr(backend, "encode_batch_fast"):
         return tok(batch)["input_ids"]
+    backend.no_truncation()  # the backend keeps the truncation/padding of the last tok(...) call (pad mode sets both)
+    backend.no_padding()
     return [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=True)]
 
 
