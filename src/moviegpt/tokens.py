@@ -110,7 +110,8 @@ def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, ba
         raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
     ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
     num_proc = _num_proc(cfg, len(df))
-    key = f"{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"  # workers cut batches differently
+    # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
+    key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"
     return ds.map(encoder(tok, cfg, batching), batched=True, batch_size=1000, num_proc=num_proc,
                   remove_columns=ds.column_names, load_from_cache_file=True, cache_file_name=_cache_file(df, tok, key),
                   desc=f"Tokenising {desc} ({batching}, {cfg.max_length if batching == 'pad' else cfg.block_size} tokens)")
