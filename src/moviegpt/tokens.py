@@ -73,14 +73,25 @@ def prompt_for(title: str, template: str) -> str:
 
 
 def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
+    fields = fields_in(df.columns, template)
+    return _as_text({f: df[f].tolist() for f in fields}, fields, template, eos)
+
+
+def fields_in(columns, template: str) -> list[str]:
+    """The template's fields, checked against the data's columns."""
     fields = template_fields(template)
-    missing = [f for f in fields if f not in df.columns]
+    missing = [f for f in fields if f not in columns]
     if missing:
         raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
-    return [format_film(row, template) + eos for row in df[fields].to_dict("records")]
+    return fields
 
 
-def _num_proc(cfg: TextConfig, rows: int) -> int | None:
+def _as_text(batch: dict, fields: list[str], template: str, eos: str) -> list[str]:
+    """Columns of films -> one training text each, EOS appended."""
+    return [format_film(dict(zip(fields, row)), template) + eos for row in zip(*(batch[f] for f in fields))]
+
+
+def _num_proc(cfg: TextConfig) -> int | None:
     """Worker processes for tokenisation. By default none: a fast (Rust) tokenizer already encodes each batch
     on every core, and measured on 50,000 films two workers were no faster and took twice the memory
     (benchmarks/README.md). text.num_proc > 1 forks that many `Dataset.map` workers (slow tokenizers, many cores)."""
@@ -104,12 +115,9 @@ def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, ba
     `Dataset.map`, so no list of every text or token is ever held in Python; the result is a datasets
     cache file keyed by the films, the tokenizer and the settings, so a second prepare is a load."""
     batching = batching or cfg.batching
-    fields = template_fields(cfg.template)
-    missing = [f for f in fields if f not in df.columns]
-    if missing:
-        raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
+    fields = fields_in(df.columns, cfg.template)
     ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
-    num_proc = _num_proc(cfg, len(df))
+    num_proc = _num_proc(cfg)
     # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
     key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"
     return ds.map(encoder(tok, cfg, batching), batched=True, batch_size=1000, num_proc=num_proc,
@@ -127,8 +135,7 @@ def tokenize_stream(films, tok: PreTrainedTokenizerBase, cfg: TextConfig):
 def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):
     """The batch function of both modes: films (columns) -> texts -> token ids -> padded rows or packed blocks."""
     fields = template_fields(cfg.template)
-    as_text = lambda batch: [format_film(dict(zip(fields, row)), cfg.template) + tok.eos_token
-                             for row in zip(*(batch[f] for f in fields))]
+    as_text = lambda batch: _as_text(batch, fields, cfg.template, tok.eos_token)
     if batching == "pad":
         def encode(batch):
             enc = tok(as_text(batch), truncation=True, max_length=cfg.max_length, padding="max_length")
