@@ -341,10 +341,11 @@ def _train(cfg: Config, run_dir: Path, log, main: bool = True) -> None:
         clear_staging(ckpt_dir)
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
     offset = 0.0
-    if last and main:
-        step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
+    if main:  # drop log lines after the checkpoint (all of them when a kill came before the first one)
+        step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"] if last else 0
         offset = _rewind_metrics(run_dir, step)
-        log(f"Resuming from {last} (step {step}).")
+        if last:
+            log(f"Resuming from {last} (step {step}).")
     stop = StopOnSignal().install()
     trainer = AtomicCheckpointTrainer(
         model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
