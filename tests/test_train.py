@@ -65,3 +65,37 @@ def test_a_run_in_progress_is_locked(tmp_path):
         fcntl.flock(fh, fcntl.LOCK_EX)
         with pytest.raises(UserError, match="in progress in another process"):
             run(cfg)
+
+
+def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
+    """train.loss_only drops the logits from training-mode outputs (accelerate would upcast them under bf16);
+    the same seeded Trainer run with and without it logs the same losses and ends with the same weights."""
+    import torch
+    from transformers import Trainer, default_data_collator
+
+    from moviegpt import data, model as model_stage, tokens
+    from moviegpt.train import loss_only, resolve_precision, training_args
+
+    cfg = load_config("smoke", ["model.n_layer=1", "data.max_train_rows=64", "train.max_steps=3", "train.logging_steps=1"])
+    ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
+    precision, _ = resolve_precision("auto")  # bf16 where the CPU has it: the case loss_only is for
+    runs = {}
+    for flag in (False, True):
+        model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+        if flag:
+            model = loss_only(model)
+        args = training_args(cfg, tmp_path / str(flag), precision, has_eval=False)
+        args.save_strategy = "no"
+        trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
+        trainer.train()
+        runs[flag] = ([h["loss"] for h in trainer.state.log_history if "loss" in h], model)
+    assert len(runs[True][0]) == 3 and runs[True][0] == runs[False][0]
+    for a, b in zip(runs[True][1].parameters(), runs[False][1].parameters()):
+        assert torch.equal(a, b)
+    model = runs[True][1]
+    ids = torch.tensor(ds[:2]["input_ids"])
+    model.train()
+    out = model(input_ids=ids, labels=ids)
+    assert out.logits is None and out.loss.requires_grad
+    model.eval()
+    assert model(input_ids=ids, labels=ids).logits.shape == (*ids.shape, len(gpt2_tok))
