@@ -280,6 +280,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     base = out[0]["useful_tokens_per_s"]
     for r in out:
         r["x_original"] = r["useful_tokens_per_s"] / base
+        r["x_original_by_round"] = [w / b for w, b in zip(r["windows"], out[0]["windows"])]  # same round, paired
     return out, peaks
 
 
