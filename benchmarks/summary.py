@@ -19,6 +19,10 @@ def main():
     print(f"Machine: {f['bench_cpu']}, {f['bench_threads']} threads, torch {f['bench_torch']}; "
           f"peak matmul {f['peak_fp32']:.0f} GFLOP/s fp32, {f['peak_bf16']:.0f} GFLOP/s bf16.\n")
     print(markdown(report.throughput_table(res)), "\n")
+    print(f["target_note"], "\n")
+    if "train_throughput_gpt2-124m" in res:
+        print(markdown(report.throughput_table(res, "train_throughput_gpt2-124m")), "\n")
+    print(f["gpt2_note"], "\n")
     if "ttq_x" in f:
         print(f"Time to quality: the original reaches held-out loss {f['ttq_target']:.3f} after {f['ttq_orig_s']:.0f} s; "
               f"ours after {f['ttq_ours_s']:.0f} s ({f['ttq_x']:.1f}x sooner).\n")

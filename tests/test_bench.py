@@ -45,11 +45,14 @@ def test_throughput_harness_end_to_end(tmp_path):
                         "train.precision=fp32", *TINY],
                "variants": {"+ packing": ["text.batching=pack"]}, "quality": {"ours": ["text.batching=pack"]}}
     (tmp_path / "r.yaml").write_text(json.dumps(recipes))
-    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--rounds", "1", "--window-tokens", "256",
-                           "--out", str(tmp_path)])
+    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--rounds", "2", "--window-tokens", "256",
+                           "--only", "+ packing", "--out", str(tmp_path)])
     out = json.loads((tmp_path / "train_throughput.json").read_text())
     rows = {r["recipe"]: r for r in out["throughput"]}
     assert rows["original"]["x_original"] == 1.0 and rows["original"]["useful_share"] < 1.0
+    assert rows["original"]["x_original_by_round"] == [1.0, 1.0] and len(rows["+ packing"]["x_original_by_round"]) == 2
+    with pytest.raises(SystemExit):  # a misspelt variant is refused before anything trains
+        train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--only", "+ pack", "--out", str(tmp_path)])
     assert rows["+ packing"]["useful_share"] == pytest.approx(63 / 64)  # packed: every position but the last has a target
     assert all(0 < r["mfu"] < 1 for r in rows.values())
     q = {r["recipe"]: r for r in out["time_to_quality"]}
