@@ -401,7 +401,7 @@ def target_note(rows: dict, target: float = 3.0) -> str:
     by_round = rows["ours"]["x_original_by_round"]
     lo, hi = min(by_round), max(by_round)
     met = "met in every round" if lo >= target else f"not met in every round (the lowest round gave {lo:.2f}x)"
-    return (f"Paired with the original's window of the same round, ours was {lo:.2f} to {hi:.2f} times as fast "
+    return (f"Paired with the window of the original in the same round, ours was {lo:.2f} to {hi:.2f} times as fast "
             f"in the {len(by_round)} rounds: the target of {target:g}x is {met}.")
 
 
