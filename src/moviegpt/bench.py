@@ -229,8 +229,7 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
-    if cfg.train.loss_only:
-        model = loss_only(model)
+    model = loss_only(model, cfg.train.loss_only)
     args = training_args(cfg, out / name, precision, has_eval=False)
     args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
     args.include_num_input_tokens_seen = "no"

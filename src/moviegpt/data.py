@@ -207,6 +207,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 # streaming: data larger than memory or disk
 
 BUILDERS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "json", ".json": "json"}
+STREAM_COLUMNS = ["id", "title", "overview", "genres"]  # what a streamed film carries
 
 
 def stream_films(cfg: DataConfig, split: str):
@@ -236,11 +237,12 @@ def stream_films(cfg: DataConfig, split: str):
     def keep(batch: dict) -> dict:
         films, _ = clean(normalise(pd.DataFrame(batch)))
         films = films[assign_splits(films, cfg.splits) == split]
-        return {"id": [None if pd.isna(v) else str(v) for v in films["id"]], "title": films["title"].tolist(),
-                "overview": films["overview"].tolist(), "genres": films["genres"].tolist()}
+        out = {c: films[c].tolist() for c in STREAM_COLUMNS}
+        out["id"] = [None if pd.isna(v) else str(v) for v in films["id"]]
+        return out
     return ds.map(keep, batched=True, batch_size=1000, remove_columns=list(ds.column_names or []) or None)
 
 
 def take_films(stream, n: int) -> pd.DataFrame:
     """The first n films of a stream as a table (held-out evaluation needs a fixed, finite set)."""
-    return pd.DataFrame(list(stream.take(n)), columns=["id", "title", "overview", "genres"])
+    return pd.DataFrame(list(stream.take(n)), columns=STREAM_COLUMNS)

@@ -284,12 +284,14 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
     )
 
 
-def loss_only(model):
+def loss_only(model, enabled: bool = True):
     """train.loss_only: while training, the model returns its loss and nothing else. Trainer uses only the
     loss, but under bf16 accelerate upcasts every bf16 tensor a model returns to fp32, and a causal LM returns
     its batch x length x vocabulary logits: 32 x 128 x 50,257 = 823 MB written (and freed) every step for
-    nothing (+11% tokens/s measured, benchmarks/README.md). In eval mode (validation, evaluation,
+    nothing (the benchmark's "ours, logits returned" row measures it). In eval mode (validation, evaluation,
     generation) the model returns everything as before; the losses are the same either way."""
+    if not enabled:
+        return model
     forward = model.forward
 
     @functools.wraps(forward)  # keeps the signature Trainer inspects for its input columns
@@ -365,8 +367,7 @@ def _train(cfg: Config, run_dir: Path, log, main: bool = True) -> None:
         offset = _rewind_metrics(run_dir, step)
         if last:
             log(f"Resuming from {last} (step {step}).")
-    if cfg.train.loss_only:
-        model = loss_only(model)
+    model = loss_only(model, cfg.train.loss_only)
     stop = StopOnSignal().install()
     trainer = AtomicCheckpointTrainer(
         model=model, args=training_args(cfg, ckpt_dir, precision, val_ds is not None),
