@@ -4,6 +4,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from moviegpt import bench, data, load_config, tokens
 from moviegpt.config import PROJECT_ROOT
@@ -34,8 +35,13 @@ def test_flops_per_token_is_6n_plus_attention():
     assert bench.flops_per_token(m, 16) == 6 * n + 12 * 2 * 8 * 16
 
 
-def test_peak_matmul_is_measured():
-    assert 1e8 < bench.peak_matmul_flops("float32", n=256, reps=2, trials=2) < 1e15
+def test_peak_matmul_is_measured_only_for_native_precisions():
+    from moviegpt.hardware import native_precisions
+
+    assert 1e8 < bench.peak_matmul_flops("fp32", n=256, reps=2, trials=2) < 1e15
+    for precision in {"bf16", "fp16"} - set(native_precisions()):  # emulated here: never timed
+        with pytest.raises(ValueError, match="not native"):
+            bench.peak_matmul_flops(precision, n=256)
 
 
 def test_throughput_harness_end_to_end(tmp_path):
@@ -43,12 +49,21 @@ def test_throughput_harness_end_to_end(tmp_path):
 
     recipes = {"base": ["model.name=scratch", "model.tokenizer=gpt2-bundled", "text.batching=pad", "train.batch_size=2",
                         "train.precision=fp32", *TINY],
-               "variants": {"+ packing": ["text.batching=pack"]}, "quality": {"ours": ["text.batching=pack"]}}
+               "variants": {"+ packing": ["text.batching=pack"], "+ bf16": ["train.precision=bf16"],
+                            "pack, auto": ["text.batching=pack", "train.precision=auto"], "unused": []},
+               "quality": {"ours": ["text.batching=pack"]}}
     (tmp_path / "r.yaml").write_text(json.dumps(recipes))
     train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--rounds", "2", "--window-tokens", "256",
-                           "--only", "+ packing", "--out", str(tmp_path)])
+                           "--only", "+ packing", "--only", "+ bf16", "--only", "pack, auto",  # a name with a comma
+                           "--peak-size", "256", "--out", str(tmp_path)])
     out = json.loads((tmp_path / "train_throughput.json").read_text())
     rows = {r["recipe"]: r for r in out["throughput"]}
+    m = out["machine"]
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and m["cpu_cores"] >= 1
+    native = bench.native("bf16")
+    assert ("+ bf16" in rows) == native and ("+ bf16" in out["skipped"]) == (not native)  # never emulated
+    assert set(out["peak_flops"]) == {r["precision"] for r in rows.values()}  # peaks only for what ran
+    assert rows["pack, auto"]["precision"] == ("bf16" if native else "fp32") and "unused" not in rows
     assert rows["original"]["x_original"] == 1.0 and rows["original"]["useful_share"] < 1.0
     assert rows["original"]["x_original_by_round"] == [1.0, 1.0] and len(rows["+ packing"]["x_original_by_round"]) == 2
     with pytest.raises(SystemExit):  # a misspelt variant is refused before anything trains

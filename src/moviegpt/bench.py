@@ -27,12 +27,19 @@ WYKONOS_ROWS = 722_796  # rows of wykonos/movies, the size the full recipe has t
 
 
 def machine() -> dict:
+    """The machine a result came from: CPU, the ISA torch dispatches to, native precisions, cores, GPU."""
     import torch
 
-    from moviegpt.train import hardware
+    from moviegpt.hardware import hardware
 
-    return {**hardware(), "python": platform.python_version(), "torch": torch.__version__,
-            "bf16_cpu": bool(torch.cpu._is_avx512_bf16_supported())}
+    return {**hardware(), "python": platform.python_version(), "torch": torch.__version__}
+
+
+def native(precision: str) -> bool:
+    """Whether this machine computes `precision` in hardware; benchmarks measure nothing else."""
+    from moviegpt.hardware import native_precisions
+
+    return precision in native_precisions()
 
 
 def peak_rss_mb() -> float:
@@ -149,18 +156,26 @@ def prepare_original(path: str, max_length: int = 128) -> dict:
 # training throughput, model FLOPs utilisation, time to quality
 
 
-def peak_matmul_flops(dtype: str, n: int = 2048, reps: int = 8, trials: int = 5) -> float:
-    """Best FLOP/s of an n x n matmul in this process (the denominator of MFU), measured now."""
+def peak_matmul_flops(precision: str, n: int = 2048, reps: int = 8, trials: int = 5) -> float:
+    """Best FLOP/s of an n x n matmul in this process (the denominator of MFU), measured now, on the GPU
+    if there is one. Only for a precision this machine computes natively: an emulated bf16 matmul on a
+    CPU without bf16 is hundreds of times slower and would measure nothing a user runs."""
     import torch
 
-    dt = getattr(torch, dtype)
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    from moviegpt.hardware import DTYPES, synchronize
+
+    if not native(precision):
+        raise ValueError(f"{precision} is not native on this machine; its peak is not measured")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = (torch.randn(n, n, dtype=DTYPES[precision], device=device) for _ in range(2))
     a @ b  # warm-up: thread pool, kernel choice
     best = 0.0
     for _ in range(trials):
+        synchronize()
         t = time.perf_counter()
         for _ in range(reps):
             a @ b
+        synchronize()
         best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
     return best
 
@@ -192,6 +207,8 @@ class CountingCollator:
 def _clock():
     from transformers import TrainerCallback
 
+    from moviegpt.hardware import synchronize
+
     class StepClock(TrainerCallback):
         def __init__(self):
             self.ends: list[float] = []
@@ -200,6 +217,7 @@ def _clock():
             self.ends = []
 
         def on_step_end(self, args, state, control, **kw):
+            synchronize()  # a GPU step is queued, not done, when Trainer returns from it
             self.ends.append(time.perf_counter())
 
     return StepClock()
@@ -224,7 +242,8 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     from transformers import Trainer
 
     from moviegpt import model as model_stage, tokens
-    from moviegpt.train import loss_only, resolve_precision, training_args
+    from moviegpt.hardware import resolve_precision
+    from moviegpt.train import loss_only, training_args
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
@@ -253,11 +272,13 @@ def window(s: Setup, warmup_steps: int, steps: int) -> dict:
             "tokens_per_s": total / elapsed, "useful_tokens_per_s": useful / elapsed}
 
 
-def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, window_tokens: int = 8192) -> list[dict]:
+def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, window_tokens: int = 8192,
+               peak_size: int = 2048) -> list[dict]:
     """Interleaved windows: every round runs each recipe once, so drift (thermal, other load) hits all alike.
     Reports the median over rounds of useful and total tokens/s, and MFU against the peak matmul rate of
-    the precision each recipe computes in, measured in this run."""
-    peaks = {"fp32": peak_matmul_flops("float32"), "bf16": peak_matmul_flops("bfloat16")}
+    the precision each recipe computes in, measured in this run (only the precisions the recipes use;
+    callers drop recipes whose precision is not native, see native())."""
+    peaks = {p: peak_matmul_flops(p, n=peak_size) for p in sorted({s.precision for s in setups})}
     runs = {s.name: [] for s in setups}
     for r in range(rounds):
         for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
@@ -268,7 +289,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
         w = runs[s.name]
         tps = statistics.median(r["tokens_per_s"] for r in w)
         useful = statistics.median(r["useful_tokens_per_s"] for r in w)
-        peak = peaks["bf16" if s.precision == "bf16" else "fp32"]
+        peak = peaks[s.precision]
         out.append({"recipe": s.name, "precision": s.precision, "batching": s.cfg.text.batching,
                     "batch_size": s.cfg.train.batch_size, "optim": s.cfg.train.optim,
                     "attention": s.cfg.model.attn_implementation, "seq_len": s.seq_len,
@@ -340,7 +361,8 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
     from transformers import Trainer
 
     from moviegpt import model as model_stage
-    from moviegpt.train import AtomicCheckpointTrainer, resolve_precision, training_args
+    from moviegpt.hardware import resolve_precision
+    from moviegpt.train import AtomicCheckpointTrainer, training_args
 
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
     ids = [[tok.eos_token_id] * 32] * 2

@@ -20,12 +20,10 @@ import functools
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -34,6 +32,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
 from moviegpt import data, evaluate, model as model_stage, tokens
+from moviegpt.hardware import hardware, resolve_precision, versions
 from moviegpt.config import GENERATION_DEFAULTS, Config, save_config
 from moviegpt.errors import Interrupted, UserError, first_line
 
@@ -184,31 +183,6 @@ class SaveEvery(TrainerCallback):
         self.last = time.time()
 
 
-def resolve_precision(requested: str) -> tuple[str, str]:
-    """(precision that runs, why). fp16 needs CUDA; bf16 needs a GPU with it or a CPU with AVX-512 bf16 / AMX."""
-    cuda = torch.cuda.is_available()
-    bf16_ok = torch.cuda.is_bf16_supported() if cuda else torch.cpu._is_avx512_bf16_supported()
-    if requested == "fp16" and not cuda:
-        return "fp32", "fp16 was requested but needs CUDA; ran in fp32 on the CPU"
-    if requested == "auto":
-        chosen = "bf16" if bf16_ok else ("fp16" if cuda else "fp32")
-        return chosen, f"auto: {chosen} on {'CUDA' if cuda else 'CPU'}"
-    return requested, "as requested"
-
-
-def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    return {"cpu": cpu, "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def versions() -> dict:
-    pkgs = ["moviegpt", "torch", "transformers", "datasets", "accelerate", "tokenizers"]
-    return {"python": platform.python_version(), **{p: version(p) for p in pkgs}}
-
-
 class MetricsLog(TrainerCallback):
     """Append every Trainer log to metrics.jsonl with step, epoch, tokens seen and wall time."""
 
@@ -262,9 +236,9 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
         optim=t.optim,
-        torch_compile=t.compile,  # Inductor fuses the elementwise work around the matmuls (1.46x measured here)
+        torch_compile=t.compile,  # Inductor fuses the elementwise work around the matmuls (benchmarks/results)
         ddp_find_unused_parameters=False,  # every parameter is used: skip DDP's extra graph traversal
-        bf16=precision == "bf16",  # autocast; on CPU this uses AVX-512 bf16 / AMX matmuls
+        bf16=precision == "bf16",  # autocast; on a CPU only where bf16 is native (moviegpt.hardware)
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
         eval_strategy=eval_strategy,

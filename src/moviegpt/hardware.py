@@ -1,0 +1,92 @@
+"""What this machine is and which precisions it computes natively: the facts a run records and a plan sizes to.
+
+Nothing here assumes one CPU. bf16 is native on a GPU that reports it and on a CPU with AVX-512 bf16 or AMX;
+elsewhere torch emulates it in software (hundreds of times slower for a large matmul), so no default,
+plan or benchmark should pick it there.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_bf16() -> bool:
+    """A CPU whose bf16 matmuls run in hardware: AVX-512 bf16 or AMX tiles (what oneDNN dispatches to)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def native_precisions() -> list[str]:
+    """The precisions this machine computes in hardware (fp32 always; fp16 only on CUDA)."""
+    if torch.cuda.is_available():
+        return ["fp32", "fp16"] + (["bf16"] if torch.cuda.is_bf16_supported() else [])
+    return ["fp32"] + (["bf16"] if cpu_bf16() else [])
+
+
+def resolve_precision(requested: str) -> tuple[str, str]:
+    """(precision that runs, why). auto takes bf16 where it is native, else fp16 on CUDA, else fp32."""
+    cuda = torch.cuda.is_available()
+    native = native_precisions()
+    where = "CUDA" if cuda else f"this CPU ({cpu_capability()})"
+    if requested == "fp16" and not cuda:
+        return "fp32", "fp16 was requested but needs CUDA; ran in fp32 on the CPU"
+    if requested == "auto":
+        chosen = "bf16" if "bf16" in native else ("fp16" if cuda else "fp32")
+        return chosen, f"auto: {chosen} on {where}" + ("" if "bf16" in native else " (bf16 is not native here)")
+    if requested not in native:
+        return requested, f"as requested, although {requested} is emulated in software on {where}"
+    return requested, "as requested"
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels dispatch to here (DEFAULT, AVX2, AVX512, ...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def cpu_name() -> str:
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        with open("/proc/cpuinfo") as fh:
+            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    return name
+
+
+def hardware() -> dict:
+    """The machine a run or a benchmark ran on, with what decides its speed."""
+    cuda = torch.cuda.is_available()
+    return {"cpu": cpu_name(), "cpu_capability": cpu_capability(), "cpu_bf16": cpu_bf16(),
+            "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if cuda else None, "native_precisions": native_precisions()}
+
+
+def describe(hw: dict) -> str:
+    """One line naming a machine, for tables and the book: the GPU if there was one, else the CPU and its ISA."""
+    if hw.get("gpu"):
+        return hw["gpu"]
+    isa = hw.get("cpu_capability")
+    bf16 = "" if "cpu_bf16" not in hw else (", bf16" if hw["cpu_bf16"] else ", no bf16")
+    return f"{hw['cpu']} ({hw.get('cpu_cores', '?')} cores{', ' + isa if isa else ''}{bf16})"
+
+
+def versions() -> dict:
+    pkgs = ["moviegpt", "torch", "transformers", "datasets", "accelerate", "tokenizers"]
+
+    def v(p):
+        try:
+            return version(p)
+        except PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), **{p: v(p) for p in pkgs}}
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so a host clock read after it is honest (a no-op on a CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
