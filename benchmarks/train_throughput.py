@@ -54,6 +54,7 @@ def main(argv=None):
     p.add_argument("--skip-quality", action="store_true", help="throughput only")
     p.add_argument("--only", action="append", default=None, metavar="NAME",
                    help="a variant to run beside the original, by its full name (repeat for several; default: all)")
+    p.add_argument("--min-steps", type=int, default=3, help="at least this many optimizer steps per timed window")
     p.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul whose rate is the MFU peak")
     p.add_argument("--set", dest="extra", action="append", default=[], help="an override for every recipe")
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
@@ -69,8 +70,9 @@ def main(argv=None):
         skipped = result.setdefault("skipped", {})
         setups, splits, tok, first = build(recipes, names, "variants", Path(tmp), args.extra, skipped)
         rows, peaks = bench.throughput(setups, rounds=args.rounds, window_tokens=args.window_tokens,
-                                       peak_size=args.peak_size)
+                                       peak_size=args.peak_size, min_steps=args.min_steps)
         result.update(throughput=rows, peak_flops=peaks, parameters=sum(p.numel() for p in setups[0].trainer.model.parameters()))
+        bench.write_result(args.name, result, args.out)  # written now too: a time-to-quality that runs out of time loses nothing
         print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
         print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
         print(bench.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]))

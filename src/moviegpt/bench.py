@@ -261,19 +261,24 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
 def window(s: Setup, warmup_steps: int, steps: int) -> dict:
     """Train `warmup_steps + steps` optimizer steps; time the last `steps` (end of step to end of step,
     so data loading, forward, backward and optimizer are all inside) and count their tokens."""
+    import torch
+
     s.collator.counts = []
     s.trainer.args.max_steps = warmup_steps + steps
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     s.trainer.train()
     accum = s.cfg.train.grad_accum
     elapsed = s.clock.ends[-1] - s.clock.ends[warmup_steps - 1]
     batches = s.collator.counts[warmup_steps * accum:(warmup_steps + steps) * accum]
     total, useful = sum(c[0] for c in batches), sum(c[1] for c in batches)
-    return {"seconds": elapsed, "tokens": total, "useful_tokens": useful,
+    memory = torch.cuda.max_memory_allocated() / 2 ** 20 if torch.cuda.is_available() else None
+    return {"seconds": elapsed, "tokens": total, "useful_tokens": useful, "peak_memory_mb": memory,
             "tokens_per_s": total / elapsed, "useful_tokens_per_s": useful / elapsed}
 
 
 def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, window_tokens: int = 8192,
-               peak_size: int = 2048) -> list[dict]:
+               peak_size: int = 2048, min_steps: int = 3) -> list[dict]:
     """Interleaved windows: every round runs each recipe once, so drift (thermal, other load) hits all alike.
     Reports the median over rounds of useful and total tokens/s, and MFU against the peak matmul rate of
     the precision each recipe computes in, measured in this run (only the precisions the recipes use;
@@ -283,7 +288,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     for r in range(rounds):
         for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
             tokens_per_step = s.cfg.train.batch_size * s.cfg.train.grad_accum * s.seq_len
-            runs[s.name].append(window(s, warmup_steps, max(3, -(-window_tokens // tokens_per_step))))
+            runs[s.name].append(window(s, warmup_steps, max(min_steps, -(-window_tokens // tokens_per_step))))
     out = []
     for s in setups:
         w = runs[s.name]
@@ -296,7 +301,8 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
                     "useful_tokens_per_s": useful, "tokens_per_s": tps, "useful_share": useful / tps,
                     "flops_per_token": s.flops_per_token, "achieved_flops": tps * s.flops_per_token,
                     "peak_flops": peak, "mfu": tps * s.flops_per_token / peak,
-                    "windows": [round(r["useful_tokens_per_s"], 1) for r in w]})
+                    "windows": [round(r["useful_tokens_per_s"], 1) for r in w],
+                    "peak_memory_mb": max((r["peak_memory_mb"] or 0) for r in w) or None})
     base = out[0]["useful_tokens_per_s"]
     for r in out:
         r["x_original"] = r["useful_tokens_per_s"] / base
