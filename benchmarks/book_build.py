@@ -14,13 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from moviegpt import bench, report
-from moviegpt.config import PROJECT_ROOT
+import harness
+from moviegpt import report
 
 
 def build(out: Path, env: dict) -> float:
     t = time.perf_counter()
-    subprocess.run([str(Path(os.sys.executable).parent / "jupyter-book"), "build", str(PROJECT_ROOT), "-W", "-n",
+    subprocess.run([str(Path(os.sys.executable).parent / "jupyter-book"), "build", str(harness.ROOT), "-W", "-n",
                     "--keep-going", "--path-output", str(out)], env=env, check=True, capture_output=True)
     return time.perf_counter() - t
 
@@ -33,8 +33,8 @@ def main(argv=None):
     env = dict(os.environ, MOVIEGPT_PROFILE=args.profile, TRANSFORMERS_VERBOSITY="error")
     os.environ["MOVIEGPT_PROFILE"] = args.profile
     name = report.book_config().run_name
-    mine = [PROJECT_ROOT / "runs" / name, *(PROJECT_ROOT / ".jupyter_cache").glob(f"{name}-*")]
-    with tempfile.TemporaryDirectory(dir=PROJECT_ROOT) as aside:
+    mine = [harness.ROOT / "runs" / name, *(harness.ROOT / ".jupyter_cache").glob(f"{name}-*")]
+    with tempfile.TemporaryDirectory(dir=harness.ROOT) as aside:
         moved = [(path, Path(aside) / f"{i}") for i, path in enumerate(mine) if path.exists()]
         for path, to in moved:
             path.rename(to)
@@ -47,7 +47,7 @@ def main(argv=None):
                 shutil.rmtree(path, ignore_errors=True)
                 to.rename(path)
     print(f"{args.profile}: clean build {clean:.1f} s, rebuild with nothing changed {rebuild:.1f} s")
-    print("wrote", bench.write_result("book_build", {"benchmark": "book_build", "machine": bench.machine(),
+    print("wrote", harness.write_result("book_build", {"benchmark": "book_build", "machine": harness.machine(),
                                                      "profile": args.profile, "clean_s": clean, "rebuild_s": rebuild},
                                       args.out))
 

@@ -5,7 +5,7 @@
 For each model size: the median time of a full checkpoint written the report's way (Trainer, in
 place) and ours (staged under tmp-checkpoint-N, renamed when complete), and the time of a training
 step of each recipe on this machine, measured now. The report saved every 200 steps of 4 padded
-films (configs/seed.yaml); ours saves every `save_steps` steps of 16k tokens or every
+films (configs/seed.yaml); ours saves every `save_steps` steps of 32k tokens or every
 `save_minutes`, whichever comes first (configs/full.yaml). Writes benchmarks/results/checkpoint_cost.json.
 """
 import argparse
@@ -13,7 +13,8 @@ import math
 import tempfile
 from pathlib import Path
 
-from moviegpt import bench, data, load_config, tokens
+import harness
+from moviegpt import data, load_config, tokens
 
 MODELS = {  # scratch GPT-2 shapes: random weights are as large as trained ones
     "bench": ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.n_positions=512"],
@@ -46,30 +47,30 @@ def main(argv=None):
             over, prof = recipe(name, MODELS[size]), load_config(name)
             cfg = load_config("smoke", over)
             with tempfile.TemporaryDirectory() as tmp:
-                save = bench.checkpoint_seconds(cfg, tok, Path(tmp) / "ckpt", atomic=atomic)
-                # a step of the recipe's real shape is too slow for a CPU benchmark at full batch (16 x 2 x 512);
+                save = harness.checkpoint_seconds(cfg, tok, Path(tmp) / "ckpt", atomic=atomic)
+                # a step of the recipe's real shape is too slow for a CPU benchmark at full batch (64 x 512);
                 # its time is tokens per step over the tokens/s measured on a batch of the same sequence length
                 small = load_config("smoke", [*over, f"train.batch_size={min(cfg.train.batch_size, 4)}",
                                               "train.grad_accum=1"])  # later overrides win
                 splits = data.load_splits(small.data, small.seed)
-                s = bench.setup(name, small, splits, tok, Path(tmp) / "steps")
-                w = bench.window(s, warmup_steps=1, steps=2)
+                s = harness.setup(name, small, splits, tok, Path(tmp) / "steps")
+                w = harness.window(s, warmup_steps=1, steps=2)
             seq = cfg.text.block_size if cfg.text.batching == "pack" else cfg.text.max_length
             tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * seq
             step = tokens_per_step / w["tokens_per_s"]
-            share = bench.saving_share(save["seconds"], step, prof.train.save_steps, prof.train.save_minutes)
+            share = harness.saving_share(save["seconds"], step, prof.train.save_steps, prof.train.save_minutes)
             # the whole of wykonos/movies: the report's epochs of padded films, one film per row;
             # our epochs of packed tokens, at the mean tokens per film of the bundled films
-            films = bench.WYKONOS_ROWS * prof.data.splits[0]
+            films = harness.WYKONOS_ROWS * prof.data.splits[0]
             per_step = cfg.train.batch_size * cfg.train.grad_accum if name == "seed" else tokens_per_step / film_tokens
             steps = math.ceil(films / per_step) * prof.train.epochs
             rows.append({"model": size, "recipe": "original" if name == "seed" else "ours", "precision": s.precision,
                          "save_s": save["seconds"], "checkpoint_MB": save["bytes"] / 1e6, "step_s": step,
                          "save_steps": prof.train.save_steps, "save_minutes": prof.train.save_minutes,
                          "saving_share": share, "full_data_steps": int(steps)})
-            print(bench.table(rows[-1:], list(rows[-1])))
-    print(bench.table(rows, ["model", "recipe", "save_s", "checkpoint_MB", "step_s", "saving_share", "full_data_steps"]))
-    print("wrote", bench.write_result(args.name, {"benchmark": "checkpoint_cost", "machine": bench.machine(), "rows": rows,
+            print(harness.table(rows[-1:], list(rows[-1])))
+    print(harness.table(rows, ["model", "recipe", "save_s", "checkpoint_MB", "step_s", "saving_share", "full_data_steps"]))
+    print("wrote", harness.write_result(args.name, {"benchmark": "checkpoint_cost", "machine": harness.machine(), "rows": rows,
                                                   "target_share": 0.05}, args.out))
 
 

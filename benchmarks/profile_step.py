@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from torch.profiler import ProfilerActivity, profile
 
-from moviegpt import bench, data, load_config, tokens
+import harness
+from moviegpt import data, load_config, tokens
 
 HERE = Path(__file__).parent
 
@@ -30,18 +31,18 @@ def main(argv=None):
     cfg = load_config("smoke", over)
     tok, _ = tokens.load_tokenizer(cfg.model.tokenizer)
     with tempfile.TemporaryDirectory() as tmp:
-        s = bench.setup(args.recipe, cfg, data.load_splits(cfg.data, cfg.seed), tok, Path(tmp))
-        bench.window(s, warmup_steps=1, steps=1)  # warm-up outside the profile
+        s = harness.setup(args.recipe, cfg, data.load_splits(cfg.data, cfg.seed), tok, Path(tmp))
+        harness.window(s, warmup_steps=1, steps=1)  # warm-up outside the profile
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            w = bench.window(s, warmup_steps=1, steps=args.steps)
+            w = harness.window(s, warmup_steps=1, steps=args.steps)
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
     rows = [{"op": e.key, "calls": e.count, "self_ms": e.self_cpu_time_total / 1e3,
              "share": e.self_cpu_time_total / total} for e in events[: args.top]]
     print(f"{args.recipe}: {w['tokens_per_s']:.0f} tokens/s under the profiler")
-    print(bench.table(rows, ["op", "calls", "self_ms", "share"]))
-    bench.write_result(f"profile-{args.recipe.replace(' ', '').replace('+', 'plus-')}",
-                       {"benchmark": "profile_step", "recipe": args.recipe, "machine": bench.machine(),
+    print(harness.table(rows, ["op", "calls", "self_ms", "share"]))
+    harness.write_result(f"profile-{args.recipe.replace(' ', '').replace('+', 'plus-')}",
+                       {"benchmark": "profile_step", "recipe": args.recipe, "machine": harness.machine(),
                         "tokens_per_s": w["tokens_per_s"], "top": rows}, args.out)
 
 

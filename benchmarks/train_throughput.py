@@ -24,7 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from moviegpt import bench, data, load_config, tokens
+import harness
+from moviegpt import data, load_config, tokens
 from moviegpt.hardware import cpu_capability, describe, resolve_precision
 
 HERE = Path(__file__).parent
@@ -37,13 +38,13 @@ def build(recipes: dict, names: list[str], group: str, out: Path, extra: list[st
     cfgs.update({n: load_config("smoke", base + recipes[group][n]) for n in names if n != "original"})
     for n, c in list(cfgs.items()):
         precision, _ = resolve_precision(c.train.precision)
-        if not bench.native(precision):
+        if not harness.native(precision):
             skipped[n] = f"{precision} is not native on this machine ({cpu_capability()})"
             del cfgs[n]
     first = cfgs["original"]
     tok, _ = tokens.load_tokenizer(first.model.tokenizer)
     splits = data.load_splits(first.data, first.seed)
-    return [bench.setup(n, c, splits, tok, out) for n, c in cfgs.items()], splits, tok, first
+    return [harness.setup(n, c, splits, tok, out) for n, c in cfgs.items()], splits, tok, first
 
 
 def main(argv=None):
@@ -61,7 +62,9 @@ def main(argv=None):
     p.add_argument("--name", default="train_throughput")
     args = p.parse_args(argv)
     recipes = yaml.safe_load(Path(args.recipes).read_text())
-    result = {"benchmark": "train_throughput", "machine": bench.machine(), "recipes": recipes, "extra": args.extra}
+    recipes.setdefault("roles", {"baseline": "original", "ours": "ours"})
+    result = {"benchmark": "train_throughput", "machine": harness.machine(), "recipes": recipes, "extra": args.extra,
+              "roles": recipes.get("roles", {"baseline": "original", "ours": "ours"})}
     with tempfile.TemporaryDirectory() as tmp:
         names = args.only or list(recipes["variants"])
         unknown = sorted(set(names) - set(recipes["variants"]))
@@ -69,21 +72,21 @@ def main(argv=None):
             p.error(f"--only: no variant named {', '.join(unknown)} in {args.recipes}")
         skipped = result.setdefault("skipped", {})
         setups, splits, tok, first = build(recipes, names, "variants", Path(tmp), args.extra, skipped)
-        rows, peaks = bench.throughput(setups, rounds=args.rounds, window_tokens=args.window_tokens,
+        rows, peaks = harness.throughput(setups, rounds=args.rounds, window_tokens=args.window_tokens,
                                        peak_size=args.peak_size, min_steps=args.min_steps)
         result.update(throughput=rows, peak_flops=peaks, parameters=sum(p.numel() for p in setups[0].trainer.model.parameters()))
-        bench.write_result(args.name, result, args.out)  # written now too: a time-to-quality that runs out of time loses nothing
+        harness.write_result(args.name, result, args.out)  # written now too: a time-to-quality that runs out of time loses nothing
         print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
         print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
-        print(bench.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]))
+        print(harness.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]))
         if not args.skip_quality:
             setups, splits, tok, first = build(recipes, list(recipes["quality"]), "quality", Path(tmp), args.extra, skipped)
             val = tokens.tokenize(splits.validation, tok, first.text, batching="pad", desc="validation films")
-            quality = bench.time_to_quality(setups, val)
+            quality = harness.time_to_quality(setups, val)
             result["time_to_quality"] = quality
-            print(bench.table(quality, ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss",
+            print(harness.table(quality, ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss",
                                         "seconds_to_target"]))
-    print("wrote", bench.write_result(args.name, result, args.out))
+    print("wrote", harness.write_result(args.name, result, args.out))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ fi
 stamp=.venv/.moviegpt-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  # torch first, pinned: 2.13.0 is the CPU build; an unpinned torch would pull a multi-GB CUDA build
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  # pyproject.toml asks for torch>=2.5,<3, which CPU and CUDA builds both satisfy. Without a GPU, install the
+  # CPU build first and explicitly, so nobody downloads several GB of CUDA wheels by accident.
+  if ! command -v nvidia-smi >/dev/null 2>&1 && ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet "torch==2.13.0" \
+      || .venv/bin/python -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+  fi
+  .venv/bin/python -m pip install --quiet -e ".[test,notebook]"
   touch "$stamp"
 fi

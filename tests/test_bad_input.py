@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from moviegpt import cli
-from moviegpt.config import PROJECT_ROOT
+from pathlib import Path as _Path
+
+PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 
 ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+) \| `(.+)` \|$")
 

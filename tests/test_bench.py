@@ -6,10 +6,13 @@ import sys
 import pytest
 import torch
 
-from moviegpt import bench, data, load_config, tokens
-from moviegpt.config import PROJECT_ROOT
+from moviegpt import data, load_config, tokens
+from pathlib import Path as _Path
+
+PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+import harness as bench  # noqa: E402  (the harness lives beside the benchmarks, not in the package)
 TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.n_positions=128",
         "data.max_train_rows=48", "data.max_eval_rows=16", "text.max_length=64", "text.block_size=64"]
 

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from moviegpt import report
-from moviegpt.config import PROJECT_ROOT
+from pathlib import Path as _Path
+
+PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow

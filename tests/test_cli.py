@@ -73,11 +73,11 @@ def test_generate_modes(smoke_run):
     r = cli("generate", "--model", model, "--mode", "completion", "--title", "Heat")
     assert r.returncode == 2 and "needs the start of an overview" in r.stderr
     r = cli("generate", "--model", model, "--mode", "concept", "--genre", "Drama")
-    assert r.returncode == 2 and "cannot be conditioned on a genre" in r.stderr
+    assert r.returncode == 2 and "template has no {genres} field" in r.stderr
 
 
 def test_recommend_by_title_and_by_free_text(smoke_run):
-    from moviegpt.config import load_run_config
+    from moviegpt.settings import load_run_config
     from moviegpt.recommend import corpus
 
     title = corpus(load_run_config(smoke_run))["title"].iloc[3]

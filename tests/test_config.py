@@ -1,7 +1,7 @@
 import pytest
 
 from moviegpt import UserError, load_config
-from moviegpt.config import load_run_config, profiles
+from moviegpt.settings import load_run_config, profiles
 
 
 def test_profiles_load_and_differ():
@@ -30,9 +30,9 @@ def test_overrides_change_the_hash_and_are_typed():
     ("train.learning_rate=-1", "must be positive"),
     ("train.batch_size=abc", "must be a number"),
     ("train.batch_size=2.5", "must be a whole number"),
-    ("text.batching=zip", "must be pad or pack"),
+    ("text.batching=zip", "is not one of pad, pack"),
     ("data.splits=[0.5,0.5]", "three non-negative fractions"),
-    ("train.precision=fp8", "must be auto, fp32, bf16 or fp16"),
+    ("train.precision=fp8", "is not one of auto, fp32, bf16, fp16"),
     ("text.template=hello", "must contain {title} and {overview}"),
     ("train.keep_best=yes please", "must be true or false"),
     ("nonsense", "must look like section.key=value"),

@@ -32,10 +32,14 @@ def post(url, body: bytes):
 
 
 def test_inputs_are_bounded(server):
-    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "num": 50,
-                                                             "max_new_tokens": 10_000}).encode())
+    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "num": 50}).encode())
+    assert status == 400 and "num=50 must be at most" in out["error"]
+    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "max_new_tokens": 10_000}).encode())
+    assert status == 400 and "max_new_tokens" in out["error"]
+    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "num": demo.LIMITS["num"],
+                                                             "max_new_tokens": 12}).encode())
     assert status == 200 and len(out["results"]) == demo.LIMITS["num"]
-    assert all(r["new_tokens"] <= demo.LIMITS["max_new_tokens"] for r in out["results"])
+    assert all(r["new_tokens"] <= 12 for r in out["results"]) and out["sampling"]["max_new_tokens"] == 12
     status, out = post(f"{server}/api/generate", b"x" * (demo.LIMITS["body_bytes"] + 1))
     assert status == 413
     status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": ""}).encode())

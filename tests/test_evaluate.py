@@ -6,26 +6,27 @@ import numpy as np
 import pytest
 import torch
 
-from moviegpt import data, evaluate, recommend, tokens
+from moviegpt import data, evaluate, metrics, recommend, tokens
+from moviegpt.artifacts import to_dict
 from moviegpt.config import TextConfig
 from moviegpt.model import load_trained
 
 
 def test_distinct_n():
-    assert evaluate.distinct_n(["a b a b"], 1) == 0.5  # 2 unique of 4 words
-    assert evaluate.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b), (b a), (a b)
-    assert evaluate.distinct_n(["A b.", "a B"], 1) == 0.5  # case and punctuation do not count
-    assert evaluate.distinct_n([""], 2) == 0.0
+    assert metrics.distinct_n(["a b a b"], 1) == 0.5  # 2 unique of 4 words
+    assert metrics.distinct_n(["a b a b"], 2) == pytest.approx(2 / 3)  # (a b), (b a), (a b)
+    assert metrics.distinct_n(["A b.", "a B"], 1) == 0.5  # case and punctuation do not count
+    assert metrics.distinct_n([""], 2) == 0.0
 
 
 def test_repeated_ngram_rate():
-    assert evaluate.repeated_ngram_rate("one two three four five") == 0.0
-    assert evaluate.repeated_ngram_rate("a b c a b c a b c") == pytest.approx(4 / 7)  # 7 trigrams, 3 unique
-    assert evaluate.repeated_ngram_rate("too short") == 0.0
+    assert metrics.repeated_ngram_rate("one two three four five") == 0.0
+    assert metrics.repeated_ngram_rate("a b c a b c a b c") == pytest.approx(4 / 7)  # 7 trigrams, 3 unique
+    assert metrics.repeated_ngram_rate("too short") == 0.0
 
 
 def test_copy_index_finds_the_longest_shared_run():
-    idx = evaluate.CopyIndex(["a young wizard goes to a school of magic", "two cops chase a thief across town"])
+    idx = metrics.CopyIndex(["a young wizard goes to a school of magic", "two cops chase a thief across town"])
     assert idx.longest("in this film a young wizard goes to war") == 5  # "a young wizard goes to"
     assert idx.longest("two cops chase a thief across town") == 7  # a verbatim copy
     assert idx.longest("nothing here matches at all") == 0
@@ -33,7 +34,7 @@ def test_copy_index_finds_the_longest_shared_run():
 
 def test_generation_quality_summary():
     gens = [{"text": "a b c", "ended_with_eos": True}, {"text": "a b c a b c", "ended_with_eos": False}]
-    q = evaluate.generation_quality(gens, evaluate.CopyIndex(["x a b c y"]))
+    q = metrics.generation_quality(gens, metrics.CopyIndex(["x a b c y"]))
     assert q["eos_share"] == 0.5 and q["mean_words"] == 4.5 and q["words"] == [3, 6]
     assert q["longest_copy_words"] == 3 and q["copy_share"] == pytest.approx((1 + 0.5) / 2)
 
@@ -49,8 +50,8 @@ def test_token_weighted_perplexity_is_exp_of_mean_token_loss(smoke_run, gpt2_tok
             ids = torch.tensor(ids[:sum(mask)])[None]
             losses.append(model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1))
             count += ids.shape[1] - 1
-    assert got["tokens"] == count
-    assert got["perplexity"] == pytest.approx(math.exp(sum(losses) / count), rel=1e-4)
+    assert got.tokens == count
+    assert got.perplexity == pytest.approx(math.exp(sum(losses) / count), rel=1e-4)
 
 
 def test_recommendation_returns_the_film_itself_first(smoke_run):
@@ -79,16 +80,18 @@ def test_genre_overlap_at_k_on_hand_made_embeddings():
 def test_evaluate_run_writes_eval_json(smoke_run):
     ev = evaluate.evaluate_run(smoke_run, n_titles=4, max_new_tokens=20, log=lambda m: None)
     on_disk = json.loads((smoke_run / "eval.json").read_text())
-    assert on_disk == ev
-    summary = json.loads((smoke_run / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(to_dict(ev)))
+    summary = smoke_run.summary()
     # the same token-weighted measure as the run's summary, on the same test films
-    assert ev["perplexity"]["fine-tuned"]["perplexity"] == pytest.approx(summary["final"]["perplexity"], rel=1e-3)
-    assert ev["perplexity"]["base"]["perplexity"] == pytest.approx(summary["base"]["perplexity"], rel=1e-3)
-    assert sum(b["films"] for b in ev["perplexity"]["fine-tuned"]["by_length"]) == ev["test_films"]
-    assert {"eos_share", "distinct_1", "distinct_2", "repeated_3gram_rate", "longest_copy_words"} <= ev["generation"]["base"].keys()
-    assert len(ev["examples"]["fine-tuned"]) == 4
-    assert set(ev["recommendation"]) == {"tf-idf", "random", "base", "fine-tuned"}
-    assert all(0 <= v <= 1 for v in ev["recommendation"].values())
+    assert ev.perplexity["fine-tuned"].perplexity == pytest.approx(summary.final.perplexity, rel=1e-3)
+    assert ev.perplexity["base"].perplexity == pytest.approx(summary.base.perplexity, rel=1e-3)
+    assert sum(b.films for b in ev.perplexity["fine-tuned"].by_length) == ev.test_films
+    assert set(ev.generation) == {"real", "base", "fine-tuned"} and 0 <= ev.generation["base"].eos_share <= 1
+    assert len(ev.examples) == 4 and set(ev.examples[0].generated) == {"base", "fine-tuned"}
+    assert set(ev.recommendation) == {"tf-idf", "random", "base", "fine-tuned"}
+    assert all(0 <= v <= 1 for v in ev.recommendation.values())
+    assert all(c.n > 0 and 0 <= c.new_first <= c.new_final <= 1 for c in ev.concepts.values())  # redraws only help
+    assert len(ev.neighbours) == 9 and all(n.film != n.neighbour for n in ev.neighbours)
 
 
 def test_recomputing_the_evaluation_gives_identical_numbers(smoke_run, tmp_path):

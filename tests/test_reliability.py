@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from moviegpt import load_config
-from moviegpt.train import read_metrics, run
+from moviegpt.rundir import RunDir
+from moviegpt.train import run
 
 # 12 steps over about 2.4 epochs of 64 films; checkpoints at steps 4, 8 and 12
 RECIPE = ["data.max_train_rows=64", "data.max_eval_rows=16", "train.max_steps=12", "train.save_steps=4",
@@ -26,7 +27,7 @@ TIMING_KEYS = ("wall_time", "runtime", "per_second")
 
 def outcome(run_dir: Path) -> dict:
     """What a run learned, without its timings: every logged loss by step, and the held-out result."""
-    logs = [{k: v for k, v in m.items() if not any(t in k for t in TIMING_KEYS)} for m in read_metrics(run_dir)]
+    logs = [{k: v for k, v in m.items() if not any(t in k for t in TIMING_KEYS)} for m in RunDir(run_dir).metrics()]
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"evals": [(m["step"], m["eval_loss"]) for m in logs if m["kind"] == "eval"],
             "final": summary["final"]["loss"], "logs": logs}

@@ -8,7 +8,9 @@ import torch
 import transformers
 
 from moviegpt import UserError, report
-from moviegpt.config import PROJECT_ROOT
+from pathlib import Path as _Path
+
+PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 from moviegpt.model import load_trained
 
 SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
@@ -54,7 +56,7 @@ def test_a_pickled_model_is_refused(tmp_path, smoke_run):
 def test_runs_hold_no_pickles_but_trainer_state(smoke_run):
     """Weights are safetensors; the only torch-serialised files are the optimizer, scheduler and RNG
     state that Trainer writes into checkpoints (and reads back with weights_only=True)."""
-    files = [p for p in smoke_run.rglob("*") if p.is_file()]
+    files = [p for p in smoke_run.path.rglob("*") if p.is_file()]
     assert (smoke_run / "model" / "model.safetensors").exists()
     assert not [p for p in files if p.name == "training_args.bin" or p.suffix in (".pkl", ".pickle")]
     assert {p.name for p in files if p.suffix in (".bin", ".pt", ".pth")} <= {"optimizer.pt", "scheduler.pt", "rng_state.pth"}
@@ -62,8 +64,12 @@ def test_runs_hold_no_pickles_but_trainer_state(smoke_run):
 
 def test_generated_text_is_escaped_in_the_book():
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
-    gen = {"text": evil, "ended_with_eos": True}
-    ev = {"examples": {"title": [evil], "real": [evil], "base": [gen], "fine-tuned": [gen]}}
+    from types import SimpleNamespace
+
+    from moviegpt.artifacts import Example, Sample
+
+    gen = Sample(text=evil, ended_with_eos=True)
+    ev = SimpleNamespace(examples=[Example(title=evil, real=evil, generated={"base": gen, "fine-tuned": gen})])
     html = report.generation_examples(ev)._repr_html_()
     assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
 

@@ -10,8 +10,11 @@ import pytest
 import yaml
 
 from moviegpt import UserError, data, load_config, tokens
-from moviegpt.config import PROJECT_ROOT
-from moviegpt.train import read_metrics, run
+from pathlib import Path as _Path
+
+PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+from moviegpt.rundir import RunDir
+from moviegpt.train import run
 
 ACCELERATE = sorted((PROJECT_ROOT / "configs" / "accelerate").glob("*.yaml"))
 # dropout off and fp32, so one process with batch 8 and two with batch 4 compute the same global batch
@@ -34,8 +37,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
                     tmp_path / "two", "train.batch_size=4")
     assert two.returncode == 0, two.stderr[-3000:]
     [d1], [d2] = (list((tmp_path / n).iterdir()) for n in ("one", "two"))
-    losses = lambda d: [(m["step"], m["loss"]) for m in read_metrics(d) if m["kind"] == "train"]
-    evals = lambda d: [(m["step"], m["eval_loss"]) for m in read_metrics(d) if m["kind"] == "eval"]
+    losses = lambda d: [(m["step"], m["loss"]) for m in RunDir(d).metrics() if m["kind"] == "train"]
+    evals = lambda d: [(m["step"], m["eval_loss"]) for m in RunDir(d).metrics() if m["kind"] == "eval"]
     assert [s for s, _ in losses(d2)] == [s for s, _ in losses(d1)] == list(range(1, 7))
     for (_, a), (_, b) in zip(losses(d1), losses(d2)):
         assert b == pytest.approx(a, abs=1e-4)  # the same global batches; only the reduction order differs

@@ -42,7 +42,11 @@ def test_template_and_prompt():
     film = {"title": "Heat", "overview": "Cops and robbers.", "genres": ["Action", "Crime"]}
     assert tokens.format_film(film, TextConfig.template) == "Movie: Heat\nOverview: Cops and robbers."
     assert tokens.format_film(film, "{title} ({genres}): {overview}") == "Heat (Action, Crime): Cops and robbers."
-    assert tokens.prompt_for("Heat", TextConfig.template) == "Movie: Heat\nOverview:"
+    from moviegpt.generate import build_prompt
+
+    assert build_prompt("title", TextConfig.template, title="Heat") == "Movie: Heat\nOverview:"
+    assert build_prompt("title", "Genres: {genres}\nMovie: {title}\nOverview: {overview}", title="Heat",
+                        fields={"genres": ["Action", "Crime"]}) == "Genres: Action, Crime\nMovie: Heat\nOverview:"
 
 
 @pytest.mark.parametrize("batching", ["pad", "pack"])

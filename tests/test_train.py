@@ -6,12 +6,13 @@ import yaml
 from transformers import pipeline
 
 from moviegpt import UserError, load_config
-from moviegpt.train import read_metrics, run, run_dir_for
+from moviegpt.rundir import RunDir
+from moviegpt.train import run
 
 
 def test_smoke_run_learns(smoke_run):
     s = json.loads((smoke_run / "summary.json").read_text())
-    metrics = read_metrics(smoke_run)
+    metrics = smoke_run.metrics()
     evals = [m for m in metrics if m["kind"] == "eval"]
     assert len(evals) >= 3 and evals[-1]["eval_loss"] < evals[0]["eval_loss"] - 1.0
     assert s["final"]["perplexity"] < s["base"]["perplexity"] / 5
@@ -35,7 +36,7 @@ def test_run_directory_records_what_ran(smoke_run):
     assert {"model.safetensors", "config.json", "generation_config.json", "README.md", "moviegpt.json"} <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)  # no pickles
     card = (model / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: transformers") and "Held-out perplexity" in card
+    assert card.startswith("---\n") and "library_name: transformers" in card and "Held-out perplexity" in card
 
 
 def test_saved_model_loads_in_a_pipeline(smoke_run):
@@ -45,21 +46,21 @@ def test_saved_model_loads_in_a_pipeline(smoke_run):
 
 
 def test_finished_run_is_reused_not_retrained(smoke_run, smoke_cfg):
-    before = {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()}
+    before = {p: p.stat().st_mtime_ns for p in smoke_run.path.rglob("*") if p.is_file()}
     messages = []
     assert run(smoke_cfg, log=messages.append) == smoke_run
     assert messages and messages[0].startswith("Reusing finished run")
-    assert before == {p: p.stat().st_mtime_ns for p in smoke_run.rglob("*") if p.is_file()}
+    assert before == {p: p.stat().st_mtime_ns for p in smoke_run.path.rglob("*") if p.is_file()}
 
 
 def test_changed_config_gets_a_new_directory(smoke_cfg):
     other = load_config("smoke", [f"runs_dir={smoke_cfg.runs_dir}", "train.learning_rate=1e-3"])
-    assert run_dir_for(other) != run_dir_for(smoke_cfg)
+    assert other.run_name != smoke_cfg.run_name
 
 
 def test_a_run_in_progress_is_locked(tmp_path):
     cfg = load_config("smoke", [f"runs_dir={tmp_path}"])
-    d = run_dir_for(cfg)
+    d = tmp_path / cfg.run_name
     d.mkdir(parents=True)
     with open(d / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -74,7 +75,8 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     from transformers import Trainer, default_data_collator
 
     from moviegpt import data, model as model_stage, tokens
-    from moviegpt.train import loss_only, resolve_precision, training_args
+    from moviegpt.hardware import resolve_precision
+    from moviegpt.trainer import loss_only, training_args
 
     cfg = load_config("smoke", ["model.n_layer=1", "data.max_train_rows=64", "train.max_steps=3", "train.logging_steps=1"])
     ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)

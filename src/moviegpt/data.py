@@ -5,21 +5,28 @@ local or fsspec path to CSV / parquet / JSON lines, or a hub dataset id such as 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
+import tempfile
+import urllib.request
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from moviegpt import hub
-from moviegpt.config import PROJECT_ROOT, DataConfig
+from moviegpt.config import DataConfig
 from moviegpt.errors import UserError, first_line
+from moviegpt.artifacts import SPLITS, DataCounts, SplitCount
 
-BUNDLED = PROJECT_ROOT / "data" / "tmdb5000.parquet"
+BUNDLED = Path(str(resources.files("moviegpt") / "bundled" / "tmdb5000.parquet"))  # the repository's data/
 REQUIRED = ("title", "overview")
-SPLITS = ("train", "validation", "test")
+WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card): the scale the full recipe meets
+MAX_REMOTE_BYTES = 4 << 30
 MAX_OVERVIEW_CHARS = 10_000  # TMDB caps overviews near 1,000; a longer cell is a broken row, and in pack mode
                              # one 1 MB overview would fill hundreds of blocks with one film
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True),
@@ -30,18 +37,54 @@ def _looks_like_path(source: str) -> bool:
     return "://" in source or Path(source).suffix.lower() in READERS or Path(source).exists()
 
 
-def read_table(source: str, hub_split: str = "train") -> pd.DataFrame:
+def read_table(source: str, hub_split: str = "train", timeout_s: float = 60.0) -> pd.DataFrame:
     """Read the raw table behind `source`, as it is (no cleaning)."""
     if source == "bundled":
         return pd.read_parquet(BUNDLED)
     if _looks_like_path(source):
-        return _read_file(source)
-    return _read_hub(source, hub_split)
+        with remote_timeout(timeout_s):
+            return _read_file(source, timeout_s)
+    with remote_timeout(timeout_s):
+        return _read_hub(source, hub_split)
 
 
-def _read_file(source: str) -> pd.DataFrame:
+@contextlib.contextmanager
+def remote_timeout(seconds: float):
+    """Sockets opened while reading give up after `seconds` of silence instead of waiting forever."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
+def _download(url: str, timeout_s: float, suffix: str) -> Path:
+    """An http(s) file into a temporary file, with a read timeout and a size bound."""
+    tmp = Path(tempfile.mkstemp(suffix=suffix)[1])
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r, open(tmp, "wb") as out:  # noqa: S310 (http only)
+            copied = 0
+            while chunk := r.read(1 << 20):
+                copied += len(chunk)
+                if copied > MAX_REMOTE_BYTES:
+                    raise UserError(f"data file {url} is larger than {MAX_REMOTE_BYTES >> 30} GB")
+                out.write(chunk)
+    except (OSError, ValueError) as e:  # URLError, timeouts, refused connections
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot read data file {url}: {first_line(getattr(e, 'reason', e))}") from None
+    return tmp
+
+
+def _read_file(source: str, timeout_s: float = 60.0) -> pd.DataFrame:
     path = Path(source)
     suffix = path.suffix.lower()
+    if source.split("://")[0].lower() in ("http", "https") and suffix in READERS:
+        local = _download(source, timeout_s, suffix)
+        try:
+            return _read_file(str(local))
+        finally:
+            local.unlink(missing_ok=True)
     if "://" not in source:
         if not path.exists():
             raise UserError(f"data file not found: {source}")
@@ -75,10 +118,15 @@ def _read_hub(source: str, split: str) -> pd.DataFrame:
 
 
 def _parse_names(cell) -> list[str]:
-    """Genres as wykonos stores them ("Action-Crime") or as TMDB 5000 does ('[{"id": 28, "name": "Action"}]')."""
+    """Genres as wykonos stores them ("Action-Crime") or as TMDB 5000 does ('[{"id": 28, "name": "Action"}]');
+    a lone number or other scalar is one name."""
     if isinstance(cell, (list, tuple, np.ndarray)):
-        return [str(x) for x in cell]
-    if not isinstance(cell, str) or not cell.strip():
+        return [str(x.get("name", x)) if isinstance(x, dict) else str(x) for x in cell]
+    if isinstance(cell, bytes):
+        cell = cell.decode("utf-8", errors="replace")
+    if not isinstance(cell, str):
+        return [] if cell is None or isinstance(cell, dict) or pd.isna(cell) else [str(cell)]
+    if not cell.strip():
         return []
     cell = cell.strip()
     if cell.startswith("["):
@@ -91,7 +139,10 @@ def _parse_names(cell) -> list[str]:
 
 
 def _text(cell) -> str | None:
-    """A cell as stripped text; missing, NaN and empty become None; other scalars become their text."""
+    """A cell as stripped text; missing, NaN and empty become None; UTF-8 bytes are decoded; other scalars
+    become their text."""
+    if isinstance(cell, bytes):
+        cell = cell.decode("utf-8")  # UnicodeDecodeError: caught by normalise, which names the column
     if isinstance(cell, str):
         cell = cell.strip()
         return cell or None
@@ -117,8 +168,11 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         if bad.any():
             raise UserError(f"column '{col}' holds lists or records, not text (first at row {int(bad.values.argmax())})")
     out = df.copy()
-    out["title"] = out["title"].map(_text)
-    out["overview"] = out["overview"].map(_text)
+    for col in REQUIRED:
+        try:
+            out[col] = out[col].map(_text)
+        except UnicodeDecodeError:
+            raise UserError(f"column '{col}' holds bytes that are not UTF-8 text") from None
     out["genres"] = out["genres"].map(_parse_names) if "genres" in out else [[] for _ in range(len(out))]
     if "id" not in out:
         out["id"] = None
@@ -141,7 +195,8 @@ def clean(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     kept = df[~no_title & ~no_overview & ~too_long]
     dup = kept.duplicated(subset=["title", "overview"], keep="first")
     kept = kept[~dup]
-    dup_id = kept["id"].notna() & kept.duplicated(subset=["id"], keep="first")
+    has_id = kept["id"].map(_has_id).astype(bool)
+    dup_id = has_id & kept["id"].astype(str).duplicated(keep="first")
     kept = kept[~dup_id].reset_index(drop=True)
     counts["dropped"] = {"missing_title": int(no_title.sum()), "missing_overview": int(no_overview.sum()),
                          "overview_too_long": int(too_long.sum()), "duplicate_title_overview": int(dup.sum()),
@@ -150,10 +205,15 @@ def clean(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return kept, counts
 
 
-def split_keys(df: pd.DataFrame) -> pd.Series:
-    """The id, or title|year where the id is missing: what decides a film's split."""
-    by_title = df["title"].astype(str) + "|" + df["year"].astype(str)
-    return df["id"].map(lambda v: None if v is None or pd.isna(v) else f"id:{v}").fillna(by_title)
+def _has_id(v) -> bool:
+    return v is not None and not isinstance(v, (list, dict, np.ndarray)) and not pd.isna(v) and str(v).strip() != ""
+
+
+def split_keys(df: pd.DataFrame) -> list[str]:
+    """What decides a film's split: its id, or where there is none (a hand-made list of titles and overviews)
+    its content: title, year and overview. Either depends on the film alone."""
+    return [f"id:{i}" if _has_id(i) else f"film:{t}|{'' if pd.isna(y) else y}|{o}"
+            for i, t, y, o in zip(df["id"], df["title"], df["year"], df["overview"])]
 
 
 def assign_splits(df: pd.DataFrame, fractions: list[float]) -> np.ndarray:
@@ -169,7 +229,7 @@ class Splits:
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
-    counts: dict = field(default_factory=dict)
+    counts: DataCounts = field(default_factory=DataCounts)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
@@ -177,7 +237,19 @@ class Splits:
 
 def load_clean(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
     """All films of the source, normalised and cleaned (no split, no cap), with the cleaning counts."""
-    return clean(normalise(read_table(cfg.source, cfg.hub_split)))
+    return clean(normalise(read_table(cfg.source, cfg.hub_split, cfg.timeout_s)))
+
+
+def content_hash(films: pd.DataFrame) -> str:
+    """A hash of the films' titles and overviews, in order: what a cache of anything computed from them keys on."""
+    return hashlib.sha256(pd.util.hash_pandas_object(films[["title", "overview"]].astype(str), index=False)
+                          .values.tobytes()).hexdigest()[:16]
+
+
+def known_titles(cfg: DataConfig) -> set[str]:
+    """Every title in the source (casefolded): what an invented film's title should not be."""
+    films, _ = load_clean(cfg)
+    return set(films["title"].str.casefold())
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
@@ -195,12 +267,12 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         part = df[names == name]
         part = part.iloc[rng.permutation(len(part))].reset_index(drop=True)
         cap = cfg.max_train_rows if name == "train" else cfg.max_eval_rows
-        sizes[name] = {"available": len(part), "used": min(len(part), cap or len(part))}
+        sizes[name] = SplitCount(available=len(part), used=min(len(part), cap or len(part)))
         parts[name] = part.head(cap) if cap else part
     if parts["train"].empty or parts["test"].empty:
         raise UserError(f"data source {cfg.source} has too few films ({len(df)}) for a train and a test split")
-    counts["splits"] = sizes
-    return Splits(**parts, counts=counts)
+    return Splits(**parts, counts=DataCounts(rows_in=counts["rows_in"], rows_out=counts["rows_out"],
+                                             dropped=counts["dropped"], splits=sizes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,11 +310,16 @@ def stream_films(cfg: DataConfig, split: str):
         films, _ = clean(normalise(pd.DataFrame(batch)))
         films = films[assign_splits(films, cfg.splits) == split]
         out = {c: films[c].tolist() for c in STREAM_COLUMNS}
-        out["id"] = [None if pd.isna(v) else str(v) for v in films["id"]]
+        out["id"] = [str(v) if _has_id(v) else None for v in films["id"]]
         return out
     return ds.map(keep, batched=True, batch_size=1000, remove_columns=list(ds.column_names or []) or None)
 
 
-def take_films(stream, n: int) -> pd.DataFrame:
+def take_films(stream, n: int, source: str = "the stream") -> pd.DataFrame:
     """The first n films of a stream as a table (held-out evaluation needs a fixed, finite set)."""
-    return pd.DataFrame(list(stream.take(n)), columns=STREAM_COLUMNS)
+    try:
+        return pd.DataFrame(list(stream.take(n)), columns=STREAM_COLUMNS)
+    except UserError:
+        raise
+    except Exception as e:  # a malformed line surfaces only when the stream reaches it
+        raise UserError(f"cannot read {source} while streaming: {first_line(e)}") from None

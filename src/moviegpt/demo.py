@@ -1,22 +1,30 @@
 """`moviegpt demo`: a one-page local web app to try a trained model (the report's "demonstration interface").
 
-Standard library only (http.server): one HTML page and two JSON endpoints. Inputs are bounded
-(characters, tokens, samples) and requests are served one at a time, so a single request cannot
-exhaust the machine. Generated text reaches the page only through `textContent`, never as HTML.
+Standard library only (http.server): one HTML page and two JSON endpoints, safe to leave running:
+- it binds to loopback; any other address needs --allow-remote and prints a warning;
+- it answers only requests whose Host is a loopback name (no DNS rebinding) and POSTs that are same-origin
+  JSON (no cross-site form posts), and at most LIMITS["body_bytes"] bytes are ever read, whatever the headers say;
+- every number is range- and finite-checked (moviegpt.generate.Sampling, moviegpt.validate), every bad request
+  gets a 4xx JSON answer, a slow client is cut off after LIMITS["timeout_s"], and generation runs one at a time.
+Generated text reaches the page only through `textContent`, never as HTML.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from moviegpt.errors import UserError
-from moviegpt.generate import attach, build_prompt, sample
+from moviegpt import validate
+from moviegpt.errors import UserError, first_line
+from moviegpt.generate import Sampling, attach, build_prompt, sample
 from moviegpt.model import load_trained
 from moviegpt.recommend import for_model
 
-LIMITS = {"chars": 500, "max_new_tokens": 120, "num": 3, "k": 10, "body_bytes": 8192}
+LIMITS = {"chars": 500, "max_new_tokens": 120, "num": 3, "k": 10, "body_bytes": 8192, "timeout_s": 10}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>moviegpt demo</title>
@@ -30,6 +38,8 @@ PAGE = """<!doctype html>
 <p>Model: <code id="model"></code></p>
 <label for="title">Film title</label>
 <textarea id="title" rows="1" maxlength="{chars}" placeholder="e.g. The Lighthouse Keeper's Daughter"></textarea>
+<label for="genre">Genre (when the model's template names one)</label>
+<textarea id="genre" rows="1" maxlength="{chars}"></textarea>
 <label for="text">Start of an overview (optional: the model completes it)</label>
 <textarea id="text" rows="2" maxlength="{chars}"></textarea>
 <div><button id="generate">Write overviews</button><button id="concept">Invent a film</button>
@@ -53,7 +63,7 @@ function show(items) {
   }
 }
 async function generate(mode) {
-  const data = await call("/api/generate", {mode, title: $("title").value, text: $("text").value, num: 2});
+  const data = await call("/api/generate", {mode, title: $("title").value, text: $("text").value, genre: $("genre").value, num: 2});
   if (data) show(data.results);
 }
 $("generate").onclick = () => generate($("text").value.trim() ? "completion" : "title");
@@ -86,19 +96,25 @@ class Demo:
 
     def generate(self, req: dict) -> dict:
         mode = req.get("mode", "title")
-        title, text = str(req.get("title", ""))[:LIMITS["chars"]], str(req.get("text", ""))[:LIMITS["chars"]]
-        num = max(1, min(int(req.get("num", 1)), LIMITS["num"]))
-        max_new = max(1, min(int(req.get("max_new_tokens", 80)), LIMITS["max_new_tokens"]))
-        prompt = build_prompt(mode, self.settings["template"], title=title, text=text)
+        validate.need(mode in ("title", "concept", "completion"), "mode must be title, concept or completion")
+        title, text = (validate.plain(req.get(k, ""), LIMITS["chars"]) for k in ("title", "text"))
+        genre = validate.plain(req.get("genre", ""), LIMITS["chars"])
+        num = validate.number("num", req.get("num", 1), integer=True, lo=1, hi=LIMITS["num"])
+        how = Sampling(max_new_tokens=validate.number("max_new_tokens", req.get("max_new_tokens", 80), integer=True,
+                                                      lo=1, hi=LIMITS["max_new_tokens"]),
+                       seed=req.get("seed", 0), temperature=req.get("temperature", Sampling.temperature),
+                       top_p=req.get("top_p", Sampling.top_p), top_k=req.get("top_k", Sampling.top_k),
+                       repetition_penalty=req.get("repetition_penalty", 1.0),
+                       no_repeat_ngram_size=req.get("no_repeat_ngram_size", 0))
+        prompt = build_prompt(mode, self.settings["template"], title=title, text=text, fields={"genres": genre})
         with self.lock:
-            out = sample(self.model, self.tok, [prompt], num=num, max_new_tokens=max_new, seed=int(req.get("seed", 0)))
-        return {"results": attach(out, mode, title, text)}
+            out = sample(self.model, self.tok, [prompt], num=num, how=how)
+        return {"results": attach(out, mode, title, text), "sampling": how.__dict__}
 
     def recommend(self, req: dict) -> dict:
-        query = str(req.get("query", "")).strip()[:LIMITS["chars"]]
-        if not query:
-            raise UserError("type a title or some text to find similar films")
-        k = max(1, min(int(req.get("k", 5)), LIMITS["k"]))
+        query = validate.plain(req.get("query", ""), LIMITS["chars"]).strip()
+        validate.need(bool(query), "type a title or some text to find similar films")
+        k = validate.number("k", req.get("k", 5), integer=True, lo=1, hi=LIMITS["k"])
         with self.lock:
             table, found = self.recommender.by_title(query, k)
         note = (f"Films like '{query}':" if found else
@@ -106,21 +122,56 @@ class Demo:
         return {"note": note, "results": json.loads(table.to_json(orient="records"))}
 
 
-def handler_for(demo: Demo) -> type[BaseHTTPRequestHandler]:
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() == "localhost"
+
+
+def host_name(header: str) -> str:
+    """The host part of a Host header: 'localhost:8765' -> 'localhost', '[::1]:80' -> '::1'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def handler_for(demo: Demo, allow_remote: bool = False) -> type[BaseHTTPRequestHandler]:
     routes = {"/api/generate": demo.generate, "/api/recommend": demo.recommend}
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = LIMITS["timeout_s"]  # a client that stops sending is cut off, not waited for
+
         def _send(self, status: int, body: bytes, kind: str) -> None:
+            self.close_connection = True
             self.send_response(status)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
 
         def _json(self, status: int, obj: dict) -> None:
-            self._send(status, json.dumps(obj).encode(), "application/json")
+            self._send(status, validate.dumps(obj).encode(), "application/json")
+
+        def _check_host(self) -> None:
+            host = self.headers.get("Host", "")
+            if not allow_remote and not is_loopback(host_name(host)):
+                raise BadRequest(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only on a loopback address")
 
         def do_GET(self):
+            try:
+                self._check_host()
+            except BadRequest as e:
+                return self._json(e.status, {"error": str(e)})
             if self.path == "/":
                 self._send(HTTPStatus.OK, PAGE.replace("{chars}", str(LIMITS["chars"])).encode(), "text/html; charset=utf-8")
             elif self.path == "/api/info":
@@ -128,19 +179,40 @@ def handler_for(demo: Demo) -> type[BaseHTTPRequestHandler]:
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
+        def _body(self) -> dict:
+            self._check_host()
+            origin = self.headers.get("Origin")
+            if origin is not None and host_name(origin.split("://", 1)[-1].split("/")[0]) != host_name(self.headers.get("Host", "")):
+                raise BadRequest(HTTPStatus.FORBIDDEN, "cross-origin requests are refused")
+            if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+                raise BadRequest(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
+            if self.headers.get("Transfer-Encoding"):
+                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a chunked body")
+            raw = (self.headers.get("Content-Length") or "").strip()
+            if not raw.isdigit():
+                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "a Content-Length of 0 or more bytes is required")
+            if int(raw) > LIMITS["body_bytes"]:
+                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
+            body = self.rfile.read(int(raw))
+            try:
+                req = validate.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError) as e:
+                raise BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({first_line(e)})") from None
+            if not isinstance(req, dict):
+                raise BadRequest(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
+            return req
+
         def do_POST(self):
             if self.path not in routes:
                 return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-            size = int(self.headers.get("Content-Length") or 0)
-            if size > LIMITS["body_bytes"]:
-                return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request too large"})
             try:
-                req = json.loads(self.rfile.read(size) or b"{}")
-                if not isinstance(req, dict):
-                    raise ValueError("the request must be a JSON object")
-                self._json(HTTPStatus.OK, routes[self.path](req))
-            except (UserError, ValueError, TypeError) as e:
-                self._json(HTTPStatus.BAD_REQUEST, {"error": str(e).splitlines()[0] if str(e) else "bad request"})
+                self._json(HTTPStatus.OK, routes[self.path](self._body()))
+            except BadRequest as e:
+                self._json(e.status, {"error": str(e)})
+            except (UserError, ValueError, TypeError, OverflowError) as e:
+                self._json(HTTPStatus.BAD_REQUEST, {"error": first_line(e)})
+            except Exception as e:  # a bug: the client still gets an answer, and the server keeps serving
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(e).__name__}"})
 
         def log_message(self, fmt, *args):  # keep the terminal quiet; errors still reach the page
             pass
@@ -148,15 +220,22 @@ def handler_for(demo: Demo) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
+def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False) -> ThreadingHTTPServer:
+    if not is_loopback(host) and not allow_remote:
+        raise UserError(f"--host {host} is not a loopback address; the demo would be reachable from other machines "
+                        "(add --allow-remote if that is what you want)")
     try:
-        return ThreadingHTTPServer((host, port), handler_for(Demo(model_dir)))
-    except OSError as e:
-        raise UserError(f"cannot serve on {host}:{port}: {e.strerror}") from None
+        server = ThreadingHTTPServer((host, port), handler_for(Demo(model_dir), allow_remote))
+    except (OSError, OverflowError) as e:
+        raise UserError(f"cannot serve on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    if not is_loopback(host):
+        print(f"moviegpt: warning: the demo is served on {host}, reachable by anyone who can reach this machine; it has "
+              "no login", file=sys.stderr)
+    return server
 
 
-def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8765) -> None:
-    server = make_server(model_dir, host, port)
+def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False) -> None:
+    server = make_server(model_dir, host, port, allow_remote)
     print(f"moviegpt demo on http://{host}:{server.server_address[1]}/ (Ctrl-C stops it)")
     try:
         server.serve_forever()

@@ -90,3 +90,41 @@ def synchronize() -> None:
     """Wait for queued GPU work, so a host clock read after it is honest (a no-op on a CPU)."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+class PeakMemory:
+    """Peak memory while a block runs, in MB: the GPU's allocated peak on CUDA, else the process's resident set
+    sampled every 0.2 s (Linux /proc; elsewhere the process-lifetime peak), so two runs in one process are
+    measured apart."""
+
+    def __enter__(self):
+        import threading
+
+        self.peak, self._stop = _rss_mb(), threading.Event()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+        if torch.cuda.is_available():
+            self.peak = torch.cuda.max_memory_allocated() / 2 ** 20
+        return False
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,6 +1,8 @@
-"""The model stage: a hub model, a local save_pretrained directory, or a GPT-2 built from a config.
+"""The model stage: a hub model, a local save_pretrained directory, or a GPT-2 built from a config;
+optionally wrapped in LoRA adapters (peft).
 
-Weights load only as safetensors and remote code is never trusted.
+Weights load only as safetensors, remote code is never trusted (`trust_remote_code=False` on every
+load, and a local directory that names its own code is refused before transformers sees it).
 """
 from __future__ import annotations
 
@@ -11,13 +13,19 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, PreTrainedModel, PreTrainedTokenizerBase
 
-from moviegpt import assets, hub
+from moviegpt import assets, hub, validate
 from moviegpt.config import Config, DataConfig, ModelConfig, TextConfig
 from moviegpt.errors import UserError, first_line
 from moviegpt.tokens import load_tokenizer
 
+SETTINGS_FILE = "moviegpt.json"  # written beside the weights: the text settings a trained model expects
 DEFAULT_SETTINGS = {"template": TextConfig.template, "max_length": TextConfig.max_length,
                     "splits": DataConfig().splits, "seed": 42}
+HUB_IDS = {"gpt2": "openai-community/gpt2", "gpt2-medium": "openai-community/gpt2-medium",
+           "gpt2-large": "openai-community/gpt2-large", "gpt2-xl": "openai-community/gpt2-xl"}
+LORA_TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"],
+                "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LLAMA_STYLE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "smollm3"}
 
 
 def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) -> tuple[PreTrainedModel, str]:
@@ -60,7 +68,21 @@ def choice_note(cfg: ModelConfig) -> str:
     if cfg.requested:
         return (f"The {cfg.requested} weights were not reachable (no Hugging Face hub, not in the local cache), "
                 f"so this run used the stand-in {cfg.name}: {assets.STAND_INS[cfg.name]['describes']}.")
+    if cfg.parent:
+        return f"This run continued the fine-tuned model of run {cfg.parent}."
     return f"This run used {cfg.name}, as its profile asks."
+
+
+def base_model_id(cfg: ModelConfig) -> str | None:
+    """The hub id of the pretrained weights a run started from (for the model card), if there is one."""
+    if cfg.name == "scratch":
+        return None
+    if assets.is_stand_in(cfg.name):
+        return assets.STAND_INS[cfg.name]["hub_id"]
+    settings = Path(cfg.name) / SETTINGS_FILE
+    if settings.is_file():  # a moviegpt model directory (a --from run): the weights it started from
+        return json.loads(settings.read_text()).get("base_model")
+    return None if Path(cfg.name).exists() else HUB_IDS.get(cfg.name, cfg.name)
 
 
 def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTrainedModel, str]:
@@ -71,8 +93,9 @@ def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTr
     if path.exists():
         if not (path / "config.json").is_file():
             raise UserError(f"{name} is not a model directory (no config.json); give a save_pretrained directory")
-        if not any(path.glob("*.safetensors")):
+        if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").exists():
             raise UserError(f"{name} has no .safetensors weights; moviegpt loads weights only as safetensors")
+        validate.model_dir_is_data(path)
         return _load(name, kw), f"local directory {name}"
     if hub.reachable():
         return _load(name, kw), f"hub: {name}"
@@ -90,16 +113,14 @@ def _load(name: str, kw: dict) -> PreTrainedModel:
         raise UserError(f"cannot load model '{name}': {first_line(e)}") from None
 
 
-SETTINGS_FILE = "moviegpt.json"  # written beside the weights: the text settings a trained model expects
-
-
 def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:
     """A model directory written by `moviegpt train` (or any save_pretrained causal LM), its tokenizer and settings."""
     model, _ = load_pretrained(model_dir)
     tok, _ = load_tokenizer(model_dir)
     path = Path(model_dir) / SETTINGS_FILE
-    settings = json.loads(path.read_text()) if path.exists() else {}
-    return model, tok, {**DEFAULT_SETTINGS, **settings}
+    settings = validate.read_json(path, "model settings", "retrain, or delete the file to use defaults") \
+        if path.exists() else {}
+    return model, tok, {**DEFAULT_SETTINGS, **(settings if isinstance(settings, dict) else {})}
 
 
 def context_length(model: PreTrainedModel) -> int:
@@ -107,5 +128,40 @@ def context_length(model: PreTrainedModel) -> int:
     return int(getattr(c, "n_positions", None) or getattr(c, "max_position_embeddings", None) or 1024)
 
 
-def count_parameters(model: PreTrainedModel) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model, trainable: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+# ------------------------------------------------------------------ LoRA (peft)
+
+def lora_targets(model: PreTrainedModel, cfg: Config) -> list[str]:
+    if cfg.lora.target_modules:
+        return [str(t) for t in cfg.lora.target_modules]
+    kind = model.config.model_type
+    if kind == "gpt2" or kind in LLAMA_STYLE:
+        return LORA_TARGETS["gpt2" if kind == "gpt2" else "llama"]
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
+
+    validate.need(kind in KNOWN, f"no default LoRA targets for a {kind} model; set lora.target_modules")
+    return list(KNOWN[kind])
+
+
+def adapt(model: PreTrainedModel, cfg: Config):
+    """train.lora: freeze the model and train low-rank adapters on its projections (peft)."""
+    if not cfg.train.lora:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_targets(model, cfg)
+    names = {n.split(".")[-1] for n, _ in model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    validate.need(not missing, f"lora.target_modules {', '.join(missing)} are not modules of this model "
+                  f"({model.config.model_type})")
+    lc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
+                    task_type="CAUSAL_LM", fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2's Conv1D layers
+    return get_peft_model(model, lc)
+
+
+def merged(model):
+    """The plain transformers model with the adapters folded into its weights (what model/ holds)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -8,6 +8,9 @@ baseline can be compared on the same films.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +18,21 @@ import pandas as pd
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from moviegpt import data
-from moviegpt.config import Config, load_run_config
+from moviegpt import data, progress, validate
+from moviegpt.config import Config
 from moviegpt.errors import UserError
+from moviegpt.settings import load_run_config
 from moviegpt.model import load_trained
 
 
 @torch.no_grad()
 def embed(model: PreTrainedModel, tok: PreTrainedTokenizerBase, texts: list[str], batch_size: int = 16,
-          max_length: int = 256) -> np.ndarray:
+          max_length: int = 256, desc: str = "embeddings") -> np.ndarray:
     """Mean-pooled, L2-normalised last hidden states, one row per text."""
     model.eval()
     out = []
     order = np.argsort([len(t) for t in texts])  # similar lengths per batch: less padding computed
-    for i in range(0, len(texts), batch_size):
+    for i in progress.bar(range(0, len(texts), batch_size), desc=desc, unit="batch"):
         idx = order[i:i + batch_size]
         enc = tok([texts[j] for j in idx], return_tensors="pt", padding=True, truncation=True,
                   max_length=max_length).to(model.device)
@@ -74,17 +78,18 @@ def random_overlap(genres: list[list[str]]) -> float:
 
 
 class Recommender:
-    """kNN over a corpus of films; embeddings are computed once and cached (a .npy next to the model)."""
+    """kNN over a corpus of films; embeddings are computed once and cached (a .npy next to the model), keyed by
+    a hash of the model's weights and the films' text, so a stale, truncated or wrong-width file is rebuilt."""
 
     def __init__(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, films: pd.DataFrame,
-                 cache: Path | None = None):
+                 cache: Path | None = None, model_dir: Path | None = None):
         self.model, self.tok, self.films = model, tok, films.reset_index(drop=True)
-        if cache is not None and cache.exists() and np.load(cache, allow_pickle=False).shape[0] == len(self.films):
-            self.vecs = np.load(cache, allow_pickle=False)
-        else:
+        key = cache_key(self.films, model_dir) if cache is not None else None
+        self.vecs = _load_cached(cache, key, len(self.films), model) if cache is not None else None
+        if self.vecs is None:
             self.vecs = embed(model, tok, self.films["overview"].tolist())
             if cache is not None:
-                np.save(cache, self.vecs)
+                _save_cached(cache, key, self.vecs)
 
     def find_title(self, title: str) -> int | None:
         hits = self.films.index[self.films["title"].str.casefold() == title.strip().casefold()]
@@ -106,6 +111,32 @@ class Recommender:
                              "genres": [", ".join(g) for g in rows["genres"]], "similarity": [s for _, s in hits]})
 
 
+def cache_key(films: pd.DataFrame, model_dir: Path | None) -> str:
+    h = hashlib.sha256(data.content_hash(films).encode())
+    for f in sorted(Path(model_dir).glob("*.safetensors")) if model_dir else []:
+        h.update(f"{f.name}|{f.stat().st_size}|{f.stat().st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_cached(path: Path, key: str, rows: int, model) -> np.ndarray | None:
+    meta = path.with_suffix(".json")
+    try:
+        if json.loads(meta.read_text()).get("key") != key:
+            return None
+        vecs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None  # missing, truncated or not an array: rebuilt
+    width = model.config.hidden_size if hasattr(model.config, "hidden_size") else vecs.shape[-1]
+    return vecs if vecs.ndim == 2 and vecs.shape == (rows, width) and np.isfinite(vecs).all() else None
+
+
+def _save_cached(path: Path, key: str, vecs: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, vecs, allow_pickle=False)
+    validate.write_atomic(path, buf.getvalue())
+    validate.write_atomic(path.with_suffix(".json"), json.dumps({"key": key, "shape": list(vecs.shape)}))
+
+
 def corpus(cfg: Config) -> pd.DataFrame:
     """The films a run knows: its training, validation and test films, as the run used them."""
     s = data.load_splits(cfg.data, cfg.seed)
@@ -119,4 +150,5 @@ def for_model(model_dir: str) -> Recommender:
         raise UserError(f"{model_dir} is not the model/ directory of a moviegpt run (no config.yaml beside it); "
                         "recommend searches the films of the run that trained the model")
     model, tok, _ = load_trained(model_dir)
-    return Recommender(model, tok, corpus(load_run_config(run_dir)), cache=run_dir / "embeddings.npy")
+    return Recommender(model, tok, corpus(load_run_config(run_dir)), cache=run_dir / "embeddings.npy",
+                       model_dir=Path(model_dir))

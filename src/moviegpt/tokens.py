@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import string
 from pathlib import Path
 
 import datasets
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerBase
 
-from moviegpt import assets, data, hub
+from moviegpt import assets, data, hub, validate
 from moviegpt.config import CACHE_DIR, TextConfig
 from moviegpt.errors import UserError, first_line
 
@@ -31,6 +30,7 @@ def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
     elif assets.is_stand_in(name):
         tok, source = _auto(str(assets.ensure(name)), local_files_only=True), assets.STAND_INS[name]["describes"]
     elif Path(name).is_dir():
+        validate.model_dir_is_data(Path(name))
         tok, source = _auto(name, local_files_only=True), f"local directory {name}"
     elif hub.reachable():
         tok, source = _auto(name), f"hub: {name}"
@@ -49,27 +49,32 @@ def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
 
 def _auto(name: str, **kw) -> PreTrainedTokenizerBase:
     try:
-        return AutoTokenizer.from_pretrained(name, **kw)
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=False, **kw)
     except Exception as e:
         raise UserError(f"cannot load tokenizer '{name}': {first_line(e)}") from None
 
 
 def template_fields(template: str) -> list[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f]
+    return validate.template(template)
+
+
+def as_text(value) -> str:
+    """A cell as template text: lists (genres) joined with ', ', missing values empty, anything else its str."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(as_text(v) for v in value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 def format_film(row: dict, template: str) -> str:
-    """One film as training text (without EOS). List-valued fields such as genres are joined with ', '."""
-    values = {k: ", ".join(v) if isinstance(v, (list, tuple, np.ndarray)) else v for k, v in row.items()}
+    """One film as training text (without EOS); every field is formatted as text (see as_text)."""
     try:
-        return template.format_map(values)
+        return template.format_map({k: as_text(v) for k, v in row.items()})
     except KeyError as e:
         raise UserError(f"text.template uses field {e} that the data does not have") from None
-
-
-def prompt_for(title: str, template: str) -> str:
-    """The generation prompt: the template up to where the overview starts ("Movie: X\\nOverview:")."""
-    return template.split("{overview}")[0].rstrip().format(title=title)
 
 
 def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
@@ -79,11 +84,7 @@ def texts(df: pd.DataFrame, template: str, eos: str) -> list[str]:
 
 def fields_in(columns, template: str) -> list[str]:
     """The template's fields, checked against the data's columns."""
-    fields = template_fields(template)
-    missing = [f for f in fields if f not in columns]
-    if missing:
-        raise UserError(f"text.template uses field(s) {', '.join(missing)} that the data does not have")
-    return fields
+    return validate.template(template, columns)
 
 
 def _as_text(batch: dict, fields: list[str], template: str, eos: str) -> list[str]:
@@ -100,9 +101,7 @@ def _num_proc(cfg: TextConfig) -> int | None:
 
 def _cache_file(df: pd.DataFrame, tok: PreTrainedTokenizerBase, what: str) -> str:
     """A datasets cache file keyed by the films, the tokenizer and the settings, so re-preparing is a load."""
-    h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(df[["title", "overview"]], index=False).values.tobytes())
-    h.update(f"{tok.name_or_path}|{len(tok)}|{tok.eos_token}|{what}".encode())
+    h = hashlib.sha256(f"{data.content_hash(df)}|{tok.name_or_path}|{len(tok)}|{tok.eos_token}|{what}".encode())
     CACHE_DIR.joinpath("tokens").mkdir(parents=True, exist_ok=True)
     return str(CACHE_DIR / "tokens" / f"{h.hexdigest()[:16]}.arrow")
 

@@ -1,4 +1,5 @@
-"""Benchmark harness: the measurements behind benchmarks/*.py, importable so tests can run them tiny.
+"""Benchmark harness: the measurements behind benchmarks/*.py, beside them (not part of the package), importable
+so tests can run them tiny.
 
 Every benchmark measures the report's original recipe and ours in the same process run, on the
 same data and model, and reports ratios to the original. Nothing here is timed by a test; tests
@@ -18,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from moviegpt import data
+from moviegpt.data import WYKONOS_ROWS
 
-WYKONOS_ROWS = 722_796  # rows of wykonos/movies, the size the full recipe has to handle
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,7 +53,7 @@ def peak_rss_mb() -> float:
 
 
 def write_result(name: str, result: dict, out_dir: Path | None = None) -> Path:
-    out_dir = Path(out_dir or Path(__file__).resolve().parents[2] / "benchmarks" / "results")
+    out_dir = Path(out_dir or RESULTS)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     tmp = path.with_suffix(".tmp")
@@ -125,7 +128,7 @@ def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) 
     st.done("load, clean, split")
     ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
     st.done("tokenise and pack")
-    return {"stages": st.times, "seconds": st.total, "rows": splits.counts["rows_in"],
+    return {"stages": st.times, "seconds": st.total, "rows": splits.counts.rows_in,
             "train_films": len(splits.train), "examples": len(ds), "tokens": len(ds) * block_size}
 
 
@@ -204,25 +207,6 @@ class CountingCollator:
         return batch
 
 
-def _clock():
-    from transformers import TrainerCallback
-
-    from moviegpt.hardware import synchronize
-
-    class StepClock(TrainerCallback):
-        def __init__(self):
-            self.ends: list[float] = []
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.ends = []
-
-        def on_step_end(self, args, state, control, **kw):
-            synchronize()  # a GPU step is queued, not done, when Trainer returns from it
-            self.ends.append(time.perf_counter())
-
-    return StepClock()
-
-
 @dataclass
 class Setup:
     """One recipe ready to train: its config, Trainer, and the instruments on it."""
@@ -243,7 +227,7 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
 
     from moviegpt import model as model_stage, tokens
     from moviegpt.hardware import resolve_precision
-    from moviegpt.train import loss_only, training_args
+    from moviegpt.trainer import StepClock, loss_only, quiet, training_args
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
@@ -252,9 +236,9 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     args = training_args(cfg, out / name, precision, has_eval=False)
     args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
     args.include_num_input_tokens_seen = "no"
-    collator, clock = CountingCollator(), _clock()
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock])
-    seq = cfg.text.block_size if cfg.text.batching == "pack" else cfg.text.max_length
+    collator, clock = CountingCollator(), StepClock()
+    trainer = quiet(Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock]))
+    seq = cfg.text.seq_len()
     return Setup(name, cfg, trainer, collator, clock, precision, seq, flops_per_token(model, seq))
 
 
@@ -287,8 +271,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     runs = {s.name: [] for s in setups}
     for r in range(rounds):
         for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
-            tokens_per_step = s.cfg.train.batch_size * s.cfg.train.grad_accum * s.seq_len
-            runs[s.name].append(window(s, warmup_steps, max(min_steps, -(-window_tokens // tokens_per_step))))
+            runs[s.name].append(window(s, warmup_steps, max(min_steps, -(-window_tokens // s.cfg.tokens_per_step))))
     out = []
     for s in setups:
         w = runs[s.name]
@@ -329,7 +312,7 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 8, batch_size: int
         def on_step_end(self, args, state, control, model=None, **kw):
             if state.global_step % self.every == 0 or state.global_step == state.max_steps:
                 t = time.perf_counter()
-                loss = perplexity(model, val_ds, batch_size)["loss"]
+                loss = perplexity(model, val_ds, batch_size).loss
                 model.train()
                 self.points.append({"step": state.global_step, "train_seconds": t - self.t0 - self.paused,
                                     "tokens": int(sum(c[0] for c in collator.counts)), "val_loss": loss})
@@ -368,7 +351,7 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
 
     from moviegpt import model as model_stage
     from moviegpt.hardware import resolve_precision
-    from moviegpt.train import AtomicCheckpointTrainer, training_args
+    from moviegpt.trainer import AtomicCheckpointTrainer, training_args
 
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
     ids = [[tok.eos_token_id] * 32] * 2
@@ -392,10 +375,6 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
 def saving_share(save_seconds: float, step_seconds: float, save_every_steps: int | None,
                  save_minutes: float | None = None) -> float:
     """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
-    every = save_interval(step_seconds, save_every_steps, save_minutes)
-    return save_seconds / (save_seconds + every)
+    from moviegpt.trainer import save_interval
 
-
-def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
-    """Seconds of training between two saves under a step- and/or time-driven policy."""
-    return min(x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x)
+    return save_seconds / (save_seconds + save_interval(step_seconds, save_every_steps, save_minutes))

@@ -1,0 +1,40 @@
+"""What the planner (train.budget_minutes, moviegpt.plan) costs and how well it predicts: the probe's time,
+and the planned against the actual training time of a run it planned, on this machine.
+
+    python benchmarks/plan.py [--profile demo] [--budget 3]
+
+The plan cache for this config and machine is cleared first, so the probe really runs; the run goes to a
+temporary folder. Writes benchmarks/results/plan.json.
+"""
+import argparse
+import tempfile
+
+import harness
+from moviegpt import load_config, plan as planner, train
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="demo")
+    p.add_argument("--budget", type=float, default=3.0, help="minutes")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as runs:
+        cfg = load_config(args.profile, [f"train.budget_minutes={args.budget}", f"runs_dir={runs}"])
+        chosen = train.model_stage.choose(cfg)
+        (planner.PLANS / f"{planner.plan_key(chosen)}.json").unlink(missing_ok=True)
+        planned, plan = train.resolve(cfg)
+        run = train.run(planned)
+        s = run.summary()
+    result = {"benchmark": "plan", "machine": harness.machine(), "profile": args.profile, "budget_minutes": args.budget,
+              "probe_seconds": plan.probe_seconds, "tokens_per_second_probe": plan.tokens_per_second,
+              "tokens_per_second_run": s.tokens_per_second, "planned_seconds": plan.planned_seconds,
+              "actual_seconds": s.train_runtime_s, "steps": s.steps, "reason": plan.reason,
+              "perplexity_before": s.base.perplexity, "perplexity_after": s.final.perplexity}
+    print(f"probe {plan.probe_seconds:.0f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
+          f"({s.train_runtime_s / plan.planned_seconds - 1:+.0%}); {plan.reason}")
+    print("wrote", harness.write_result("plan", result, args.out))
+
+
+if __name__ == "__main__":
+    main()

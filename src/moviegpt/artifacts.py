@@ -1,0 +1,241 @@
+"""The run's artifacts as typed records: what train writes and evaluate, report, the CLI and the book read.
+
+    config.yaml `resolved`  RunInfo (with DataCounts, Plan, Parent)
+    base_eval.json          HeldOut
+    summary.json            Summary
+    eval.json               Evaluation (with ModelPerplexity, Quality, Example, ConceptCheck, Neighbour)
+
+Records are dataclasses; `from_dict` reads one back from its JSON form (nested records, dicts, lists;
+unknown keys ignored, so a newer file still loads) and `to_dict` writes it. Where the files live and how
+a run directory lives and dies: moviegpt.rundir.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class SplitCount:
+    available: int | None = None  # None: a streamed split has no known size
+    used: int | None = None
+
+
+@dataclass
+class DataCounts:
+    rows_in: int | None = None  # None for a stream
+    rows_out: int | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, SplitCount] = field(default_factory=dict)
+    streaming: bool = False
+
+    def used(self, split: str) -> int | None:
+        return self.splits[split].used if split in self.splits else None
+
+
+@dataclass
+class HeldOut:
+    loss: float
+    perplexity: float
+    tokens: int
+    films: int
+    film_nll: list[float] | None = None  # per test film: summed NLL and target tokens (for breakdowns, eval.json)
+    film_tokens: list[int] | None = None
+
+
+@dataclass
+class Plan:
+    """What moviegpt.plan decided for train.budget_minutes on one machine, and why."""
+    key: str
+    machine: str
+    budget_minutes: float
+    probe_seconds: float
+    step_seconds: float
+    tokens_per_second: float
+    eval_seconds: float
+    max_steps: int
+    max_train_rows: int | None
+    eval_steps: int
+    save_steps: int
+    planned_seconds: float
+    reason: str
+
+
+@dataclass
+class Parent:
+    """The finished run a `--from` run continued."""
+    run: str
+    path: str
+    final_perplexity: float
+
+
+@dataclass
+class RunInfo:
+    """config.yaml's `resolved`: what actually ran."""
+    model: str
+    model_choice: str
+    parameters: int
+    tokenizer: str
+    vocab_size: int
+    context_length: int
+    precision: str
+    precision_note: str
+    data: DataCounts
+    train_examples: int | None
+    hardware: dict
+    versions: dict
+    base_model: str | None = None  # the hub id of the pretrained weights, when there is one
+    trainable_parameters: int | None = None
+    plan: Plan | None = None
+    parent: Parent | None = None
+
+
+@dataclass
+class Summary:
+    run: str
+    profile: str
+    model: str
+    precision: str
+    base: HeldOut
+    final: HeldOut
+    perplexity_ratio: float
+    last_eval_loss: float | None
+    data: DataCounts
+    train_examples: int | None
+    steps: int
+    epochs: float
+    tokens_seen: int
+    train_runtime_s: float
+    tokens_per_second: float | None
+    wall_time_s: float
+    peak_memory_mb: float | None = None
+
+
+@dataclass
+class Group:
+    """Token-weighted perplexity of a group of test films (a genre, a length bucket)."""
+    group: str
+    films: int
+    tokens: int
+    perplexity: float
+
+
+@dataclass
+class ModelPerplexity:
+    loss: float
+    perplexity: float
+    tokens: int
+    by_genre: list[Group]
+    by_length: list[Group]
+
+
+@dataclass
+class Quality:
+    """What moviegpt.metrics measures over a set of texts (generated, or the real overviews)."""
+    n: int
+    eos_share: float
+    mean_words: float
+    words: list[int]
+    distinct_1: float
+    distinct_2: float
+    repeated_3gram_rate: float
+    longest_copy_words: float
+    copy_share: float
+
+
+@dataclass
+class Sample:
+    text: str
+    ended_with_eos: bool
+
+
+@dataclass
+class Example:
+    """One unseen test title: its real overview and what each model wrote for it."""
+    title: str
+    real: str
+    generated: dict[str, Sample]
+
+
+@dataclass
+class ConceptCheck:
+    """Invented films of one model: how many titles were new (not in the data) at the first draw, and after
+    a known title is drawn again (moviegpt.generate.concepts)."""
+    n: int
+    new_first: float
+    new_final: float
+    titles: list[str]
+
+
+@dataclass
+class Neighbour:
+    film: str
+    rank: int
+    neighbour: str
+    similarity: float
+
+
+@dataclass
+class Evaluation:
+    """eval.json: base against fine-tuned on the run's test films (moviegpt.evaluate.evaluate_run)."""
+    version: int
+    run: str
+    settings: dict
+    test_films: int
+    k: int
+    perplexity: dict[str, ModelPerplexity]
+    generation: dict[str, Quality]  # "real", "base", "fine-tuned"
+    examples: list[Example]
+    recommendation: dict[str, float]  # genre overlap@k: "random", "tf-idf", "base", "fine-tuned"
+    concepts: dict[str, ConceptCheck]
+    neighbours: list[Neighbour]
+
+
+# ------------------------------------------------------------------ records <-> JSON
+
+def _convert(tp, value, where: str):
+    if value is None:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if inner[0] is int and isinstance(value, str):  # runs made before this module stored "streamed" here
+            return None
+        return _convert(inner[0], value, where)
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} must be a mapping")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where} must be a list")
+        return [_convert(args[0], v, where) for v in value]
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ValueError(f"{where} must be {tp.__name__}, not {type(value).__name__}")
+    return value
+
+
+def from_dict(cls, d: dict, where: str = ""):
+    """A record from its JSON form: nested records, dicts and lists converted; unknown keys ignored."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where or cls.__name__} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for f in dataclasses.fields(cls):
+        if f.name in d:
+            kw[f.name] = _convert(hints[f.name], d[f.name], f"{where}.{f.name}" if where else f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ValueError(f"{where or cls.__name__} has no '{f.name}'")
+    return cls(**kw)
+
+
+def to_dict(record) -> dict:
+    return dataclasses.asdict(record)

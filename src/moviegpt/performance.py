@@ -1,0 +1,128 @@
+"""The Performance chapter's data: the committed benchmark results (benchmarks/results/*.json), as tables and
+numbers. Each result names its machine and the roles of its rows (which one is the baseline, which ours), so
+nothing here knows a benchmark's row labels. Sentences are the chapter's.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from moviegpt.hardware import describe
+from moviegpt.trainer import save_interval
+
+
+def results(root: Path) -> dict:
+    """Every committed result by name (each records the machine it ran on)."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted((Path(root) / "benchmarks" / "results").glob("*.json"))}
+
+
+def machine(result: dict) -> str:
+    m = result["machine"]
+    return f"{describe(m)}, {m.get('torch_threads', m.get('cpu_cores', '?'))} threads, torch {m.get('torch', '?')}"
+
+
+def throughput_runs(res: dict) -> list[str]:
+    """The training-throughput results, CPU ones first."""
+    names = [k for k, v in res.items() if v.get("benchmark") == "train_throughput" and "throughput" in v]
+    return sorted(names, key=lambda k: (res[k]["machine"].get("gpu") is not None, k))
+
+
+def _rows(result: dict) -> dict:
+    return {r["recipe"]: r for r in result["throughput"]}
+
+
+def throughput_table(result: dict) -> pd.DataFrame:
+    rows = result["throughput"]
+    return pd.DataFrame({"recipe": [r["recipe"] for r in rows],
+                         "useful tokens/s": [round(r["useful_tokens_per_s"]) for r in rows],
+                         "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
+                         "useful share": [round(r["useful_share"], 3) for r in rows],
+                         "precision": [r["precision"] for r in rows],
+                         "MFU": [f"{r['mfu']:.1%}" for r in rows],
+                         "x original": [round(r["x_original"], 2) for r in rows],
+                         "x original, by round": [" ".join(f"{x:.2f}" for x in r["x_original_by_round"]) for r in rows],
+                         }).set_index("recipe")
+
+
+def throughput_numbers(result: dict, prefix: str = "") -> dict:
+    """Baseline against ours in one throughput result, with the spread of the per-round ratio."""
+    rows, roles = _rows(result), result.get("roles", {"baseline": "original", "ours": "ours"})
+    base, ours = rows[roles["baseline"]], rows[roles["ours"]]
+    by_round = ours["x_original_by_round"]
+    out = {"machine": machine(result), "orig_useful": base["useful_tokens_per_s"], "ours_useful": ours["useful_tokens_per_s"],
+           "orig_share": base["useful_share"], "ours_x": ours["x_original"], "min_x": min(by_round), "max_x": max(by_round),
+           "rounds": len(by_round), "orig_mfu": base["mfu"], "ours_mfu": ours["mfu"], "ours_precision": ours["precision"],
+           "orig_precision": base["precision"], "params_m": result.get("parameters", 0) / 1e6,
+           "skipped": ", ".join(result.get("skipped", {})) or "none",
+           **{f"peak_{k}": v / 1e9 for k, v in result.get("peak_flops", {}).items()}}
+    if "ours_logits" in roles and roles["ours_logits"] in rows:
+        out["loss_only_x"] = ours["useful_tokens_per_s"] / rows[roles["ours_logits"]]["useful_tokens_per_s"]
+    if ours.get("peak_memory_mb"):
+        out["ours_memory_gb"] = ours["peak_memory_mb"] / 1024
+        out["orig_memory_gb"] = base["peak_memory_mb"] / 1024
+    return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+def quality_numbers(result: dict, prefix: str = "") -> dict:
+    """Time to the original's final held-out loss."""
+    q = {r["recipe"]: r for r in result.get("time_to_quality", [])}
+    if not q:
+        return {}
+    orig, ours = q["original"], q["ours"]
+    hit = ours["seconds_to_target"]
+    out = {"ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"], "ttq_ours_s": hit or float("nan"),
+           "ttq_x": orig["train_seconds"] / hit if hit else float("nan"), "ttq_ours_final": ours["final_val_loss"],
+           "ttq_reached": hit is not None}
+    return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+def data_prep_table(result: dict) -> pd.DataFrame:
+    d, roles = result["recipes"], result["roles"]
+    base = d[roles["baseline"]]["rows_per_s"]
+    return pd.DataFrame([{"recipe": k, "rows": r["rows"], "seconds": round(r["seconds"], 1), "rows/s": round(r["rows_per_s"]),
+                          "x original": round(r["rows_per_s"] / base, 1), "peak memory (MB)": round(r["peak_rss_mb"])}
+                         for k, r in d.items()]).set_index("recipe")
+
+
+def data_prep_numbers(result: dict) -> dict:
+    d, roles = result["recipes"], result["roles"]
+    ours, orig = d[roles["ours"]], d[roles["baseline"]]
+    return {"prep_machine": machine(result), "prep_rows": ours["rows"], "prep_s": ours["seconds"],
+            "prep_mb": ours["peak_rss_mb"], "prep_orig_s": orig["seconds"], "prep_x": ours["rows_per_s"] / orig["rows_per_s"],
+            "prep_again_s": d[roles["ours_again"]]["seconds"]}
+
+
+def saves_over_full_data(r: dict) -> int:
+    return int(r["full_data_steps"] * r["step_s"] // save_interval(r["step_s"], r["save_steps"], r["save_minutes"]))
+
+
+def checkpoint_table(result: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"model": r["model"], "recipe": r["recipe"], "checkpoint (MB)": round(r["checkpoint_MB"]),
+                          "save (s)": round(r["save_s"], 2), "step (s)": round(r["step_s"], 2),
+                          "saves every": f"{r['save_steps']} steps" + (f" or {r['save_minutes']:g} min" if r["save_minutes"] else ""),
+                          "time saving": f"{r['saving_share']:.2%}", "saves, full data": saves_over_full_data(r)}
+                         for r in result["rows"]]).set_index(["model", "recipe"])
+
+
+def checkpoint_numbers(result: dict, model: str = "gpt2-124m") -> dict:
+    ck = {r["recipe"]: r for r in result["rows"] if r["model"] == model}
+    return {"ckpt_machine": machine(result), "ckpt_orig_share": ck["original"]["saving_share"],
+            "ckpt_ours_share": ck["ours"]["saving_share"], "ckpt_mb": ck["original"]["checkpoint_MB"],
+            "ckpt_orig_saves": saves_over_full_data(ck["original"])}
+
+
+def gpu_run_numbers(result: dict) -> dict:
+    """The full profile's end-to-end run on a GPU (benchmarks/gpu.sh)."""
+    s = result["summary"]
+    return {"gpu_full_machine": machine(result), "gpu_full_steps": s["steps"], "gpu_full_tokens": s["tokens_seen"],
+            "gpu_full_precision": result["precision"], "gpu_full_seconds": s["train_runtime_s"],
+            "gpu_full_ppl_before": s["base"]["perplexity"], "gpu_full_ppl_after": s["final"]["perplexity"]}
+
+
+def plan_numbers(result: dict) -> dict:
+    """benchmarks/plan.py: the planner's probe cost and its planned against actual training time."""
+    return {"plan_bench_machine": machine(result), "plan_probe_s": result["probe_seconds"],
+            "plan_planned_s": result["planned_seconds"], "plan_actual_s": result["actual_seconds"],
+            "plan_error": result["actual_seconds"] / result["planned_seconds"] - 1, "plan_budget_min": result["budget_minutes"]}

@@ -1,0 +1,113 @@
+"""The book's figures, one function each: it draws on an `ax` the chapter's cell owns and returns nothing.
+
+No global state changes on import; a chapter calls `style()` once to get the book's look.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from moviegpt.artifacts import Evaluation
+
+BLUE, RED, GREEN, PURPLE, GREY = "#4C72B0", "#C44E52", "#55A868", "#8172B2", "#C8C8C8"
+STYLE = {"figure.figsize": (7, 3.6), "figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
+         "axes.grid": True, "grid.alpha": 0.3}
+
+
+def style() -> None:
+    """The book's look (matplotlib rcParams) and whole table cells in pandas, for the calling notebook."""
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(STYLE)
+    pd.set_option("display.max_colwidth", None)
+
+
+def losses(ax, metrics: pd.DataFrame) -> None:
+    tr, ev = metrics[metrics["kind"] == "train"], metrics[metrics["kind"] == "eval"]
+    ax.plot(tr["step"], tr["loss"], label="training loss", color=BLUE)
+    if len(ev):
+        ax.plot(ev["step"], ev["eval_loss"], "o-", label="validation loss", color=RED)
+    ax.set(xlabel="optimizer step", ylabel="cross-entropy (nats/token)")
+    ax.legend()
+
+
+def val_perplexity(ax, metrics: pd.DataFrame) -> None:
+    ev = metrics[metrics["kind"] == "eval"]
+    ax.plot(ev["step"], ev["eval_perplexity"], "o-", color=RED)
+    ax.set(xlabel="optimizer step", ylabel="validation perplexity", yscale="log")
+
+
+def length_histogram(ax, lengths: np.ndarray, limit: int = 128) -> None:
+    ax.hist(lengths, bins=60, color=BLUE)
+    ax.axvline(limit, color=RED, ls="--", label=f"{limit}-token limit of the report's recipe")
+    ax.set(xlabel="overview length (GPT-2 tokens)", ylabel="films")
+    ax.legend()
+
+
+def genres(ax, counts: pd.Series, top: int = 20) -> None:
+    counts = counts.head(top)[::-1]
+    ax.barh(counts.index, counts.values, color=GREEN)
+    ax.set(xlabel="films (a film counts once per genre)")
+
+
+def years(ax, films: pd.DataFrame) -> None:
+    y = films["year"].dropna().astype(int)
+    ax.hist(y, bins=range(y.min(), y.max() + 2) if len(y) else 10, color=PURPLE)
+    ax.set(xlabel="release year", ylabel="films")
+
+
+def batching(ax, stats: dict) -> None:
+    modes = ["pad", "pack"]
+    useful = np.array([stats[m]["real_tokens"] for m in modes])
+    padding = np.array([stats[m]["padding_tokens"] for m in modes])
+    lost = np.array([stats["pad"]["truncated_tokens"], stats["pack"]["dropped_tail_tokens"]])
+    labels = [f"pad to {stats['pad']['slots'] // max(stats['films'], 1)}", "pack"]
+    ax.barh(labels, useful, color=GREEN, label="trained-on tokens")
+    ax.barh(labels, padding, left=useful, color=GREY, label="padding (computed, then ignored)")
+    ax.barh(labels, lost, left=useful + padding, color=RED, label="cut off (truncated / last partial block)")
+    ax.set(xlabel="tokens")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def perplexity_breakdown(axes, ev: Evaluation) -> None:
+    """Two panels: by genre and by length, base against fine-tuned."""
+    for ax, key, title in zip(axes, ("by_genre", "by_length"), ("by genre", "by length (tokens)")):
+        groups = [g.group for g in getattr(ev.perplexity["fine-tuned"], key)]
+        y = np.arange(len(groups))
+        for off, m, color in ((-0.2, "base", GREY), (0.2, "fine-tuned", BLUE)):
+            by = {g.group: g.perplexity for g in getattr(ev.perplexity[m], key)}
+            ax.barh(y + off, [by.get(g, np.nan) for g in groups], height=0.4, color=color, label=m)
+        ax.set(yticks=y, yticklabels=groups, xlabel="held-out perplexity", title=title)
+    axes[0].legend()
+
+
+def generation_lengths(ax, ev: Evaluation) -> None:
+    names = ("real", "base", "fine-tuned")
+    ax.boxplot([ev.generation[k].words for k in names], tick_labels=["real overviews", "base", "fine-tuned"], vert=False)
+    ax.set(xlabel="words per overview")
+
+
+def throughput(ax, rows: list[dict]) -> None:
+    names = [r["recipe"] for r in rows][::-1]
+    ax.barh(names, [r["tokens_per_s"] for r in rows][::-1], color="#DDDDDD", label="all tokens (padding included)")
+    ax.barh(names, [r["useful_tokens_per_s"] for r in rows][::-1], color=BLUE, label="useful tokens")
+    ax.set(xlabel="tokens per second")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+def time_to_quality(ax, curves: list[dict]) -> None:
+    for r, color in zip(curves, (GREY, BLUE)):
+        ax.plot([p["train_seconds"] for p in r["curve"]], [p["val_loss"] for p in r["curve"]], "o-", color=color,
+                label=r["recipe"])
+    ax.axhline(curves[0]["target_val_loss"], color="#999999", ls=":", lw=1, label="original's final loss")
+    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="held-out loss")
+    ax.legend(fontsize=8)
+
+
+def compare_curves(ax, runs: dict[str, pd.DataFrame]) -> None:
+    """Validation loss against training time for several runs (full fine-tuning against LoRA)."""
+    for (name, m), color in zip(runs.items(), (BLUE, RED, GREEN)):
+        ev = m[m["kind"] == "eval"]
+        ax.plot(ev["wall_time"] / 60, ev["eval_loss"], "o-", color=color, label=name)
+    ax.set(xlabel="minutes since the run started", ylabel="validation loss")
+    ax.legend(fontsize=8)

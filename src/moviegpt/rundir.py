@@ -1,0 +1,195 @@
+"""The run directory: its files, typed access to them (records: moviegpt.artifacts), and its lifecycle.
+
+runs/<profile>-<config hash>/
+    config.yaml       the resolved settings, and under `resolved` a RunInfo: what actually ran
+    metrics.jsonl     every Trainer log: step, epoch, loss or eval_loss, learning rate, tokens seen, wall time
+    base_eval.json    a HeldOut: test loss/perplexity of the model before training
+    summary.json      a Summary, written last: its presence marks the run finished
+    eval.json         an Evaluation (moviegpt.evaluate), written when asked for
+    model/            save_pretrained: safetensors, config, generation config, tokenizer, model card (README.md)
+    adapter/          LoRA runs: the peft adapter (safetensors, adapter_config.json)
+    checkpoints/      Trainer checkpoints, each written under tmp-checkpoint-N/ and renamed when complete
+
+Train writes the records; evaluate, report, the CLI and the book read them through RunDir, by typed name
+(`run.summary().final.perplexity`), never by string keys. Every JSON file is strict (no NaN) and written
+atomically; a damaged one is named in one line with what to do. A process holds the run's lock while it
+trains; a damaged checkpoint is set aside and the one before it resumed.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import shutil
+from pathlib import Path
+
+from moviegpt import validate
+from moviegpt.artifacts import Evaluation, HeldOut, RunInfo, Summary, from_dict, to_dict
+from moviegpt.errors import UserError
+
+# ------------------------------------------------------------------ the directory
+
+class RunDir:
+    """One run directory and typed access to what is in it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    def __str__(self):
+        return str(self.path)
+
+    def __fspath__(self):  # a RunDir works wherever a path does: open(run / "summary.json"), Path(run)
+        return str(self.path)
+
+    def __truediv__(self, other):
+        return self.path / other
+
+    def __eq__(self, other):
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self):
+        return hash(self.path)
+
+    name = property(lambda self: self.path.name)
+    config_yaml = property(lambda self: self.path / "config.yaml")
+    metrics_jsonl = property(lambda self: self.path / "metrics.jsonl")
+    base_eval_json = property(lambda self: self.path / "base_eval.json")
+    summary_json = property(lambda self: self.path / "summary.json")
+    eval_json = property(lambda self: self.path / "eval.json")
+    model_dir = property(lambda self: self.path / "model")
+    adapter_dir = property(lambda self: self.path / "adapter")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    embeddings = property(lambda self: self.path / "embeddings.npy")
+
+    @property
+    def finished(self) -> bool:
+        return self.summary_json.exists()
+
+    def _record(self, cls, path: Path, data, fix: str):
+        try:
+            return from_dict(cls, data)
+        except (ValueError, TypeError) as e:
+            raise UserError(f"{path} does not hold a moviegpt {cls.__name__} ({e}); {fix}") from None
+
+    def summary(self) -> Summary:
+        fix = f"delete it and rerun the same `moviegpt train` to finish the run again (checkpoints are kept)"
+        return self._record(Summary, self.summary_json, validate.read_json(self.summary_json, "run summary", fix), fix)
+
+    def settings(self) -> dict:
+        """config.yaml as written (the settings and `resolved`)."""
+        from moviegpt.settings import read_yaml
+
+        return read_yaml(self.config_yaml)
+
+    def info(self) -> RunInfo:
+        fix = "the run directory was made by another version or damaged; train it again"
+        return self._record(RunInfo, self.config_yaml, self.settings().get("resolved"), fix)
+
+    def base_eval(self) -> HeldOut | None:
+        if not self.base_eval_json.exists():
+            return None
+        try:
+            return from_dict(HeldOut, validate.read_json(self.base_eval_json, "base evaluation", ""))
+        except (UserError, ValueError):
+            return None  # damaged: it is recomputed
+
+    def evaluation(self) -> Evaluation | None:
+        """eval.json, or None when it is missing, damaged or of another version (it is then recomputed)."""
+        if not self.eval_json.exists():
+            return None
+        try:
+            ev = from_dict(Evaluation, validate.read_json(self.eval_json, "evaluation", ""))
+        except (UserError, ValueError, TypeError):
+            return None
+        return ev
+
+    def write_json(self, path: Path, record) -> None:
+        validate.write_atomic(path, validate.dumps(to_dict(record) if dataclasses.is_dataclass(record) else record,
+                                                   indent=2))
+
+    # -------------------------------------------------------------- metrics.jsonl
+
+    def metrics(self) -> list[dict]:
+        """Every complete log line; a line cut short by a kill (the last) is skipped."""
+        if not self.metrics_jsonl.exists():
+            return []
+        out = []
+        for line in self.metrics_jsonl.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and "step" in rec:
+                out.append(rec)
+        return out
+
+    def rewind_metrics(self, step: int) -> float:
+        """On resume, keep log lines up to the checkpoint's step (later ones will be logged again), drop a partial
+        line; returns the wall time logged at that point."""
+        kept = [r for r in self.metrics() if r["step"] <= step]
+        validate.write_atomic(self.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in kept))
+        return kept[-1].get("wall_time", 0.0) if kept else 0.0
+
+    # -------------------------------------------------------------- checkpoints
+
+    def last_checkpoint(self, repair: bool = True) -> Path | None:
+        """The newest complete checkpoint. One that lacks its weights or a readable trainer_state.json (a disk
+        that filled, a copy cut short) is skipped for the one before it, and with `repair` (the main process
+        only) renamed damaged-checkpoint-N, kept for inspection."""
+        if not self.checkpoints.is_dir():
+            return None
+        found = []
+        for p in self.checkpoints.glob("checkpoint-*"):
+            if p.is_dir() and p.name.split("-")[-1].isdigit():
+                found.append((int(p.name.split("-")[-1]), p))
+        for _, p in sorted(found, reverse=True):
+            if _complete(p):
+                return p
+            if repair:
+                p.rename(p.with_name(f"damaged-{p.name}"))
+        return None
+
+    def clear_staging(self) -> None:
+        """Remove checkpoints a killed process left half-written (never visible under their final name)."""
+        for p in self.checkpoints.glob("tmp-checkpoint-*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _complete(ckpt: Path) -> bool:
+    weights = any((ckpt / n).is_file() and (ckpt / n).stat().st_size > 0
+                  for n in ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json"))
+    try:
+        state = json.loads((ckpt / "trainer_state.json").read_text())
+        return weights and isinstance(state.get("global_step"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prepare_runs_dir(runs_dir: Path) -> Path:
+    """runs_dir exists as a folder we can write, or one line saying why not."""
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UserError(f"runs_dir {runs_dir} is a file, not a folder") from None
+    except OSError as e:
+        raise UserError(f"cannot create runs_dir {runs_dir}: {e.strerror}") from None
+    if not runs_dir.is_dir():
+        raise UserError(f"runs_dir {runs_dir} is a file, not a folder")
+    return runs_dir
+
+
+@contextlib.contextmanager
+def lock(path: Path):
+    """One process per run directory: a second start with the same config stops here, touching nothing."""
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run {path} is in progress in another process; wait for it or stop it") from None
+        yield

@@ -1,0 +1,253 @@
+"""The Trainer moviegpt trains with: its arguments, the atomic-checkpoint subclass and the callbacks.
+
+Every performance choice is a visible line in `training_args`; everything else here is about not losing
+work (atomic checkpoints, saves on a signal or a timer) and not trusting a diverged run.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback
+from transformers.modeling_outputs import CausalLMOutput
+from transformers.trainer_utils import rotate_checkpoints
+
+from moviegpt import progress
+from moviegpt.config import Config
+from moviegpt.errors import UserError, first_line
+from moviegpt.hardware import synchronize
+
+
+def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> TrainingArguments:
+    """cfg.train -> TrainingArguments: the one place a setting reaches Trainer."""
+    t = cfg.train
+    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
+    report = [r.strip() for r in t.report_to.split(",") if r.strip() not in ("", "none", "tensorboard")]
+    try:
+        return TrainingArguments(
+            output_dir=str(out),
+            num_train_epochs=t.epochs,
+            max_steps=t.max_steps,
+            per_device_train_batch_size=t.batch_size,
+            per_device_eval_batch_size=t.eval_batch_size,
+            gradient_accumulation_steps=t.grad_accum,
+            learning_rate=t.learning_rate,
+            lr_scheduler_type=t.lr_scheduler,
+            warmup_steps=t.warmup_steps,
+            weight_decay=t.weight_decay,
+            max_grad_norm=t.max_grad_norm,
+            optim=t.optim,
+            torch_compile=t.compile,  # Inductor fuses the elementwise work around the matmuls (benchmarks/results)
+            ddp_find_unused_parameters=False,  # every parameter is used: skip DDP's extra graph traversal
+            bf16=precision == "bf16",  # autocast; on a CPU only where bf16 is native (moviegpt.hardware)
+            fp16=precision == "fp16",
+            use_cpu=not torch.cuda.is_available(),
+            eval_strategy=eval_strategy,
+            eval_steps=t.eval_steps,
+            save_strategy="steps" if t.save_steps else "epoch",
+            save_steps=t.save_steps or 500,
+            save_total_limit=t.save_total_limit,
+            load_best_model_at_end=t.keep_best,
+            metric_for_best_model="eval_loss" if t.keep_best else None,
+            logging_steps=t.logging_steps,
+            logging_first_step=True,
+            include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            report_to=report or "none",  # tensorboard is added as a callback that writes into the run directory
+            disable_tqdm=not progress.enabled(),  # a bar in a terminal or notebook, nothing in a log
+            **t.trainer_args,
+        )
+    except (ValueError, TypeError, ImportError) as e:
+        raise UserError(f"bad training setting: {first_line(e)}") from None
+
+
+def callbacks(run_dir: Path, cfg: Config) -> list[TrainerCallback]:
+    """Tracking integrations that write into the run directory."""
+    if "tensorboard" not in [r.strip() for r in cfg.train.report_to.split(",")]:
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "tensorboard")))]
+
+
+def quiet(trainer: Trainer) -> Trainer:
+    """Without a progress bar Trainer prints every log dict to stdout; the run's metrics.jsonl has them."""
+    if trainer.args.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def loss_only(model, enabled: bool = True):
+    """train.loss_only: while training, the model returns its loss and nothing else. Trainer uses only the
+    loss, but under bf16 accelerate upcasts every bf16 tensor a model returns to fp32, and a causal LM returns
+    its batch x length x vocabulary logits: 32 x 128 x 50,257 = 823 MB written (and freed) every step for
+    nothing (the benchmark's "ours, logits returned" row measures it). In eval mode (validation, evaluation,
+    generation) the model returns everything as before; the losses are the same either way."""
+    if not enabled:
+        return model
+    forward = model.forward
+
+    @functools.wraps(forward)  # keeps the signature Trainer inspects for its input columns
+    def train_forward(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        return CausalLMOutput(loss=out.loss) if model.training and out.loss is not None else out
+
+    model.forward = train_forward
+    return model
+
+
+class AtomicCheckpointTrainer(Trainer):
+    """Trainer whose checkpoints appear whole or not at all.
+
+    Trainer writes checkpoint-N/ in place, so a kill during a save leaves a half-written folder that
+    get_last_checkpoint would pick up. Here every save goes to tmp-checkpoint-N/checkpoint-N/ and is
+    renamed to checkpoint-N/ once complete (a rename is atomic on one filesystem); leftovers are
+    removed before the next start (RunDir.clear_staging)."""
+
+    _staging: str | None = None
+
+    def _get_output_dir(self, trial):
+        return self._staging or super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial):
+        out = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging = out / f"tmp-{name}"
+        self._staging = str(staging)
+        try:
+            with saving(out / name, cleanup=staging):
+                super()._save_checkpoint(model, trial)  # writes staging/checkpoint-N (every rank its RNG file)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            self._publish(out, staging, name)
+        self.accelerator.wait_for_everyone()
+
+    def _publish(self, out: Path, staging: Path, name: str) -> None:
+        staged, final = staging / name, out / name
+        if self.state.best_model_checkpoint == str(staged):
+            self.state.best_model_checkpoint = str(final)
+            self.state.save_to_json(str(staged / "trainer_state.json"))
+        (staged / "training_args.bin").unlink(missing_ok=True)  # a pickle; config.yaml holds the settings
+        if final.exists():
+            shutil.rmtree(final)
+        staged.rename(final)  # the checkpoint becomes visible here, complete
+        staging.rmdir()
+        rotate_checkpoints(output_dir=str(out), save_total_limit=self.args.save_total_limit,
+                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+
+
+@contextlib.contextmanager
+def saving(what: Path, cleanup: Path | None = None):
+    """A failed write (disk full, quota, read-only disk) becomes one line that says how to go on; the
+    partial output is removed and nothing written before is touched."""
+    try:
+        yield
+    except Exception as e:  # torch, safetensors and json raise different types for the same full disk
+        free = shutil.disk_usage(next(p for p in [what, *what.parents] if p.exists())).free
+        reason = f"no space left on the device ({free / 1e6:.1f} MB free)" if free < 32e6 else first_line(e)
+        if cleanup is not None:
+            shutil.rmtree(cleanup, ignore_errors=True)
+        raise UserError(f"could not write {what}: {reason}; free some space and rerun the same "
+                        "command to resume from the last complete checkpoint") from None
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGTERM / Ctrl-C: finish the current step, save a checkpoint, stop. A second signal stops at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous = {}
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.received:  # second signal: give up on the clean stop
+            self.restore()
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.received:
+            control.should_save = True  # Trainer saves (atomically, above) and then stops
+            control.should_training_stop = True
+
+
+class SaveEvery(TrainerCallback):
+    """Time-driven checkpoints (train.save_minutes): a kill loses at most that much training on any hardware,
+    while the share of time spent saving stays bounded by save time / interval (benchmarks/checkpoint_cost.py)."""
+
+    def __init__(self, minutes: float):
+        self.seconds, self.last = minutes * 60, time.time()
+
+    def on_step_end(self, args, state, control, **kw):
+        if time.time() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kw):
+        self.last = time.time()
+
+
+def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
+    """Seconds of training between two saves under a step- and/or time-driven policy (whichever comes first)."""
+    return min(x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x)
+
+
+class MetricsLog(TrainerCallback):
+    """Append every Trainer log to metrics.jsonl with step, epoch, tokens seen and wall time; stop the run
+    at the first loss that is not a finite number (a diverged run is never marked finished)."""
+
+    def __init__(self, path: Path, wall_offset: float = 0.0):
+        self.path, self.offset, self.t0 = path, wall_offset, time.time()
+        self.diverged: str | None = None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not logs:
+            return
+        bad = [k for k in ("loss", "eval_loss", "grad_norm") if k in logs and not math.isfinite(float(logs[k]))]
+        if bad:
+            self.diverged = f"{bad[0]} became {logs[bad[0]]} at step {state.global_step}"
+            control.should_training_stop = True
+            return
+        if not state.is_world_process_zero:
+            return
+        kind = "eval" if "eval_loss" in logs else ("summary" if "train_loss" in logs else "train")
+        rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
+               "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
+               **logs}
+        if "eval_loss" in logs:
+            rec["eval_perplexity"] = math.exp(logs["eval_loss"])
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+class StepClock(TrainerCallback):
+    """End time of every optimizer step (the GPU synchronised first), for the planner's probe and the benchmarks."""
+
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.ends = []
+
+    def on_step_end(self, args, state, control, **kw):
+        synchronize()  # a GPU step is queued, not done, when Trainer returns from it
+        self.ends.append(time.perf_counter())
