@@ -268,10 +268,16 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     the precision each recipe computes in, measured in this run (only the precisions the recipes use;
     callers drop recipes whose precision is not native, see native())."""
     peaks = {p: peak_matmul_flops(p, n=peak_size) for p in sorted({s.precision for s in setups})}
+    from moviegpt import progress
+
     runs = {s.name: [] for s in setups}
+    bar = progress.bar(total=rounds * len(setups), desc="timed windows", unit="window")
     for r in range(rounds):
         for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
+            bar.set_postfix_str(f"round {r + 1}: {s.name}")
             runs[s.name].append(window(s, warmup_steps, max(min_steps, -(-window_tokens // s.cfg.tokens_per_step))))
+            bar.update(1)
+    bar.close()
     out = []
     for s in setups:
         w = runs[s.name]
@@ -293,7 +299,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     return out, peaks
 
 
-def time_to_quality(setups: list[Setup], val_ds, evals: int = 8, batch_size: int = 16) -> list[dict]:
+def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16) -> list[dict]:
     """Each recipe trains its configured epochs of the same films from the same initialisation; the held-out
     token-weighted loss (the same padded validation films for every recipe, moviegpt.evaluate.perplexity)
     is measured `evals` times, with the clock stopped while it is. The target is the loss the first recipe

@@ -1,8 +1,9 @@
-"""Print the committed benchmark results as the Markdown tables the README shows.
+"""Print the committed benchmark results as the Markdown tables the README shows, each with its machine.
 
     python benchmarks/summary.py
 """
-from moviegpt import report
+import harness
+from moviegpt import performance as perf
 
 
 def markdown(df) -> str:
@@ -14,21 +15,30 @@ def markdown(df) -> str:
 
 
 def main():
-    res = report.benchmarks()
-    f = report.performance_facts(res)
-    print(f"Machine: {f['bench_cpu']}, {f['bench_threads']} threads, torch {f['bench_torch']}; "
-          f"peak matmul {f['peak_fp32']:.0f} GFLOP/s fp32, {f['peak_bf16']:.0f} GFLOP/s bf16.\n")
-    print(markdown(report.throughput_table(res)), "\n")
-    print(f["target_note"], "\n")
-    if "train_throughput_gpt2-124m" in res:
-        print(markdown(report.throughput_table(res, "train_throughput_gpt2-124m")), "\n")
-    print(f["gpt2_note"], "\n")
-    if "ttq_x" in f:
-        print(f"Time to quality: the original reaches held-out loss {f['ttq_target']:.3f} after {f['ttq_orig_s']:.0f} s; "
-              f"ours after {f['ttq_ours_s']:.0f} s ({f['ttq_x']:.1f}x sooner).\n")
-    print(markdown(report.data_prep_table(res)), "\n")
-    print(markdown(report.checkpoint_table(res)), "\n")
-    print(f["book_note"])
+    res = perf.results(harness.ROOT)
+    for name in perf.throughput_runs(res):
+        n = perf.throughput_numbers(res[name])
+        print(f"**{name}** — {n['machine']}; peak matmul " + ", ".join(
+            f"{k[5:]} {v:,.0f} GFLOP/s" for k, v in n.items() if k.startswith("peak_")) + "\n")
+        print(markdown(perf.throughput_table(res[name])), "\n")
+        print(f"Ours against the original, paired by round: {n['min_x']:.2f} to {n['max_x']:.2f} "
+              f"({n['rounds']} rounds); skipped here: {n['skipped']}.\n")
+        q = perf.quality_numbers(res[name])
+        if q:
+            print(f"Time to quality: the original reaches held-out loss {q['ttq_target']:.3f} after "
+                  f"{q['ttq_orig_s']:.0f} s; ours " + (f"after {q['ttq_ours_s']:.0f} s ({q['ttq_x']:.1f}x sooner)"
+                                                       if q["ttq_reached"] else "did not reach it") + ".\n")
+    print(f"**data_prep** — {perf.machine(res['data_prep'])}\n\n{markdown(perf.data_prep_table(res['data_prep']))}\n")
+    print(f"**checkpoint_cost** — {perf.machine(res['checkpoint_cost'])}\n\n"
+          f"{markdown(perf.checkpoint_table(res['checkpoint_cost']))}\n")
+    if "plan" in res:
+        p = perf.plan_numbers(res["plan"])
+        print(f"**plan** — {p['plan_bench_machine']}: probe {p['plan_probe_s']:.0f} s; a {p['plan_budget_min']:g}-minute "
+              f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n")
+    b = res.get("book_build")
+    if b:
+        print(f"**book_build** — {perf.machine(b)}: clean {b['profile']} build {b['clean_s']:.0f} s, "
+              f"rebuild {b['rebuild_s']:.0f} s.")
 
 
 if __name__ == "__main__":

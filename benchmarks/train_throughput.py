@@ -50,11 +50,12 @@ def build(recipes: dict, names: list[str], group: str, out: Path, extra: list[st
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", default=str(HERE / "train_throughput.yaml"))
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--window-tokens", type=int, default=8192, help="tokens per timed window (at least 3 steps)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--window-tokens", type=int, default=6144, help="tokens per timed window (at least --min-steps steps)")
     p.add_argument("--skip-quality", action="store_true", help="throughput only")
     p.add_argument("--only", action="append", default=None, metavar="NAME",
-                   help="a variant to run beside the original, by its full name (repeat for several; default: all)")
+                   help="a variant to run beside the original, by its full name (repeat for several)")
+    p.add_argument("--all", action="store_true", help="every variant, not only the recipes' default list")
     p.add_argument("--min-steps", type=int, default=3, help="at least this many optimizer steps per timed window")
     p.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul whose rate is the MFU peak")
     p.add_argument("--set", dest="extra", action="append", default=[], help="an override for every recipe")
@@ -66,7 +67,7 @@ def main(argv=None):
     result = {"benchmark": "train_throughput", "machine": harness.machine(), "recipes": recipes, "extra": args.extra,
               "roles": recipes.get("roles", {"baseline": "original", "ours": "ours"})}
     with tempfile.TemporaryDirectory() as tmp:
-        names = args.only or list(recipes["variants"])
+        names = args.only or (list(recipes["variants"]) if args.all else recipes.get("default", list(recipes["variants"])))
         unknown = sorted(set(names) - set(recipes["variants"]))
         if unknown:
             p.error(f"--only: no variant named {', '.join(unknown)} in {args.recipes}")

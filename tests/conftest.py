@@ -1,6 +1,13 @@
 import os
 
 import pytest
+from hypothesis import settings
+
+os.environ.setdefault("MOVIEGPT_PROGRESS", "0")  # test logs stay free of progress bars
+# CI replays the same examples every time (a failure is reproducible from the log); locally they vary
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the hub; hub paths are tested by forcing this

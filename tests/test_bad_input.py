@@ -59,6 +59,19 @@ def bad_yaml(tmp: Path) -> list[str]:
     return ["train", "--config", str(tmp / "mine.yaml")]
 
 
+def yaml_bomb(tmp: Path) -> list[str]:
+    levels = "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    (tmp / "bomb.yaml").write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + levels)
+    return ["train", "--config", str(tmp / "bomb.yaml")]
+
+
+def bad_bytes(tmp: Path) -> list[str]:
+    import pandas as pd
+
+    pd.DataFrame({"title": ["Heat", "Alien"], "overview": [b"\xff\xfe nope", b"\xff"]}).to_parquet(tmp / "b.parquet")
+    return ["prepare", "--set", f"data.source={tmp / 'b.parquet'}"]
+
+
 MB_OVERVIEW = "word " * 200_000
 CASES = {
     "missing-file": lambda tmp: ["prepare", "--set", f"data.source={tmp / 'films.csv'}"],
@@ -89,6 +102,24 @@ CASES = {
     "not-a-model": not_a_model,
     "prompt-too-long": None,  # needs a trained model: test_prompt_longer_than_context
     "disk-full": None,  # needs its own filesystem: test_disk_full_keeps_the_last_checkpoint
+    "code-in-model-dir": None,  # needs a model directory: test_hardening
+    "yaml-aliases": yaml_bomb,
+    "profile-escape": run_with("profile=../../x"),
+    "unparsable-override": run_with("data.splits=[0.5, 0.5"),
+    "infinite-count": run_with("train.max_steps=.inf"),
+    "negative-seed": run_with("seed=-1"),
+    "broken-template": run_with("text.template={title"),
+    "unknown-scheduler": run_with("train.lr_scheduler=cosine_with_restart"),
+    "unknown-trainer-arg": run_with("train.trainer_args.gradient_checkpointng=true"),
+    "runs-dir-is-a-file": None,  # runs_dir must be a file: test_hardening.test_runs_dir_that_is_a_file
+    "bad-sampling": None,  # needs a trained model: test_hardening.test_bad_command_line_numbers
+    "bad-port": None,  # needs a trained model: test_hardening.test_bad_port_and_batch_size
+    "bytes-not-utf8": bad_bytes,
+    "stream-bad-line": None,  # test_hardening.test_a_bad_line_in_a_streamed_jsonl_is_one_line
+    "remote-no-answer": None,  # needs a silent server: test_hardening
+    "damaged-summary": None,  # needs a finished run: test_hardening
+    "template-needs-genre": None,  # needs a model trained with genres: test_hardening
+    "diverged": None,  # trains until the loss is NaN: test_hardening.test_a_diverged_run_is_never_finished
 }
 
 

@@ -234,8 +234,10 @@ def cmd_recommend(args) -> None:
 
     table, found = for_model(args.model).by_title(args.title, _n("-k", args.k, 1, 100))
     if not found:
-        print(f"'{args.title}' is not a title in the corpus; showing films whose overviews are closest to it as text.",
-              file=sys.stderr)
+        from moviegpt.validate import plain
+
+        print(f"'{plain(args.title, 200)}' is not a title in the corpus; showing films whose overviews are closest to it "
+              "as text.", file=sys.stderr)
     _say(table.to_string(index=False))
 
 

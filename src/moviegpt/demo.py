@@ -143,91 +143,90 @@ class BadRequest(Exception):
         self.status = status
 
 
-def handler_for(demo: Demo, allow_remote: bool = False) -> type[BaseHTTPRequestHandler]:
-    routes = {"/api/generate": demo.generate, "/api/recommend": demo.recommend}
+class Handler(BaseHTTPRequestHandler):
+    """One request: the server carries the Demo (`server.demo`) and whether remote hosts are allowed."""
 
-    class Handler(BaseHTTPRequestHandler):
-        timeout = LIMITS["timeout_s"]  # a client that stops sending is cut off, not waited for
+    timeout = LIMITS["timeout_s"]  # a client that stops sending is cut off, not waited for
 
-        def _send(self, status: int, body: bytes, kind: str) -> None:
-            self.close_connection = True
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.close_connection = True
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
-        def _json(self, status: int, obj: dict) -> None:
-            self._send(status, validate.dumps(obj).encode(), "application/json")
+    def _json(self, status: int, obj: dict) -> None:
+        self._send(status, validate.dumps(obj).encode(), "application/json")
 
-        def _check_host(self) -> None:
-            host = self.headers.get("Host", "")
-            if not allow_remote and not is_loopback(host_name(host)):
-                raise BadRequest(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only on a loopback address")
+    def _check_host(self) -> None:
+        if not self.server.allow_remote and not is_loopback(host_name(self.headers.get("Host", ""))):
+            raise BadRequest(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only on a loopback address")
 
-        def do_GET(self):
-            try:
-                self._check_host()
-            except BadRequest as e:
-                return self._json(e.status, {"error": str(e)})
-            if self.path == "/":
-                self._send(HTTPStatus.OK, PAGE.replace("{chars}", str(LIMITS["chars"])).encode(), "text/html; charset=utf-8")
-            elif self.path == "/api/info":
-                self._json(HTTPStatus.OK, {"model": demo.model_dir, "limits": LIMITS})
-            else:
-                self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-
-        def _body(self) -> dict:
+    def do_GET(self):
+        try:
             self._check_host()
-            origin = self.headers.get("Origin")
-            if origin is not None and host_name(origin.split("://", 1)[-1].split("/")[0]) != host_name(self.headers.get("Host", "")):
-                raise BadRequest(HTTPStatus.FORBIDDEN, "cross-origin requests are refused")
-            if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
-                raise BadRequest(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
-            if self.headers.get("Transfer-Encoding"):
-                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a chunked body")
-            raw = (self.headers.get("Content-Length") or "").strip()
-            if not raw.isdigit():
-                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "a Content-Length of 0 or more bytes is required")
-            if int(raw) > LIMITS["body_bytes"]:
-                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-            body = self.rfile.read(int(raw))
-            try:
-                req = validate.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError) as e:
-                raise BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({first_line(e)})") from None
-            if not isinstance(req, dict):
-                raise BadRequest(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
-            return req
+        except BadRequest as e:
+            return self._json(e.status, {"error": str(e)})
+        if self.path == "/":
+            self._send(HTTPStatus.OK, PAGE.replace("{chars}", str(LIMITS["chars"])).encode(), "text/html; charset=utf-8")
+        elif self.path == "/api/info":
+            self._json(HTTPStatus.OK, {"model": self.server.demo.model_dir, "limits": LIMITS})
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
-        def do_POST(self):
-            if self.path not in routes:
-                return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-            try:
-                self._json(HTTPStatus.OK, routes[self.path](self._body()))
-            except BadRequest as e:
-                self._json(e.status, {"error": str(e)})
-            except (UserError, ValueError, TypeError, OverflowError) as e:
-                self._json(HTTPStatus.BAD_REQUEST, {"error": first_line(e)})
-            except Exception as e:  # a bug: the client still gets an answer, and the server keeps serving
-                self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(e).__name__}"})
+    def _body(self) -> dict:
+        """The request's JSON object, or a BadRequest: same-origin JSON only, never more than body_bytes read."""
+        self._check_host()
+        origin, host = self.headers.get("Origin"), host_name(self.headers.get("Host", ""))
+        if origin is not None and host_name(origin.split("://", 1)[-1].split("/")[0]) != host:
+            raise BadRequest(HTTPStatus.FORBIDDEN, "cross-origin requests are refused")
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != "application/json":
+            raise BadRequest(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON (Content-Type: application/json)")
+        if self.headers.get("Transfer-Encoding"):
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length, not a chunked body")
+        raw = (self.headers.get("Content-Length") or "").strip()
+        if not raw.isdigit():
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "a Content-Length of 0 or more bytes is required")
+        if int(raw) > LIMITS["body_bytes"]:
+            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
+        try:
+            req = validate.loads(self.rfile.read(int(raw)) or b"{}")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({first_line(e)})") from None
+        if not isinstance(req, dict):
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
+        return req
 
-        def log_message(self, fmt, *args):  # keep the terminal quiet; errors still reach the page
-            pass
+    def do_POST(self):
+        routes = {"/api/generate": self.server.demo.generate, "/api/recommend": self.server.demo.recommend}
+        if self.path not in routes:
+            return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        try:
+            self._json(HTTPStatus.OK, routes[self.path](self._body()))
+        except BadRequest as e:
+            self._json(e.status, {"error": str(e)})
+        except (UserError, ValueError, TypeError, OverflowError) as e:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": first_line(e)})
+        except Exception as e:  # a bug: the client still gets an answer, and the server keeps serving
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(e).__name__}"})
 
-    return Handler
+    def log_message(self, fmt, *args):  # keep the terminal quiet; errors still reach the page
+        pass
 
 
 def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False) -> ThreadingHTTPServer:
     if not is_loopback(host) and not allow_remote:
         raise UserError(f"--host {host} is not a loopback address; the demo would be reachable from other machines "
                         "(add --allow-remote if that is what you want)")
+    demo = Demo(model_dir)
     try:
-        server = ThreadingHTTPServer((host, port), handler_for(Demo(model_dir), allow_remote))
+        server = ThreadingHTTPServer((host, port), Handler)
     except (OSError, OverflowError) as e:
         raise UserError(f"cannot serve on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    server.demo, server.allow_remote = demo, allow_remote
     if not is_loopback(host):
         print(f"moviegpt: warning: the demo is served on {host}, reachable by anyone who can reach this machine; it has "
               "no login", file=sys.stderr)

@@ -24,6 +24,7 @@ PLANS = CACHE_DIR / "plans"
 EVALS = 3  # validation passes in a planned run (a curve, not a point)
 MIN_STEPS = 4
 PROBE_STEPS = 2  # timed micro-batches, after one warm-up
+SAVE_BYTES_PER_S = 400e6  # a rough local-disk write rate, for the checkpoints in the plan
 
 
 def machine_key() -> dict:
@@ -82,7 +83,7 @@ def make(cfg: Config, key: str, log=print) -> Plan:
     val_rows = len(tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films")) if len(splits.validation) else 0
     precision, _ = hardware.resolve_precision(cfg.train.precision)
     log(f"Planning a {cfg.train.budget_minutes:g}-minute run: probing training speed ({precision})...")
-    micro_s = probe(cfg, tok, train_ds, precision)
+    micro_s, (total, trainable) = probe(cfg, tok, train_ds, precision)
     micro_tokens = cfg.train.batch_size * cfg.text.seq_len()
     tok_s = micro_tokens / micro_s
     step_s = micro_s * cfg.train.grad_accum
@@ -95,6 +96,9 @@ def make(cfg: Config, key: str, log=print) -> Plan:
     films = len(splits.train)
     films_needed = math.ceil(steps * rows_per_step / max(cfg.train.epochs, 1) * films / max(len(train_ds), 1) * 1.05) + 8
     every = max(1, steps // EVALS)
+    save_every = max(every, steps // 2 // every * every)  # a checkpoint half-way and at the end
+    saved = (trainable if cfg.train.lora else total) * 4 + trainable * 8  # weights (or the adapter) + AdamW moments
+    save_s = saved / SAVE_BYTES_PER_S
     why = (f"{cfg.train.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
            f"{steps} steps of {cfg.tokens_per_step:,} tokens")
     if steps == data_steps and budget_steps > data_steps:
@@ -103,15 +107,16 @@ def make(cfg: Config, key: str, log=print) -> Plan:
         why += f"; the budget allows fewer than {MIN_STEPS} steps on this machine, so {MIN_STEPS} are run"
     plan = Plan(key=key, machine=hardware.describe(hardware.hardware()), budget_minutes=cfg.train.budget_minutes,
                 probe_seconds=time.perf_counter() - t0, step_seconds=step_s, tokens_per_second=tok_s, eval_seconds=eval_s,
-                max_steps=steps, max_train_rows=min(films, films_needed), eval_steps=every, save_steps=every,
-                planned_seconds=steps * step_s + (steps // every) * eval_s, reason=why)
+                max_steps=steps, max_train_rows=min(films, films_needed), eval_steps=every, save_steps=save_every,
+                planned_seconds=steps * step_s + (steps // every) * eval_s + (steps // save_every) * save_s, reason=why)
     log(f"Plan: {why}.")
     return plan
 
 
-def probe(cfg: Config, tok, train_ds, precision: str) -> float:
+def probe(cfg: Config, tok, train_ds, precision: str) -> tuple[float, tuple[int, int]]:
     """Seconds per micro-batch (forward, backward, optimizer step) of a throw-away copy of the model, at the
-    run's batch shape and precision: the median of PROBE_STEPS timed steps after one warm-up."""
+    run's batch shape and precision (the median of PROBE_STEPS timed steps after one warm-up), and the number
+    of parameters (all, trainable)."""
     from transformers import Trainer, default_data_collator
 
     from moviegpt.trainer import StepClock, loss_only, quiet, training_args
@@ -134,4 +139,4 @@ def probe(cfg: Config, tok, train_ds, precision: str) -> float:
             trainer.train()
             bar.update(1)
     gaps = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return statistics.median(gaps)
+    return statistics.median(gaps), (model_stage.count_parameters(model), model_stage.count_parameters(model, True))

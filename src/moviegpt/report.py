@@ -67,11 +67,11 @@ def book_run(cfg: Config | None = None) -> RunDir:
 def prepare_book(log=print) -> list[RunDir]:
     """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal."""
     runs = []
-    for name, cfg in book_configs(log).items():
+    for i, (name, cfg) in enumerate(book_configs(log).items()):
         log(f"== {name}: {cfg.run_name}")
-        run = train.run(cfg, log)
-        evaluate.evaluate_run(run.path, log=log)
-        runs.append(run)
+        runs.append(train.run(cfg, log))
+        if i == 0:  # the chapters evaluate the main run in depth; of the LoRA run they read the summary
+            evaluate.evaluate_run(runs[-1].path, log=log)
     return runs
 
 
