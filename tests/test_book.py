@@ -62,8 +62,8 @@ def test_figures_are_captioned_numbered_and_referenced(site):
     figures = 0
     for chapter in chapters():
         html = (site / f"{chapter}.html").read_text()
-        captions = re.findall(r'<span class="caption-number">Fig\. (\d+)', html)
-        refs = re.findall(r'<span class="std std-numref">Figure (\d+)</span>', html)
+        captions = re.findall(r'<span class="caption-number">Fig\. ([\d.]+) </span>', html)
+        refs = re.findall(r'<span class="std std-numref">Figure ([\d.]+)</span>', html)
         assert set(refs) <= set(captions), chapter  # every reference points at a figure on its page
         assert len(re.findall(r'<figure[^>]*id="fig-', html)) == len(captions), chapter  # named and captioned
         figures += len(captions)

@@ -71,7 +71,11 @@ def test_a_wrong_trainer_arg_value_is_one_line(tmp_path, capfd):
     code = cli.main(["train", "--config", "smoke", "--set", f"runs_dir={tmp_path}",
                      "--set", "train.trainer_args.lr_scheduler_kwargs=7"])
     err = capfd.readouterr().err.strip().splitlines()
-    assert code == 2 and err[-1].startswith("moviegpt: error: bad training setting"), err
+    assert code == 2 and len(err) == 1 and "train.trainer_args.lr_scheduler_kwargs=7 must be" in err[0], err
+    code = cli.main(["train", "--config", "smoke", "--set", f"runs_dir={tmp_path}",
+                     "--set", "train.trainer_args.logging_strategy=sometimes"])  # a value TrainingArguments refuses
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("moviegpt: error:"), err
 
 
 def test_model_card_is_read_by_the_hub_tooling(smoke_run):
@@ -144,8 +148,9 @@ def test_lora_resumes_after_a_kill(tmp_path):
 
 def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
     capfd.readouterr()
+    more = ["train.max_steps=4", "train.eval_steps=2", "train.save_steps=2", "data.max_train_rows=48"]  # same test films
     code = cli.main(["train", "--config", "smoke", "--from", str(smoke_run), "--set", f"runs_dir={tmp_path}",
-                     *[a for s in SMALL for a in ("--set", s)]])
+                     *[a for s in more for a in ("--set", s)]])
     out, err = capfd.readouterr()
     assert code == 0, err
     child = RunDir(json.loads(out)["run_dir"])
@@ -215,13 +220,18 @@ TINY = ["--config", "smoke", "--set", "data.max_train_rows=32", "--set", "train.
 
 
 def test_progress_shows_in_a_terminal_and_not_in_a_log(tmp_path):
+    import fcntl
     import pty
+    import struct
+    import termios
 
-    env = {k: v for k, v in os.environ.items() if k != "MOVIEGPT_PROGRESS"} | {"HF_HUB_OFFLINE": "1"}
+    quiet = ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
+    env = {k: v for k, v in os.environ.items() if k not in quiet} | {"HF_HUB_OFFLINE": "1"}
     args = [sys.executable, "-m", "moviegpt.cli", "train", *TINY]
     r = subprocess.run(args + ["--set", f"runs_dir={tmp_path / 'log'}"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "it/s" not in r.stderr and "%|" not in r.stderr and "{'loss'" not in r.stdout
-    leader, follower = pty.openpty()  # a real terminal on stderr
+    leader, follower = pty.openpty()  # a real terminal on stderr, with a real terminal's size
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # (tqdm draws nothing at 0 columns)
     p = subprocess.Popen(args + ["--set", f"runs_dir={tmp_path / 'tty'}"], env=env, stdout=subprocess.DEVNULL,
                          stderr=follower, stdin=subprocess.DEVNULL)
     os.close(follower)
@@ -243,7 +253,8 @@ def test_train_run_in_a_notebook_shows_trainer_progress(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.delenv("MOVIEGPT_PROGRESS", raising=False)
+    for quiet in ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.delenv(quiet, raising=False)
     code = ("from moviegpt import load_config\nfrom moviegpt.train import run\n"
             f"run(load_config('smoke', {[f'runs_dir={tmp_path}', 'data.max_train_rows=32', 'train.max_steps=4']!r}))")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])

@@ -1,6 +1,7 @@
 """moviegpt installs as a package: a wheel built from the repository, installed into a fresh virtual
 environment outside it, runs from an empty folder (profiles and the bundled films are package data)."""
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,8 +18,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
+    # built from a copy of the sources: setuptools writes build/ and *.egg-info into the tree it builds
+    src = tmp_path_factory.mktemp("src") / "moviegpt"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "runs", "_build", ".jupyter_cache", "build", "*.egg-info", "__pycache__", ".hypothesis"))
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                        str(ROOT)], capture_output=True, text=True)
+                        str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return next(out.glob("moviegpt-*.whl"))
 

@@ -34,10 +34,10 @@ def outcome(run_dir: Path) -> dict:
 
 
 def only_run(runs: Path) -> Path:
-    [d] = [p for p in runs.iterdir() if p.is_dir()] if runs.exists() else [None]
-    if d is None:
+    found = [p for p in runs.iterdir() if p.is_dir()] if runs.exists() else []
+    if len(found) != 1:  # not created yet (runs/ appears a moment before the run's own folder)
         raise FileNotFoundError(runs)
-    return d
+    return found[0]
 
 
 def start(runs: Path, log: Path) -> subprocess.Popen:

@@ -21,7 +21,7 @@ def _cache_path(app, config):
     inputs = [*(ROOT / "src" / "moviegpt").rglob("*.py"), *(ROOT / "benchmarks" / "results").glob("*.json")]
     for f in sorted(inputs):
         src.update(f.read_bytes())
-    runs = "-".join(cfg.run_name for cfg in report.book_configs().values())
+    runs = "-".join(cfg.run_name for cfg in report.book_configs(root=ROOT).values())
     config.nb_execution_cache_path = str(ROOT / ".jupyter_cache" / f"{runs}-{src.hexdigest()[:8]}")
 
 

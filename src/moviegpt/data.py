@@ -304,7 +304,7 @@ def stream_films(cfg: DataConfig, split: str):
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"cannot stream {source}: {first_line(e)}") from None
+        raise UserError(f"cannot read {source} while streaming: {first_line(e)}") from None
 
     def keep(batch: dict) -> dict:
         films, _ = clean(normalise(pd.DataFrame(batch)))

@@ -213,6 +213,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug: the client still gets an answer, and the server keeps serving
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(e).__name__}"})
 
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a malformed request line, a method it has no handler for) stay 4xx."""
+        if code >= 500:  # 501 unsupported method, 505 unsupported version: the client's request, not a fault here
+            code, message = (HTTPStatus.METHOD_NOT_ALLOWED, "only GET and POST") if code == 501 else (400, message)
+        super().send_error(code, message, explain)
+
     def log_message(self, fmt, *args):  # keep the terminal quiet; errors still reach the page
         pass
 

@@ -42,16 +42,16 @@ def book_profile() -> str:
     return os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
 
 
-def book_config(extra: list[str] | None = None, log=lambda m: None) -> Config:
+def book_config(extra: list[str] | None = None, log=lambda m: None, root: Path | None = None) -> Config:
     """The config the book runs (MOVIEGPT_PROFILE, runs under the project's runs/), resolved for this machine:
     the model that can be had and, for a budget, the cached plan."""
-    cfg = load_config(book_profile(), [f"runs_dir={project_root() / 'runs'}", *(extra or [])])
+    cfg = load_config(book_profile(), [f"runs_dir={project_root(root) / 'runs'}", *(extra or [])])
     return train.resolve(cfg, log)[0]
 
 
-def book_configs(log=lambda m: None) -> dict[str, Config]:
+def book_configs(log=lambda m: None, root: Path | None = None) -> dict[str, Config]:
     """Every run the book shows: the main one, and LoRA on the same model, data and budget."""
-    return {"full fine-tuning": book_config(log=log), "LoRA": book_config(LORA_ARM, log=log)}
+    return {"full fine-tuning": book_config(log=log, root=root), "LoRA": book_config(LORA_ARM, log=log, root=root)}
 
 
 def book_run(cfg: Config | None = None) -> RunDir:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -220,8 +221,8 @@ def check_trainer_args(extra: dict) -> None:
         return
     from transformers import TrainingArguments
 
-    known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    for k in extra:
+    known = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    for k, v in extra.items():
         if k in OWN_ARGS:
             raise UserError(f"train.trainer_args.{k} is set by moviegpt itself; use its own key "
                             "(`moviegpt config --keys`) or leave it")
@@ -229,6 +230,24 @@ def check_trainer_args(extra: dict) -> None:
             close = difflib.get_close_matches(k, sorted(known), n=1)
             raise UserError(f"train.trainer_args.{k} is not a TrainingArguments field"
                             + (f"; did you mean '{close[0]}'?" if close else ""))
+        kinds = _kinds(str(known[k].type))
+        if kinds and not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds and kinds):
+            names = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in kinds}))
+            raise UserError(f"train.trainer_args.{k}={v!r} must be {names} (TrainingArguments' type: {known[k].type})")
+
+
+def _kinds(annotation: str) -> tuple:
+    """The plain Python types a TrainingArguments annotation allows (empty: anything, it is checked later)."""
+    names = {"bool": bool, "int": int, "float": (int, float), "str": str, "dict": dict, "list": list}
+    found = [names[n] for n in names if re.search(rf"\b{n}\b", annotation)]
+    if "None" in annotation:
+        found.append(type(None))
+    if not found or any(c in annotation for c in ("Strategy", "Names", "SchedulerType", "Config", "Option")):
+        return ()  # enums and library objects: TrainingArguments checks them itself
+    flat = []
+    for f in found:
+        flat.extend(f if isinstance(f, tuple) else (f,))
+    return tuple(dict.fromkeys(flat))
 
 
 def save_config(cfg: Config, path: Path, extra: dict | None = None) -> None:

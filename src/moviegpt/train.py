@@ -197,8 +197,8 @@ def save(cfg: Config, s: Setup, trainer, run: RunDir, main: bool):
 def finish(cfg: Config, s: Setup, tuned, trainer, result, run: RunDir, log, peak_mb: float) -> None:
     """The fine-tuned model's held-out evaluation, the model's settings and card, and summary.json, last."""
     final = evaluate.perplexity(tuned, s.test_ds, cfg.train.eval_batch_size, desc="held-out, fine-tuned model")
-    validate.need(math.isfinite(final.loss), "training diverged: the held-out loss is not a finite number; lower "
-                  "train.learning_rate (the run is not marked finished)")
+    validate.need(math.isfinite(final.perplexity), f"training diverged: the held-out loss is {final.loss:.4g} and its "
+                  "perplexity not a finite number; lower train.learning_rate (the run is not marked finished)")
     log(f"Held-out after training: loss {final.loss:.4f}, perplexity {final.perplexity:.2f}")
     settings = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits,
                 "seed": cfg.seed, "data_source": cfg.data.source, "base_model": s.info.base_model}

@@ -233,8 +233,8 @@ class MetricsLog(TrainerCallback):
         rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
                "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
                **logs}
-        if "eval_loss" in logs:
-            rec["eval_perplexity"] = math.exp(logs["eval_loss"])
+        if "eval_loss" in logs:  # None where exp overflows (a loss above ~700 nats: the run is far off)
+            rec["eval_perplexity"] = math.exp(logs["eval_loss"]) if logs["eval_loss"] < 700 else None
         with open(self.path, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
 

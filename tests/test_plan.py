@@ -1,0 +1,88 @@
+"""The budget planner (train.budget_minutes): a probe on this machine becomes a plan that is cached, recorded
+in config.yaml, deterministic to train, and overridden by an explicit step count."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from moviegpt import load_config, plan as planner
+from moviegpt.train import resolve, run
+
+
+@pytest.fixture
+def plans(tmp_path, monkeypatch):
+    """Plans go to a temporary cache, not the user's."""
+    monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
+    return tmp_path / "plans"
+
+
+def budget(tmp_path, minutes: float, *extra: str):
+    return load_config("smoke", [f"runs_dir={tmp_path / 'runs'}", f"train.budget_minutes={minutes}", *extra])
+
+
+def schedule(peak: float, steps: int, warmup: int) -> list[float]:
+    """The rate each step of transformers' cosine schedule uses, for a run of `steps` steps."""
+    import torch
+    from transformers import get_scheduler
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+    sched = get_scheduler("cosine", opt, num_warmup_steps=warmup, num_training_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return rates
+
+
+def no_probe(*a, **k):
+    raise AssertionError("probed again although a plan for this machine was cached")
+
+
+def test_a_budget_becomes_a_plan_that_fits_it_and_is_cached(plans, tmp_path, monkeypatch):
+    cfg = budget(tmp_path, 0.1, "data.max_train_rows=4000", "train.epochs=50")  # 6 s: the budget binds, not the data
+    planned, plan = resolve(cfg, log=lambda m: None)
+    assert plan is not None and plan.budget_minutes == 0.1 and plan.tokens_per_second > 0
+    assert planned.train.max_steps == plan.max_steps >= planner.MIN_STEPS
+    assert planned.train.eval_steps == plan.eval_steps and planned.train.save_steps == plan.save_steps
+    assert planned.data.max_train_rows == plan.max_train_rows <= 4000
+    # the steps fit the budget (or the minimum was run, and the reason says so)
+    assert plan.planned_seconds <= 0.1 * 60 * 1.2 or "fewer than" in plan.reason, plan
+    assert f"{plan.max_steps} steps" in plan.reason and planned.run_name != cfg.run_name
+
+    monkeypatch.setattr(planner, "probe", no_probe)
+    again, plan2 = resolve(cfg, log=lambda m: None)
+    assert again == planned and plan2 == plan  # a rebuild on this machine resolves to the same run
+
+    other = dict(planner.machine_key(), cpu="another CPU")
+    monkeypatch.setattr(planner, "machine_key", lambda: other)
+    with pytest.raises(AssertionError, match="probed again"):
+        resolve(cfg, log=lambda m: None)  # another machine plans for itself
+
+
+def test_an_explicit_step_count_overrides_the_budget(plans, tmp_path, monkeypatch):
+    monkeypatch.setattr(planner, "probe", no_probe)
+    cfg = budget(tmp_path, 5, "train.max_steps=6")
+    planned, plan = resolve(cfg, log=lambda m: None)
+    assert plan is None and planned == cfg and planned.train.max_steps == 6
+
+
+def test_a_planned_run_is_deterministic_recorded_and_its_schedule_ends_at_its_last_step(plans, tmp_path):
+    cfg = budget(tmp_path, 0.1, "train.epochs=1")
+    first = run(cfg, log=lambda m: None)
+    again = run(load_config("smoke", [f"runs_dir={tmp_path / 'again'}", "train.budget_minutes=0.1", "train.epochs=1"]),
+                log=lambda m: None)
+    plan = first.info().plan
+    assert plan is not None and again.info().plan == plan
+    assert first.summary().steps == plan.max_steps  # the whole schedule ran: none cut off, none extended
+    logged = {m["step"]: m["learning_rate"] for m in first.metrics() if m["kind"] == "train" and "learning_rate" in m}
+    # the cosine schedule is planned for exactly these steps (Trainer logs the rate each step used)
+    planned = schedule(cfg.train.learning_rate, plan.max_steps, math.ceil(0.1 * plan.max_steps))
+    assert logged and all(lr == pytest.approx(planned[step - 1], abs=1e-9) for step, lr in logged.items()), logged
+    a, b = load_file(first.model_dir / "model.safetensors"), load_file(again.model_dir / "model.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # the same plan trains the same weights
+    recorded = yaml.safe_load((first.path / "config.yaml").read_text())["resolved"]["plan"]
+    assert recorded["reason"] == plan.reason and recorded["tokens_per_second"] == plan.tokens_per_second
