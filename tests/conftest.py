@@ -33,3 +33,16 @@ def gpt2_tok():
     from moviegpt.tokens import load_tokenizer
 
     return load_tokenizer("gpt2-bundled")[0]
+
+
+@pytest.fixture(scope="module")
+def server(smoke_run):
+    """The demo server on the smoke run's model, on a free loopback port (the port is what the tests get)."""
+    import threading
+
+    from moviegpt import demo
+
+    srv = demo.make_server(str(smoke_run / "model"), "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()

@@ -1,10 +1,8 @@
 """What Hugging Face fine-tuning users reach for: tracking, a hub-readable model card, LoRA through peft,
 continuing a run, generation controls, --version, settings that document themselves, chapters that open as
 notebooks, and no import side effects."""
-import importlib
 import json
 import os
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path

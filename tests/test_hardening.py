@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -74,14 +73,6 @@ def test_every_from_pretrained_says_trust_remote_code_false():
 
 
 # ------------------------------------------------------------------ the demo server
-
-@pytest.fixture(scope="module")
-def server(smoke_run):
-    srv = demo.make_server(str(smoke_run / "model"), "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
-    srv.shutdown()
-
 
 def request(port, method, path, body=b"", headers=None) -> tuple[int, dict]:
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

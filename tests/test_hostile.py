@@ -10,14 +10,12 @@ import hashlib
 import json
 import socket
 import string
-import threading
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from moviegpt import cli, demo
+from moviegpt import cli
 from moviegpt.config import all_keys
 from moviegpt.settings import load_config
 
@@ -127,14 +125,6 @@ def test_hostile_data_files(columns, rows, kind, encoding, data, tmp_path_factor
 
 
 # ------------------------------------------------------------------ the demo server, raw HTTP
-
-@pytest.fixture(scope="module")
-def server(smoke_run):
-    srv = demo.make_server(str(smoke_run / "model"), "127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
-    srv.shutdown()
-
 
 def raw(port: int, request: bytes, timeout: float = 30) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

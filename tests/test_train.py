@@ -6,7 +6,6 @@ import yaml
 from transformers import pipeline
 
 from moviegpt import UserError, load_config
-from moviegpt.rundir import RunDir
 from moviegpt.train import run
 
 

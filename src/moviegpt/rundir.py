@@ -76,7 +76,7 @@ class RunDir:
             raise UserError(f"{path} does not hold a moviegpt {cls.__name__} ({e}); {fix}") from None
 
     def summary(self) -> Summary:
-        fix = f"delete it and rerun the same `moviegpt train` to finish the run again (checkpoints are kept)"
+        fix = "delete it and rerun the same `moviegpt train` to finish the run again (checkpoints are kept)"
         return self._record(Summary, self.summary_json, validate.read_json(self.summary_json, "run summary", fix), fix)
 
     def settings(self) -> dict:
