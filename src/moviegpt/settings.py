@@ -231,23 +231,22 @@ def check_trainer_args(extra: dict) -> None:
             raise UserError(f"train.trainer_args.{k} is not a TrainingArguments field"
                             + (f"; did you mean '{close[0]}'?" if close else ""))
         kinds = _kinds(str(known[k].type))
-        if kinds and not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds and kinds):
+        if kinds and (not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds)):  # bool is an int
             names = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in kinds}))
             raise UserError(f"train.trainer_args.{k}={v!r} must be {names} (TrainingArguments' type: {known[k].type})")
 
 
+_PLAIN = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "dict": (dict,), "list": (list,)}
+
+
 def _kinds(annotation: str) -> tuple:
     """The plain Python types a TrainingArguments annotation allows (empty: anything, it is checked later)."""
-    names = {"bool": bool, "int": int, "float": (int, float), "str": str, "dict": dict, "list": list}
-    found = [names[n] for n in names if re.search(rf"\b{n}\b", annotation)]
+    found = [t for name, types in _PLAIN.items() if re.search(rf"\b{name}\b", annotation) for t in types]
     if "None" in annotation:
         found.append(type(None))
     if not found or any(c in annotation for c in ("Strategy", "Names", "SchedulerType", "Config", "Option")):
         return ()  # enums and library objects: TrainingArguments checks them itself
-    flat = []
-    for f in found:
-        flat.extend(f if isinstance(f, tuple) else (f,))
-    return tuple(dict.fromkeys(flat))
+    return tuple(dict.fromkeys(found))
 
 
 def save_config(cfg: Config, path: Path, extra: dict | None = None) -> None:
