@@ -98,6 +98,12 @@ def replica_file(rows: int = WYKONOS_ROWS) -> Path:
     return path
 
 
+def replica_overrides(rows: int) -> list[str]:
+    """Settings that train on `rows` bundled films tiled (replica_file): enough data that a large batch does not
+    end an epoch every step, as 256 films would (an epoch restarts the data loader)."""
+    return [f"data.source={replica_file(rows)}", f"data.max_train_rows={rows}"]
+
+
 @dataclass
 class Stages:
     """Wall time of each named stage, in order."""
@@ -223,21 +229,18 @@ class Setup:
 def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     """A Trainer for `cfg` exactly as `moviegpt train` builds it (moviegpt.train.training_args), with no
     saving, evaluation or logging, and a collator and clock that count tokens and time steps."""
-    from transformers import Trainer
-
     from moviegpt import model as model_stage, tokens
     from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import StepClock, loss_only, quiet, training_args
+    from moviegpt.trainer import CountOnDevice, StepClock, loss_only, quiet, training_args
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
-    model = loss_only(model, cfg.train.loss_only)
+    model = loss_only(model_stage.align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
     args = training_args(cfg, out / name, precision, has_eval=False)
     args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
-    args.include_num_input_tokens_seen = "no"
     collator, clock = CountingCollator(), StepClock()
-    trainer = quiet(Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock]))
+    trainer = quiet(CountOnDevice(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock]))
     seq = cfg.text.seq_len()
     return Setup(name, cfg, trainer, collator, clock, precision, seq, flops_per_token(model, seq))
 
@@ -299,18 +302,20 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     return out, peaks
 
 
-def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16) -> list[dict]:
+def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16,
+                    stop_at_target: bool = True) -> list[dict]:
     """Each recipe trains its configured epochs of the same films from the same initialisation; the held-out
     token-weighted loss (the same padded validation films for every recipe, moviegpt.evaluate.perplexity)
     is measured `evals` times, with the clock stopped while it is. The target is the loss the first recipe
-    (the original) ends its budget with; a recipe's time to quality is when it first reaches it."""
+    (the original) ends its budget with; a recipe's time to quality is when it first reaches it, and with
+    `stop_at_target` the others stop there (the rest of their budget measures nothing the target needs)."""
     from transformers import TrainerCallback
 
     from moviegpt.evaluate import perplexity
 
     class Probe(TrainerCallback):
-        def __init__(self, every):
-            self.every, self.points, self.paused, self.t0 = every, [], 0.0, None
+        def __init__(self, every, target):
+            self.every, self.target, self.points, self.paused, self.t0 = every, target, [], 0.0, None
 
         def on_train_begin(self, args, state, control, model=None, **kw):
             self.t0 = time.perf_counter()
@@ -323,6 +328,8 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int
                 self.points.append({"step": state.global_step, "train_seconds": t - self.t0 - self.paused,
                                     "tokens": int(sum(c[0] for c in collator.counts)), "val_loss": loss})
                 self.paused += time.perf_counter() - t
+                if self.target is not None and loss <= self.target:
+                    control.should_training_stop = True
 
     results = []
     for s in setups:
@@ -331,11 +338,13 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int
         trainer.args.max_steps = -1
         trainer.args.num_train_epochs = s.cfg.train.epochs
         steps = int(len(trainer.get_train_dataloader()) // s.cfg.train.grad_accum * s.cfg.train.epochs)
-        probe = Probe(max(1, steps // evals))
+        target = results[0]["final_val_loss"] if results and stop_at_target else None
+        probe = Probe(max(1, steps // evals), target)
         trainer.add_callback(probe)
         trainer.train()
         trainer.remove_callback(probe)
         results.append({"recipe": s.name, "steps": steps, "curve": probe.points,
+                        "stopped_at_target": probe.points[-1]["step"] < steps,
                         "final_val_loss": probe.points[-1]["val_loss"], "train_seconds": probe.points[-1]["train_seconds"]})
     target = results[0]["final_val_loss"]
     for r in results:

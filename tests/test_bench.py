@@ -76,6 +76,14 @@ def test_throughput_harness_end_to_end(tmp_path):
     q = {r["recipe"]: r for r in out["time_to_quality"]}
     assert q["original"]["seconds_to_target"] == q["original"]["train_seconds"]  # the target is where it ends
     assert all(p["val_loss"] > 0 for r in q.values() for p in r["curve"])
+    ours = q["ours"]  # stops at the target by default: the hit is its last point, nothing trained past it
+    if ours["seconds_to_target"] is not None:
+        assert ours["curve"][-1]["val_loss"] <= ours["target_val_loss"] < min(p["val_loss"] for p in ours["curve"][:-1])
+        assert ours["seconds_to_target"] == ours["train_seconds"]
+    assert ours["stopped_at_target"] == (ours["curve"][-1]["step"] < ours["steps"]) and not q["original"]["stopped_at_target"]
+    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--skip-throughput", "--name", "q", "--out", str(tmp_path)])
+    alone = json.loads((tmp_path / "q.json").read_text())  # gpu.sh runs time to quality last, on its own
+    assert "throughput" not in alone and [r["recipe"] for r in alone["time_to_quality"]] == ["original", "ours"]
 
 
 def test_replica_keeps_every_row_through_cleaning():
@@ -85,6 +93,8 @@ def test_replica_keeps_every_row_through_cleaning():
     assert len(df) == 12_000 and df["id"].is_unique
     assert counts["dropped"]["duplicate_title_overview"] == counts["dropped"]["duplicate_id"] == 0
     assert len(clean) > 2 * len(bundled)
+    splits = data.load_splits(load_config("smoke", bench.replica_overrides(1_200)).data, 0)  # --replica-rows
+    assert splits.counts.rows_in == 1_200 and len(splits.train) > 1_000  # not smoke's 256 films
 
 
 def test_data_prep_both_recipes_on_a_small_replica(tmp_path):

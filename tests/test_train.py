@@ -100,3 +100,57 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     assert out.logits is None and out.loss.requires_grad
     model.eval()
     assert model(input_ids=ids, labels=ids).logits.shape == (*ids.shape, len(gpt2_tok))
+
+
+def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
+    """CountOnDevice counts non-padding tokens without a host read per micro-batch (a GPU sync); what it logs and
+    ends with equals Trainer's own count of the same seeded run, on padded films where the two could differ."""
+    from transformers import Trainer, default_data_collator
+
+    from moviegpt import data, model as model_stage, tokens
+    from moviegpt.trainer import CountOnDevice, training_args
+
+    cfg = load_config("smoke", ["model.n_layer=1", "data.max_train_rows=40", "train.max_steps=5", "train.logging_steps=2",
+                                "text.batching=pad", "train.batch_size=4", "train.grad_accum=2"])
+    ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
+    seen = {}
+    for cls in (Trainer, CountOnDevice):
+        model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+        args = training_args(cfg, tmp_path / cls.__name__, "fp32", has_eval=False)
+        args.save_strategy = "no"
+        assert not args.logging_nan_inf_filter  # Trainer's NaN filter reads every step's loss on the host
+        trainer = cls(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
+        trainer.train()
+        seen[cls] = trainer.state.num_input_tokens_seen, [h["num_input_tokens_seen"] for h in trainer.state.log_history]
+    assert seen[CountOnDevice] == seen[Trainer]
+    total, logged = seen[CountOnDevice]
+    assert len(logged) >= 3 and 0 < logged[0] < total < 5 * 8 * 128  # five steps of 8 padded films, padding excluded
+
+
+def test_aligned_output_layer_gives_the_same_logits_and_gradients(tmp_path, gpt2_tok):
+    """train.vocab_multiple: the output layer multiplies by its weight padded to 50,304 rows and drops the extra
+    logits; the model computes the same numbers, keeps its tied weight and saves the same file."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from moviegpt import model as model_stage
+
+    cfg = load_config("smoke", ["model.n_layer=1"])
+    plain, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+    aligned, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+    assert type(model_stage.align_output(aligned, 64, gpu=False).lm_head) is torch.nn.Linear  # a CPU gains nothing
+    model_stage.align_output(aligned, 64, gpu=True)
+    assert type(aligned.lm_head).__name__ == "AlignedHead" and aligned.lm_head.weight is aligned.transformer.wte.weight
+    ids = torch.randint(0, len(gpt2_tok), (2, 24))
+    outs = []
+    for m in (plain.eval(), aligned.eval()):
+        out = m(input_ids=ids, labels=ids)
+        out.loss.backward()
+        outs.append((out.logits, out.loss, m.transformer.wte.weight.grad))
+    assert outs[1][0].shape == (2, 24, 50257)
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    aligned.save_pretrained(tmp_path)
+    assert set(aligned.state_dict()) == set(plain.state_dict())
+    reloaded = GPT2LMHeadModel.from_pretrained(tmp_path).eval()  # a plain GPT-2 again
+    torch.testing.assert_close(reloaded(input_ids=ids).logits, outs[0][0].detach())

@@ -119,6 +119,10 @@ class TrainConfig:
     optim: str = setting("adamw_torch", "any transformers OptimizerNames (adamw_torch, adamw_torch_fused, ...)",
                          choices=_optimizers)
     compile: bool = setting(False, "torch.compile the model (Inductor): fused kernels, compiled once per shape")
+    vocab_multiple: int = setting(1, "compute the output layer as if the vocabulary were padded to a multiple of "
+                                  "this (64: GPT-2's 50,257 rows become nanoGPT's 50,304); GPU matmul kernels want "
+                                  "aligned sizes; the logits are the same; GPU only (moviegpt.model.align_output)",
+                                  hash="no", lo=1, hi=4096)
     loss_only: bool = setting(True, "training steps return the loss alone, no logits: the same numbers, faster "
                               "under bf16 (moviegpt.trainer.loss_only)", hash="no")
     lora: bool = setting(False, "train LoRA adapters (peft, settings in the lora section) instead of every weight; "

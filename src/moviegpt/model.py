@@ -162,6 +162,31 @@ def adapt(model: PreTrainedModel, cfg: Config):
     return get_peft_model(model, lc)
 
 
+class AlignedHead(torch.nn.Linear):
+    """An output layer whose matmul runs on its weight padded with zero rows to a multiple of `multiple`; the extra
+    logits are dropped, so the output is the same tensor. GPT-2's 50,257 is odd: bf16 rows of that length are not
+    16-byte aligned, and GPU matmul kernels that need alignment are passed over (nanoGPT pads to 50,304 for this)."""
+
+    multiple = 64
+
+    def forward(self, x):
+        pad = -self.out_features % self.multiple
+        logits = torch.nn.functional.linear(x, torch.nn.functional.pad(self.weight, (0, 0, 0, pad)))
+        return logits[..., : self.out_features].contiguous()
+
+
+def align_output(model, multiple: int, gpu: bool | None = None):
+    """train.vocab_multiple: make the model's bias-free linear output layer an AlignedHead (same weight, shared
+    with the input embedding as before, same state dict); nothing to do when its size is already a multiple, or
+    without a GPU (a CPU's matmul gains nothing from it and the padding and slicing copies cost time)."""
+    head = model.get_output_embeddings()
+    gpu = torch.cuda.is_available() if gpu is None else gpu
+    if multiple > 1 and gpu and type(head) is torch.nn.Linear and head.bias is None and head.out_features % multiple:
+        head.__class__ = AlignedHead  # the same module and parameter, another forward
+        head.multiple = multiple
+    return model
+
+
 def merged(model):
     """The plain transformers model with the adapters folded into its weights (what model/ holds)."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model

@@ -65,6 +65,12 @@ def throughput_numbers(result: dict, prefix: str = "") -> dict:
     return {f"{prefix}{k}": v for k, v in out.items()}
 
 
+def ours_over(result: dict, recipe: str) -> float:
+    """Ours' useful tokens/s over another recipe's in the same run: what undoing one change costs."""
+    rows, roles = _rows(result), result.get("roles", {"ours": "ours"})
+    return rows[roles["ours"]]["useful_tokens_per_s"] / rows[recipe]["useful_tokens_per_s"]
+
+
 def quality_numbers(result: dict, prefix: str = "") -> dict:
     """Time to the original's final held-out loss."""
     q = {r["recipe"]: r for r in result.get("time_to_quality", [])}
@@ -72,7 +78,7 @@ def quality_numbers(result: dict, prefix: str = "") -> dict:
         return {}
     orig, ours = q["original"], q["ours"]
     hit = ours["seconds_to_target"]
-    out = {"ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"], "ttq_ours_s": hit or float("nan"),
+    out = {"ttq_machine": machine(result), "ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"], "ttq_ours_s": hit or float("nan"),
            "ttq_x": orig["train_seconds"] / hit if hit else float("nan"), "ttq_ours_final": ours["final_val_loss"],
            "ttq_reached": hit is not None}
     return {f"{prefix}{k}": v for k, v in out.items()}

@@ -26,6 +26,18 @@ from moviegpt.errors import UserError, first_line
 from moviegpt.hardware import synchronize
 
 
+# A GPU runs a step while the CPU queues the next one, unless something waits for the step to finish. Trainer
+# waits three times per micro-batch by default: the two settings below, and its token count (CountOnDevice);
+# none is needed (1.46x on an H100: benchmarks/README.md, "A GPU"). On a CPU nothing changes.
+# train.trainer_args can set either setting back.
+NO_STEP_SYNC = dict(
+    logging_nan_inf_filter=False,  # the filter reads every step's loss on the host; a non-finite loss stops the
+                                   # run at the next log anyway (MetricsLog) instead of being averaged away
+    accelerator_config={"non_blocking": torch.cuda.is_available()},  # batches go to the GPU from pinned memory
+                                    # without waiting for the step before them (a blocking copy synchronises the stream)
+)
+
+
 def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> TrainingArguments:
     """cfg.train -> TrainingArguments: the one place a setting reaches Trainer."""
     t = cfg.train
@@ -64,7 +76,7 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
             data_seed=cfg.seed,
             report_to=report or "none",  # tensorboard is added as a callback that writes into the run directory
             disable_tqdm=not progress.enabled(),  # a bar in a terminal or notebook, nothing in a log
-            **t.trainer_args,
+            **{**NO_STEP_SYNC, **t.trainer_args},
         )
     except (ValueError, TypeError, ImportError) as e:
         raise UserError(f"bad training setting: {first_line(e)}") from None
@@ -106,7 +118,35 @@ def loss_only(model, enabled: bool = True):
     return model
 
 
-class AtomicCheckpointTrainer(Trainer):
+class CountOnDevice(Trainer):
+    """Trainer that counts the tokens it has seen without stopping the GPU. Trainer adds every micro-batch's
+    count to its state with `.item()`, which waits for the step to finish on the GPU; here the count stays on
+    the device and reaches `state.num_input_tokens_seen` when a log or a checkpoint reads it."""
+
+    _pending = None  # tokens counted on the device since the last log or save
+
+    def _track_num_input_tokens(self, inputs):  # Trainer's hook (transformers 5.x), called once per micro-batch
+        if self.args.include_num_input_tokens_seen != "non_padding" or "attention_mask" not in inputs:
+            return super()._track_num_input_tokens(inputs)
+        n = inputs["attention_mask"].sum()
+        self._pending = n if self._pending is None else self._pending + n
+
+    def flush_tokens(self) -> None:
+        if self._pending is not None:
+            total = self.accelerator.gather(self._pending.to(self.args.device).reshape(1)).sum()
+            self.state.num_input_tokens_seen += int(total)  # the one host read, at a log or a save
+            self._pending = None
+
+    def log(self, logs, *args, **kwargs):
+        self.flush_tokens()
+        return super().log(logs, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        self.flush_tokens()
+        return super()._save_checkpoint(model, trial)
+
+
+class AtomicCheckpointTrainer(CountOnDevice):
     """Trainer whose checkpoints appear whole or not at all.
 
     Trainer writes checkpoint-N/ in place, so a kill during a save leaves a half-written folder that
@@ -240,14 +280,26 @@ class MetricsLog(TrainerCallback):
 
 
 class StepClock(TrainerCallback):
-    """End time of every optimizer step (the GPU synchronised first), for the planner's probe and the benchmarks."""
+    """End time of every optimizer step, for the planner's probe and the benchmarks. On a GPU a step is queued,
+    not done, when Trainer returns from it, and waiting for it would stop the queueing being measured: a CUDA
+    event marks each step's end in the GPU's own timeline instead, read once training ends."""
 
     def __init__(self):
         self.ends: list[float] = []
+        self._events: list = []
 
     def on_train_begin(self, args, state, control, **kw):
-        self.ends = []
+        self.ends, self._events = [], []
 
     def on_step_end(self, args, state, control, **kw):
-        synchronize()  # a GPU step is queued, not done, when Trainer returns from it
-        self.ends.append(time.perf_counter())
+        if torch.cuda.is_available():
+            self._events.append(torch.cuda.Event(enable_timing=True))
+            self._events[-1].record()
+        else:
+            self.ends.append(time.perf_counter())
+
+    def on_train_end(self, args, state, control, **kw):
+        if self._events:
+            synchronize()
+            now, last = time.perf_counter(), self._events[-1]
+            self.ends = [now - e.elapsed_time(last) / 1e3 for e in self._events]  # elapsed_time: milliseconds
