@@ -231,12 +231,12 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     saving, evaluation or logging, and a collator and clock that count tokens and time steps."""
     from moviegpt import model as model_stage, tokens
     from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import CountOnDevice, StepClock, loss_only, quiet, training_args
+    from moviegpt.trainer import CountOnDevice, StepClock, quiet, training_args, training_model
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
-    model = loss_only(model_stage.align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
+    model = training_model(model, cfg)
     args = training_args(cfg, out / name, precision, has_eval=False)
     args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
     collator, clock = CountingCollator(), StepClock()

@@ -78,7 +78,8 @@ def quality_numbers(result: dict, prefix: str = "") -> dict:
         return {}
     orig, ours = q["original"], q["ours"]
     hit = ours["seconds_to_target"]
-    out = {"ttq_machine": machine(result), "ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"], "ttq_ours_s": hit or float("nan"),
+    out = {"ttq_machine": machine(result), "ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"],
+           "ttq_ours_s": hit or float("nan"),
            "ttq_x": orig["train_seconds"] / hit if hit else float("nan"), "ttq_ours_final": ours["final_val_loss"],
            "ttq_reached": hit is not None}
     return {f"{prefix}{k}": v for k, v in out.items()}

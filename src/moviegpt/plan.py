@@ -119,7 +119,7 @@ def probe(cfg: Config, tok, train_ds, precision: str) -> tuple[float, tuple[int,
     of parameters (all, trainable)."""
     from transformers import default_data_collator
 
-    from moviegpt.trainer import CountOnDevice, StepClock, loss_only, quiet, training_args
+    from moviegpt.trainer import CountOnDevice, StepClock, quiet, training_args, training_model
 
     rows = cfg.train.batch_size * (PROBE_STEPS + 1)
     subset = train_ds.select([i % len(train_ds) for i in range(rows)])
@@ -133,8 +133,7 @@ def probe(cfg: Config, tok, train_ds, precision: str) -> tuple[float, tuple[int,
         args = training_args(probe_cfg, tmp, precision, has_eval=False)
         args.save_strategy, args.logging_steps, args.disable_tqdm, args.report_to = "no", 10 ** 9, True, []
         clock = StepClock()
-        model = loss_only(model_stage.align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
-        trainer = quiet(CountOnDevice(model=model, args=args, train_dataset=subset,
+        trainer = quiet(CountOnDevice(model=training_model(model, cfg), args=args, train_dataset=subset,
                                       data_collator=default_data_collator, callbacks=[clock]))
         with progress.bar(total=1, desc="probe") as bar:
             trainer.train()

@@ -156,7 +156,7 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
             log(f"Resuming from {last} (step {step}).")
     stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
     trainer = T.quiet(T.AtomicCheckpointTrainer(
-        model=T.loss_only(model_stage.align_output(s.model, cfg.train.vocab_multiple), cfg.train.loss_only),
+        model=T.training_model(s.model, cfg),
         args=T.training_args(cfg, run.checkpoints, s.precision, s.val_ds is not None),
         train_dataset=s.train_ds, eval_dataset=s.val_ds, data_collator=default_data_collator, processing_class=s.tok,
         callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]

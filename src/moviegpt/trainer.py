@@ -24,11 +24,12 @@ from moviegpt import progress
 from moviegpt.config import Config
 from moviegpt.errors import UserError, first_line
 from moviegpt.hardware import synchronize
+from moviegpt.model import align_output
 
 
 # A GPU runs a step while the CPU queues the next one, unless something waits for the step to finish. Trainer
 # waits three times per micro-batch by default: the two settings below, and its token count (CountOnDevice);
-# none is needed (1.46x on an H100: benchmarks/README.md, "A GPU"). On a CPU nothing changes.
+# none is needed (the two settings: 1.46x on an H100, benchmarks/README.md, "A GPU"). On a CPU nothing changes.
 # train.trainer_args can set either setting back.
 NO_STEP_SYNC = dict(
     logging_nan_inf_filter=False,  # the filter reads every step's loss on the host; a non-finite loss stops the
@@ -116,6 +117,12 @@ def loss_only(model, enabled: bool = True):
 
     model.forward = train_forward
     return model
+
+
+def training_model(model, cfg: Config):
+    """The model as Trainer trains it, in `moviegpt train`, the planner's probe and the benchmarks alike: its output
+    layer aligned on a GPU (train.vocab_multiple), its training steps returning the loss only (train.loss_only)."""
+    return loss_only(align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
 
 
 class CountOnDevice(Trainer):
