@@ -21,7 +21,7 @@ from moviegpt.config import CACHE_DIR, Config
 from moviegpt.artifacts import Plan, from_dict, to_dict
 
 PLANS = CACHE_DIR / "plans"
-EVALS = 3  # validation passes in a planned run (a curve, not a point)
+EVALS = 3  # validation passes in a planned run (a curve, not a point), plus one at step 0 (the base model)
 MIN_STEPS = 4
 PROBE_STEPS = 2  # timed micro-batches, after one warm-up
 SAVE_BYTES_PER_S = 400e6  # a rough local-disk write rate, for the checkpoints in the plan
@@ -91,7 +91,7 @@ def make(cfg: Config, key: str, log=print) -> Plan:
     rows_per_step = cfg.train.batch_size * cfg.train.grad_accum
     data_steps = max(1, math.floor(len(train_ds) * cfg.train.epochs / rows_per_step))
     budget_s = cfg.train.budget_minutes * 60
-    budget_steps = math.floor((budget_s - EVALS * eval_s) / step_s)
+    budget_steps = math.floor((budget_s - (EVALS + 1) * eval_s) / step_s)
     steps = max(MIN_STEPS, min(budget_steps, data_steps))
     films = len(splits.train)
     films_needed = math.ceil(steps * rows_per_step / max(cfg.train.epochs, 1) * films / max(len(train_ds), 1) * 1.05) + 8
@@ -108,7 +108,7 @@ def make(cfg: Config, key: str, log=print) -> Plan:
     plan = Plan(key=key, machine=hardware.describe(hardware.hardware()), budget_minutes=cfg.train.budget_minutes,
                 probe_seconds=time.perf_counter() - t0, step_seconds=step_s, tokens_per_second=tok_s, eval_seconds=eval_s,
                 max_steps=steps, max_train_rows=min(films, films_needed), eval_steps=every, save_steps=save_every,
-                planned_seconds=steps * step_s + (steps // every) * eval_s + (steps // save_every) * save_s, reason=why)
+                planned_seconds=steps * step_s + (steps // every + 1) * eval_s + (steps // save_every) * save_s, reason=why)
     log(f"Plan: {why}.")
     return plan
 

@@ -209,7 +209,7 @@ def check(cfg: Config) -> None:
 OWN_ARGS = {"output_dir", "logging_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size",
             "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
             "warmup_steps", "weight_decay", "max_grad_norm", "optim", "torch_compile", "bf16", "fp16", "use_cpu",
-            "eval_strategy", "eval_steps", "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end",
+            "eval_strategy", "eval_steps", "eval_on_start", "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end",
             "metric_for_best_model", "logging_steps", "logging_first_step", "include_num_input_tokens_seen",
             "ddp_find_unused_parameters", "seed", "data_seed", "report_to", "disable_tqdm",
             "resume_from_checkpoint", "push_to_hub", "hub_token"}  # every keyword of trainer.training_args' call

@@ -157,7 +157,7 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
     trainer = T.quiet(T.AtomicCheckpointTrainer(
         model=T.training_model(s.model, cfg),
-        args=T.training_args(cfg, run.checkpoints, s.precision, s.val_ds is not None),
+        args=T.training_args(cfg, run.checkpoints, s.precision, s.val_ds is not None, resuming=last is not None),
         train_dataset=s.train_ds, eval_dataset=s.val_ds, data_collator=default_data_collator, processing_class=s.tok,
         callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
         + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])))

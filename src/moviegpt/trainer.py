@@ -39,8 +39,9 @@ NO_STEP_SYNC = dict(
 )
 
 
-def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> TrainingArguments:
-    """cfg.train -> TrainingArguments: the one place a setting reaches Trainer."""
+def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False) -> TrainingArguments:
+    """cfg.train -> TrainingArguments: the one place a setting reaches Trainer. A fresh run with validation films
+    evaluates once before its first step, so its validation curve starts at the base model (step 0)."""
     t = cfg.train
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
     report = [r.strip() for r in t.report_to.split(",") if r.strip() not in ("", "none", "tensorboard")]
@@ -65,6 +66,7 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool) -> Tra
             use_cpu=not torch.cuda.is_available(),
             eval_strategy=eval_strategy,
             eval_steps=t.eval_steps,
+            eval_on_start=has_eval and not resuming,  # step 0; a resumed run has logged it already
             save_strategy="steps" if t.save_steps else "epoch",
             save_steps=t.save_steps or 500,
             save_total_limit=t.save_total_limit,
