@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import harness
-from moviegpt import report
+from moviegpt import book
 
 
 def build(out: Path, env: dict) -> float:
@@ -32,7 +32,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     env = dict(os.environ, MOVIEGPT_PROFILE=args.profile, TRANSFORMERS_VERBOSITY="error")
     os.environ["MOVIEGPT_PROFILE"] = args.profile
-    name = report.book_config().run_name
+    name = book.configs()[book.MAIN].run_name
     mine = [harness.ROOT / "runs" / name, *(harness.ROOT / ".jupyter_cache").glob(f"{name}-*")]
     with tempfile.TemporaryDirectory(dir=harness.ROOT) as aside:
         moved = [(path, Path(aside) / f"{i}") for i, path in enumerate(mine) if path.exists()]

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moviegpt import report
-from pathlib import Path as _Path
+from moviegpt import book, report, results
 
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow
@@ -88,15 +87,35 @@ def test_performance_chapter_labels_every_table_with_its_machine(site):
     assert f"{perf.data_prep_numbers(res['data_prep'])['prep_rows']:,}" in page
 
 
-def test_glued_headline_numbers_match_the_run(site, monkeypatch):
+def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")  # the profile the site was built with
     monkeypatch.chdir(PROJECT_ROOT)
-    summary = report.book_run().summary()
-    intro = text_of(site / f"{chapters()[0]}.html")
-    before, after = f"{summary.base.perplexity:.2f}", f"{summary.final.perplexity:.2f}"
-    assert f"went from {before} before fine-tuning to {after} after" in intro
-    results = text_of(site / "book" / "results.html")
-    assert f"from {before} to {after}" in results
+    run = book.main_run()
+    h, iv = report.headline(run), report.held_out(run)
+    first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
+    for fact in (h["model"], f"{h['train_films']:,} films", f"{h['steps']} optimizer steps", h["machine"],
+                 f"perplexity went from {iv['before']:.2f} to {iv['after']:.2f}"):
+        assert fact in first, fact
+    assert "(95% CI " in first
+    page = text_of(site / "book" / "results.html")
+    assert f"from {iv['before']:.2f} to {iv['after']:.2f}, a ratio of {iv['ratio']:.2f}" in page
+
+
+def test_generated_text_is_shown_whole(site, monkeypatch):
+    """Every generated overview in Results and Applications appears in full, newlines and all."""
+    monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
+    monkeypatch.chdir(PROJECT_ROOT)
+    run = book.main_run()
+    squash = lambda t: re.sub(r"\s+", " ", t).strip()
+    page = text_of(site / "book" / "results.html")
+    shown = [results.shown(e.generated[m]) for e in report.evaluation(run).examples[:4] for m in results.MODELS]
+    assert all(squash(t) in page for t in shown) and max(len(t) for t in shown) > 50
+    apps = text_of(site / "book" / "applications.html")
+    made = results.invented_titles(run).data["generated overview"].tolist()  # seeded: the page's texts again
+    assert all(squash(t) in apps for t in made), made
+    assert "…" not in apps.replace("[…]", "")  # nothing cut for display
+    html = (site / "book" / "applications.html").read_text()
+    assert "white-space: pre-wrap" in html
 
 
 @pytest.fixture(scope="module")

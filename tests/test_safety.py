@@ -7,7 +7,7 @@ import pytest
 import torch
 import transformers
 
-from moviegpt import UserError, report
+from moviegpt import UserError, results
 from pathlib import Path as _Path
 
 PROJECT_ROOT = _Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def test_generated_text_is_escaped_in_the_book():
 
     gen = Sample(text=evil, ended_with_eos=True)
     ev = SimpleNamespace(examples=[Example(title=evil, real=evil, generated={"base": gen, "fine-tuned": gen})])
-    html = report.generation_examples(ev)._repr_html_()
+    html = results.generation_examples(ev).to_html()
     assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
 
 

@@ -17,6 +17,25 @@ import typing
 from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
+CUT = " […]"  # marks a generated text that reached the token limit before the model ended it
+EVAL_VERSION = 3  # eval.json's layout; a file of another version, or made with other settings, is recomputed
+EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
+EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
+
+
+def describe_machine(hw: dict) -> str:
+    """One line naming a machine (a run's `hardware` record): the GPU if there was one, else the CPU and its ISA."""
+    if hw.get("gpu"):
+        return hw["gpu"]
+    isa = hw.get("cpu_capability")
+    bf16 = "" if "cpu_bf16" not in hw else (", bf16" if hw["cpu_bf16"] else ", no bf16")
+    return f"{hw['cpu']} ({hw.get('cpu_cores', '?')} cores{', ' + isa if isa else ''}{bf16})"
+
+
+def eval_settings(n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5) -> dict:
+    """What an eval.json was made with; RunDir.evaluation and evaluate_run compare it."""
+    return {"n_titles": n_titles, "n_concepts": EVAL_CONCEPTS, "max_new_tokens": max_new_tokens, "seed": seed, "k": k,
+            "version": EVAL_VERSION}
 
 
 @dataclass
@@ -145,6 +164,8 @@ class Quality:
     repeated_3gram_rate: float
     longest_copy_words: float
     copy_share: float
+    repeated_3grams: list[float] = field(default_factory=list)  # per text, for intervals (moviegpt.stats)
+    copy_words: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -193,6 +214,9 @@ class Evaluation:
     recommendation: dict[str, float]  # genre overlap@k: "random", "tf-idf", "base", "fine-tuned"
     concepts: dict[str, ConceptCheck]
     neighbours: list[Neighbour]
+    faithfulness: dict[str, list[float]] = field(default_factory=dict)  # per title (moviegpt.similarity)
+    similarity_model: str = ""
+    validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
 
 
 # ------------------------------------------------------------------ records <-> JSON

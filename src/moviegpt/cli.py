@@ -248,9 +248,9 @@ def cmd_demo(args) -> None:
 
 
 def cmd_book(args) -> None:
-    from moviegpt import report
+    from moviegpt import book
 
-    report.prepare_book(log=lambda m: print(m, file=sys.stderr))
+    book.prepare(log=lambda m: print(m, file=sys.stderr))
 
 
 def cmd_config(args) -> None:

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from moviegpt import data, metrics, progress, recommend, tokens
-from moviegpt.artifacts import (ConceptCheck, Evaluation, Example, Group, HeldOut, ModelPerplexity, Neighbour, Quality,
-                                Sample, from_dict)
+from moviegpt import data, metrics, progress, recommend, similarity, tokens
+from moviegpt.artifacts import (EVAL_CONCEPTS, EVAL_TITLES, EVAL_VERSION, ConceptCheck, Evaluation, Example, Group, HeldOut, ModelPerplexity, Neighbour, Quality,
+                                Sample, eval_settings, from_dict)
 from moviegpt.config import DataConfig, TextConfig
 from moviegpt.errors import UserError
 from moviegpt.generate import Sampling, concepts, generate_overviews
@@ -29,7 +29,6 @@ from moviegpt.model import load_model, load_trained
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_run_config
 
-VERSION = 2  # eval.json's layout; a file of another version is recomputed
 LENGTH_BUCKETS = [0, 40, 80, 120, 10_000]  # overview length in the model's tokens
 MODELS = ("base", "fine-tuned")
 
@@ -105,18 +104,14 @@ def breakdown(nll: torch.Tensor, n: torch.Tensor, films: pd.DataFrame, top_genre
     return {"by_genre": groups(by_genre), "by_length": groups(by_len)}
 
 
-def settings(n_titles: int = 8, max_new_tokens: int = 80, seed: int = 0, k: int = 5) -> dict:
-    return {"n_titles": n_titles, "max_new_tokens": max_new_tokens, "seed": seed, "k": k, "version": VERSION}
-
-
-def evaluate_run(run_dir: Path, n_titles: int = 8, max_new_tokens: int = 80, seed: int = 0, k: int = 5,
+def evaluate_run(run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5,
                  log=print) -> Evaluation:
     """Base against fine-tuned on the run's test films: perplexity (overall, by genre, by length), generation
-    quality for unseen titles, invented films (are their titles new?), and recommendation quality (genre
+    quality and faithfulness (moviegpt.similarity) for unseen titles, invented films (are their titles new?), and recommendation quality (genre
     overlap@k) against TF-IDF. Written once to RUN/eval.json, then read back (recomputed when asked for
     with other settings, or when the file is damaged)."""
     run = RunDir(run_dir)
-    want = settings(n_titles, max_new_tokens, seed, k)
+    want = eval_settings(n_titles, max_new_tokens, seed, k)
     if (cached := run.evaluation()) is not None and cached.settings == want:
         return cached
     if not run.finished:
@@ -125,8 +120,10 @@ def evaluate_run(run_dir: Path, n_titles: int = 8, max_new_tokens: int = 80, see
     splits = data.load_splits(cfg.data, cfg.seed)
     test, titles = splits.test, splits.test.head(n_titles)
     tok, _ = tokens.load_tokenizer(str(run.model_dir))
-    ds = tokens.tokenize(test, tok, TextConfig(template=cfg.text.template, max_length=cfg.text.max_length),
-                         batching="pad", desc="test films")
+    per_film = TextConfig(template=cfg.text.template, max_length=cfg.text.max_length)
+    ds = tokens.tokenize(test, tok, per_film, batching="pad", desc="test films")
+    val_ds = tokens.tokenize(splits.validation, tok, per_film, batching="pad", desc="validation films") \
+        if len(splits.validation) else None
     copy_index = metrics.CopyIndex(splits.train["overview"].tolist())
     known = data.known_titles(cfg.data)
     how = Sampling(max_new_tokens=max_new_tokens, seed=seed)
@@ -136,7 +133,7 @@ def evaluate_run(run_dir: Path, n_titles: int = 8, max_new_tokens: int = 80, see
         "recommendation": {"tf-idf": recommend.genre_overlap_at_k(recommend.tfidf(test["overview"].tolist()),
                                                                   test["genres"].tolist(), k),
                            "random": recommend.random_overlap(test["genres"].tolist())}}
-    gens, vecs = {}, {}
+    gens, vecs, validation = {}, {}, {}
     held = {"base": run.base_eval(), "fine-tuned": run.summary().final}  # measured by train on the same films
     for name in MODELS:
         log(f"Evaluating the {name} model...")
@@ -149,23 +146,30 @@ def evaluate_run(run_dir: Path, n_titles: int = 8, max_new_tokens: int = 80, see
         loss = float(nll.sum() / n.sum())
         out["perplexity"][name] = {"loss": loss, "perplexity": math.exp(loss), "tokens": int(n.sum()),
                                    **breakdown(nll, n, test)}
+        if val_ds is not None:  # the validation films scored per film too: reconciles the curve with the headline
+            validation[name] = perplexity(model, val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")
         gens[name] = generate_overviews(model, tok, films, cfg.text.template, how=how)
         out["generation"][name] = metrics.generation_quality(gens[name], copy_index)
-        invented = concepts(model, tok, cfg.text.template, n_titles, how, known,
+        invented = concepts(model, tok, cfg.text.template, EVAL_CONCEPTS, how, known,
                             fields=_concept_fields(cfg.text.template, test))
         out["concepts"][name] = ConceptCheck(n=len(invented), new_first=float(np.mean([not r["first_title_known"] for r in invented])),
                                              new_final=float(np.mean([not r["title_known"] for r in invented])),
                                              titles=[r["title"] for r in invented])
         vecs[name] = recommend.embed(model, tok, test["overview"].tolist(), desc=f"embeddings, {name}")
         out["recommendation"][name] = recommend.genre_overlap_at_k(vecs[name], test["genres"].tolist(), k)
-    ev = Evaluation(version=VERSION, run=run.name, settings=want, test_films=len(test), k=k,
+    del model
+    log("Scoring faithfulness to the real overviews (all-MiniLM-L6-v2)...")
+    faithful = similarity.faithfulness(titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in MODELS},
+                                       seed)
+    ev = Evaluation(version=EVAL_VERSION, run=run.name, settings=want, test_films=len(test), k=k,
                     perplexity={m: from_dict(ModelPerplexity, p) for m, p in out["perplexity"].items()},
                     generation={m: from_dict(Quality, q) for m, q in out["generation"].items()},
                     examples=[Example(title=str(f["title"]), real=str(f["overview"]),
                                       generated={m: Sample(gens[m][i]["text"], gens[m][i]["ended_with_eos"]) for m in MODELS})
                               for i, f in enumerate(films)],
                     recommendation=out["recommendation"], concepts=out["concepts"],
-                    neighbours=neighbours(vecs["fine-tuned"], test))
+                    neighbours=neighbours(vecs["fine-tuned"], test), faithfulness=faithful, validation=validation,
+                    similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})")
     run.write_json(run.eval_json, ev)
     return ev
 

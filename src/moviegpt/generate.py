@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, set_seed
 
 from moviegpt import validate
+from moviegpt.artifacts import CUT
 from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import UserError
 from moviegpt.model import context_length, load_trained
@@ -21,7 +22,6 @@ from moviegpt.tokens import as_text
 
 MODES = ("title", "concept", "completion")
 MAX_PROMPT_CHARS = 2000  # bounds what one request (CLI or demo page) can ask of the model
-CUT = " […]"  # marks a text that reached the token limit before the model ended it
 FLAGS = {"genres": "--genre"}  # the command-line flag that fills a template field (others: --field NAME=VALUE)
 
 

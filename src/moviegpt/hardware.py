@@ -13,6 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
+from moviegpt.artifacts import describe_machine
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -65,13 +67,7 @@ def hardware() -> dict:
             "gpu": torch.cuda.get_device_name(0) if cuda else None, "native_precisions": native_precisions()}
 
 
-def describe(hw: dict) -> str:
-    """One line naming a machine, for tables and the book: the GPU if there was one, else the CPU and its ISA."""
-    if hw.get("gpu"):
-        return hw["gpu"]
-    isa = hw.get("cpu_capability")
-    bf16 = "" if "cpu_bf16" not in hw else (", bf16" if hw["cpu_bf16"] else ", no bf16")
-    return f"{hw['cpu']} ({hw.get('cpu_cores', '?')} cores{', ' + isa if isa else ''}{bf16})"
+describe = describe_machine  # one line naming a machine (moviegpt.artifacts, which needs no torch)
 
 
 def versions() -> dict:

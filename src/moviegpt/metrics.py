@@ -57,9 +57,10 @@ def generation_quality(gens: list[dict], copy_index: CopyIndex) -> dict:
     texts = [g["text"] for g in gens]
     longest = [copy_index.longest(t) for t in texts]
     lengths = [len(words(t)) for t in texts]
+    repeated = [repeated_ngram_rate(t) for t in texts]
     return {"n": len(texts), "eos_share": float(np.mean([g["ended_with_eos"] for g in gens])),
             "mean_words": float(np.mean(lengths)), "words": lengths,
             "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-            "repeated_3gram_rate": float(np.mean([repeated_ngram_rate(t) for t in texts])),
-            "longest_copy_words": float(np.mean(longest)),
+            "repeated_3gram_rate": float(np.mean(repeated)), "repeated_3grams": repeated,
+            "longest_copy_words": float(np.mean(longest)), "copy_words": longest,
             "copy_share": float(np.mean([c / max(n, 1) for c, n in zip(longest, lengths)]))}

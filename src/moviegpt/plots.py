@@ -31,10 +31,21 @@ def losses(ax, metrics: pd.DataFrame) -> None:
     ax.legend()
 
 
-def val_perplexity(ax, metrics: pd.DataFrame) -> None:
+def val_perplexity(ax, metrics: pd.DataFrame, views: dict | None = None) -> None:
+    """The validation curve (packed blocks, step 0 = the base model) on a linear axis; with `views`
+    (moviegpt.results.perplexity_views), the headline's per-film test perplexity before and after as markers."""
     ev = metrics[metrics["kind"] == "eval"]
-    ax.plot(ev["step"], ev["eval_perplexity"], "o-", color=RED)
-    ax.set(xlabel="optimizer step", ylabel="validation perplexity", yscale="log")
+    ax.plot(ev["step"], ev["eval_perplexity"], "o-", color=RED, label="validation films, packed blocks (the curve)")
+    if views:
+        last = ev["step"].iloc[-1]
+        ax.plot([0, last], [views["test_before"], views["test_after"]], "s", color=BLUE, ms=7,
+                label="test films, each on its own (the headline)")
+        if "val_after" in views:
+            ax.plot([0, last], [views["val_before"], views["val_after"]], "D", color=GREEN, ms=6,
+                    label="validation films, each on its own")
+    ax.set(xlabel="optimizer step", ylabel="perplexity")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper right")
 
 
 def length_histogram(ax, lengths: np.ndarray, limit: int = 128) -> None:
@@ -66,19 +77,23 @@ def batching(ax, stats: dict) -> None:
     ax.barh(labels, padding, left=useful, color=GREY, label="padding (computed, then ignored)")
     ax.barh(labels, lost, left=useful + padding, color=RED, label="cut off (truncated / last partial block)")
     ax.set(xlabel="tokens")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=8, frameon=False)
 
 
 def perplexity_breakdown(axes, ev: Evaluation) -> None:
-    """Two panels: by genre and by length, base against fine-tuned."""
+    """Two panels: by genre and by length, base against fine-tuned; each group labelled with its number of films."""
     for ax, key, title in zip(axes, ("by_genre", "by_length"), ("by genre", "by length (tokens)")):
-        groups = [g.group for g in getattr(ev.perplexity["fine-tuned"], key)]
-        y = np.arange(len(groups))
+        tuned = getattr(ev.perplexity["fine-tuned"], key)
+        y = np.arange(len(tuned))
         for off, m, color in ((-0.2, "base", GREY), (0.2, "fine-tuned", BLUE)):
             by = {g.group: g.perplexity for g in getattr(ev.perplexity[m], key)}
-            ax.barh(y + off, [by.get(g, np.nan) for g in groups], height=0.4, color=color, label=m)
-        ax.set(yticks=y, yticklabels=groups, xlabel="held-out perplexity", title=title)
-    axes[0].legend()
+            ax.barh(y + off, [by.get(g.group, np.nan) for g in tuned], height=0.4, color=color, label=m)
+        ax.set(yticks=y, yticklabels=[f"{g.group} ({g.films:,} films)" for g in tuned], xlabel="held-out perplexity",
+               title=title)
+        ax.invert_yaxis()
+    axes[0].figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+                          bbox_to_anchor=(0.5, -0.02))
+    axes[0].figure.tight_layout(rect=(0, 0.06, 1, 1))
 
 
 def generation_lengths(ax, ev: Evaluation) -> None:
@@ -92,7 +107,7 @@ def throughput(ax, rows: list[dict]) -> None:
     ax.barh(names, [r["tokens_per_s"] for r in rows][::-1], color="#DDDDDD", label="all tokens (padding included)")
     ax.barh(names, [r["useful_tokens_per_s"] for r in rows][::-1], color=BLUE, label="useful tokens")
     ax.set(xlabel="tokens per second")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
 
 
 def time_to_quality(ax, curves: list[dict]) -> None:
@@ -105,9 +120,10 @@ def time_to_quality(ax, curves: list[dict]) -> None:
 
 
 def compare_curves(ax, runs: dict[str, pd.DataFrame]) -> None:
-    """Validation loss against training time for several runs (full fine-tuning against LoRA)."""
+    """Validation loss against tokens trained for several runs (full fine-tuning against LoRA)."""
     for (name, m), color in zip(runs.items(), (BLUE, RED, GREEN)):
         ev = m[m["kind"] == "eval"]
-        ax.plot(ev["wall_time"] / 60, ev["eval_loss"], "o-", color=color, label=name)
-    ax.set(xlabel="minutes since the run started", ylabel="validation loss")
+        ax.plot(ev["tokens_seen"], ev["eval_loss"], "o-", color=color, label=name)
+    ax.set(xlabel="tokens trained", ylabel="validation loss (packed blocks)")
+    ax.xaxis.set_major_formatter("{x:,.0f}")
     ax.legend(fontsize=8)

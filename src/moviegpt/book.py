@@ -1,0 +1,106 @@
+"""The book's runs: which runs the report shows, training them (`moviegpt book`), and finding them again.
+
+`moviegpt book` (what scripts/build_book.sh runs before `jupyter-book build`) resolves the book's configs for
+this machine, trains or reuses each run with progress on the terminal, evaluates the main one, and writes
+runs/book-<profile>.json naming the runs. A chapter calls `runs()`, which reads that file and returns the
+finished runs without importing torch or transformers; only when a run is missing or unfinished (the book
+built without `moviegpt book`) does it train, with the training output sent to runs/<profile>.log.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+from moviegpt.errors import UserError
+from moviegpt.rundir import RunDir
+
+DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
+MAIN = "full fine-tuning"
+LORA_ARM = ["train.lora=true", "train.learning_rate=1.0e-3"]  # the book's LoRA run: the main run's profile and budget,
+                                                              # adapters only, with the larger step LoRA needs
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The book's project: the nearest folder holding _toc.yml, from the current one (the book's chapters
+    run in book/, the CLI in the repository)."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
+            return folder
+    raise UserError(f"no Jupyter Book project (_toc.yml) in {here} or above; run this from the moviegpt repository")
+
+
+def profile() -> str:
+    return os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
+
+
+def arms() -> dict[str, list[str]]:
+    """Every run the book shows, as --set overrides of the book's profile."""
+    return {MAIN: [], "LoRA": LORA_ARM}
+
+
+def configs(log=lambda m: None, root: Path | None = None) -> dict:
+    """The book's configs (MOVIEGPT_PROFILE, runs under the project's runs/), resolved for this machine: the
+    model that can be had and, for a budget, the cached plan."""
+    from moviegpt import train
+    from moviegpt.settings import load_config
+
+    runs_dir = f"runs_dir={project_root(root) / 'runs'}"
+    return {name: train.resolve(load_config(profile(), [runs_dir, *extra]), log)[0] for name, extra in arms().items()}
+
+
+def manifest(root: Path | None = None) -> Path:
+    return project_root(root) / "runs" / f"book-{profile()}.json"
+
+
+def write_manifest(cfgs: dict, root: Path | None = None) -> None:
+    from moviegpt.validate import write_atomic
+
+    path = manifest(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps({"profile": profile(), "runs": {k: c.run_name for k, c in cfgs.items()}}, indent=2))
+
+
+def train_quietly(cfg) -> RunDir:
+    """Train (or reuse) one run, its output going to runs/<profile>.log rather than into a page."""
+    from moviegpt import train
+
+    log_path = Path(cfg.runs_dir) / f"{cfg.profile}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        return train.run(cfg)
+
+
+def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
+    """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal."""
+    from moviegpt import evaluate, train
+
+    cfgs = configs(log, root)
+    write_manifest(cfgs, root)
+    out = {}
+    for name, cfg in cfgs.items():
+        log(f"== {name}: {cfg.run_name}")
+        out[name] = train.run(cfg, log)
+    log("== evaluating the main run")  # the chapters evaluate the main run in depth; of the others they read the summary
+    evaluate.evaluate_run(out[MAIN].path, log=log)
+    return out
+
+
+def runs(root: Path | None = None) -> dict[str, RunDir]:
+    """The book's finished runs, read from runs/book-<profile>.json; trained first where one is not finished."""
+    try:
+        names = json.loads(manifest(root).read_text())["runs"]
+        found = {name: RunDir(manifest(root).parent / names[name]) for name in arms()}
+    except (OSError, ValueError, KeyError, TypeError):
+        found = {}
+    if found and all(r.finished for r in found.values()):
+        return found
+    cfgs = configs(root=root)
+    write_manifest(cfgs, root)
+    return {name: train_quietly(cfg) for name, cfg in cfgs.items()}
+
+
+def main_run(root: Path | None = None) -> RunDir:
+    return runs(root)[MAIN]
