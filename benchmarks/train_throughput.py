@@ -88,6 +88,7 @@ def main(argv=None):
             harness.write_result(args.name, result, args.out)  # written now: a time-to-quality cut short loses nothing
             print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
             print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
+            print("mfu: tokens/s x (6N + 12LCT) / the peak matmul above (N without position embeddings)")
             print(harness.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu",
                                        "x_original"]))
         if not args.skip_quality:

@@ -4,11 +4,11 @@
 this machine, trains or reuses each run with progress on the terminal, evaluates the main one, and writes
 runs/book-<profile>.json naming the runs. A chapter calls `runs()`, which reads that file and returns the
 finished runs without importing torch or transformers; only when a run is missing or unfinished (the book
-built without `moviegpt book`) does it train, with the training output sent to runs/<profile>.log.
+built without `moviegpt book`) does it train them, as `moviegpt book` does: each in a process of its own, whose
+output goes to the terminal that runs the build, not into a page.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -63,29 +63,41 @@ def write_manifest(cfgs: dict, root: Path | None = None) -> None:
     write_atomic(path, json.dumps({"profile": profile(), "runs": {k: c.run_name for k, c in cfgs.items()}}, indent=2))
 
 
-def train_quietly(cfg) -> RunDir:
-    """Train (or reuse) one run, its output going to runs/<profile>.log rather than into a page."""
-    from moviegpt import train
-
-    log_path = Path(cfg.runs_dir) / f"{cfg.profile}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        return train.run(cfg)
-
-
 def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal."""
-    from moviegpt import evaluate, train
+    from moviegpt import evaluate
 
     cfgs = configs(log, root)
     write_manifest(cfgs, root)
     out = {}
     for name, cfg in cfgs.items():
         log(f"== {name}: {cfg.run_name}")
-        out[name] = train.run(cfg, log)
+        out[name] = train_apart(cfg)
     log("== evaluating the main run")  # the chapters evaluate the main run in depth; of the others they read the summary
     evaluate.evaluate_run(out[MAIN].path, log=log)
     return out
+
+
+def train_apart(cfg) -> RunDir:
+    """Train (or reuse) one run in a process of its own, so the peak memory it records (the resident set of its
+    process) is its own: in one process, memory the allocator kept from the probes or an earlier run would count
+    again. The child reports a failure in one line; this process then exits with the child's code."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_train_child, args=(cfg,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
+    return RunDir(Path(cfg.runs_dir) / cfg.run_name)
+
+
+def _train_child(cfg) -> None:
+    import sys
+
+    from moviegpt import cli, train
+
+    sys.exit(cli.reporting(lambda: train.run(cfg, log=lambda m: print(m, file=sys.stderr))))
 
 
 def runs(root: Path | None = None) -> dict[str, RunDir]:
@@ -99,7 +111,10 @@ def runs(root: Path | None = None) -> dict[str, RunDir]:
         return found
     cfgs = configs(root=root)
     write_manifest(cfgs, root)
-    return {name: train_quietly(cfg) for name, cfg in cfgs.items()}
+    try:
+        return {name: train_apart(cfg) for name, cfg in cfgs.items()}
+    except SystemExit as e:
+        raise UserError(f"training the book's runs failed (exit {e.code}); the lines above say why") from None
 
 
 def main_run(root: Path | None = None) -> RunDir:

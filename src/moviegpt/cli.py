@@ -293,11 +293,20 @@ def _quiet_progress_bars() -> None:
 def main(argv: list[str] | None = None) -> int:
     from moviegpt import progress
 
-    try:
+    def work():
         args = build_parser().parse_args(argv)
         if not progress.enabled():
             _quiet_progress_bars()
         args.func(args)
+
+    return reporting(work)
+
+
+def reporting(work) -> int:
+    """Run `work()`; a user's mistake becomes one `moviegpt: error:` line and its exit code, anything else an
+    internal error (a bug in moviegpt). Returns the exit code."""
+    try:
+        work()
     except UserError as e:
         from moviegpt.validate import terminal
 

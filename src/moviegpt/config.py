@@ -43,6 +43,12 @@ def _schedulers():
     return [s.value for s in SchedulerType]
 
 
+# Values the shipped profiles use, known without importing transformers (a chapter that reads a run's config
+# stays free of torch); any other value is checked against transformers' own list.
+_optimizers.common = ("adamw_torch", "adamw_torch_fused")
+_schedulers.common = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
 BIG = 10 ** 9  # upper bound of counts: larger values are typos, and some libraries overflow on them
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from moviegpt.hardware import describe
+from moviegpt.hardware import describe, llmc_flops_per_token, spec_peak
 from moviegpt.trainer import save_interval
 
 
@@ -21,6 +21,26 @@ def results(root: Path) -> dict:
 def machine(result: dict) -> str:
     m = result["machine"]
     return f"{describe(m)}, {m.get('torch_threads', m.get('cpu_cores', '?'))} threads, torch {m.get('torch', '?')}"
+
+
+def recipe(result: dict, name: str = "base", kind: str = "variants") -> dict:
+    """A benchmarked recipe's settings as its result file records them: the base's --set overrides, then those of
+    the named variant (a throughput row, or a time-to-quality arm), by their last key ("n_layer": "4")."""
+    rec = result["recipes"]
+    extra = [] if name == "base" else rec.get(kind, {})[name]
+    return {k.rsplit(".", 1)[-1]: v for k, v in (o.split("=", 1) for o in [*rec["base"], *extra])}
+
+
+def recipe_numbers(result: dict, prefix: str, names=("ours",), kind: str = "variants") -> dict:
+    """The recipe facts the chapter's prose names, glued from the result: model shape, and for the original
+    ("orig") and each named variant its batching, length, batch, precision, learning rate and schedule."""
+    base = recipe(result)
+    out = {f"{prefix}layers": base["n_layer"], f"{prefix}width": base["n_embd"]}
+    for label, name in (("orig", "base"), *((n.replace(" ", "_"), n) for n in names)):
+        r = recipe(result, name, kind)
+        out |= {f"{prefix}{label}_{k}": r[k] for k in ("batching", "max_length", "block_size", "batch_size", "precision",
+                                                      "learning_rate", "lr_scheduler", "warmup_steps") if k in r}
+    return out
 
 
 def throughput_runs(res: dict) -> list[str]:
@@ -40,10 +60,26 @@ def throughput_table(result: dict) -> pd.DataFrame:
                          "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
                          "useful share": [round(r["useful_share"], 3) for r in rows],
                          "precision": [r["precision"] for r in rows],
-                         "MFU": [f"{r['mfu']:.1%}" for r in rows],
+                         MEASURED_RULE: [f"{r['mfu']:.1%}" for r in rows],
+                         **({SPEC_RULE: [f"{spec_mfu(result, r):.1%}" for r in rows]} if spec_peak_of(result) else {}),
                          "x original": [round(r["x_original"], 2) for r in rows],
                          "x original, by round": [" ".join(f"{x:.2f}" for x in r["x_original_by_round"]) for r in rows],
                          }).set_index("recipe")
+
+
+MEASURED_RULE = "MFU (6N + 12LCT, measured peak)"  # the harness's FLOPs per token (PaLM, nanoGPT) / matmul peak measured
+SPEC_RULE = "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (hardware.SPEC_BF16_PEAK)
+
+
+def spec_peak_of(result: dict) -> float | None:
+    return spec_peak(result["machine"].get("gpu"))
+
+
+def spec_mfu(result: dict, row: dict) -> float:
+    """A row's MFU by llm.c's rule: useful tokens/s x (6N + 6LCT) / the GPU's dense bf16 spec peak."""
+    r = recipe(result, row["recipe"]) if row["recipe"] in result["recipes"].get("variants", {}) else recipe(result)
+    flops = llmc_flops_per_token(result["parameters"], int(r["n_layer"]), int(r["n_embd"]), row["seq_len"])
+    return row["useful_tokens_per_s"] * flops / spec_peak_of(result)
 
 
 def throughput_numbers(result: dict, prefix: str = "") -> dict:
@@ -57,6 +93,9 @@ def throughput_numbers(result: dict, prefix: str = "") -> dict:
            "orig_precision": base["precision"], "params_m": result.get("parameters", 0) / 1e6,
            "skipped": ", ".join(result.get("skipped", {})) or "none",
            **{f"peak_{k}": v / 1e9 for k, v in result.get("peak_flops", {}).items()}}
+    if spec_peak_of(result):
+        out |= {"ours_mfu_spec": spec_mfu(result, ours), "orig_mfu_spec": spec_mfu(result, base),
+                "spec_peak_tflops": spec_peak_of(result) / 1e12, "ours_seq_len": ours["seq_len"]}
     if "ours_logits" in roles and roles["ours_logits"] in rows:
         out["loss_only_x"] = ours["useful_tokens_per_s"] / rows[roles["ours_logits"]]["useful_tokens_per_s"]
     if ours.get("peak_memory_mb"):
@@ -116,8 +155,17 @@ def checkpoint_table(result: dict) -> pd.DataFrame:
 def checkpoint_numbers(result: dict, model: str = "gpt2-124m") -> dict:
     ck = {r["recipe"]: r for r in result["rows"] if r["model"] == model}
     return {"ckpt_machine": machine(result), "ckpt_orig_share": ck["original"]["saving_share"],
+            "ckpt_orig_every": ck["original"]["save_steps"], "ckpt_ours_every": ck["ours"]["save_steps"],
+            "ckpt_ours_minutes": ck["ours"]["save_minutes"] or 0,
             "ckpt_ours_share": ck["ours"]["saving_share"], "ckpt_mb": ck["original"]["checkpoint_MB"],
             "ckpt_orig_saves": saves_over_full_data(ck["original"])}
+
+
+def external_table(result: dict) -> pd.DataFrame:
+    """Published figures of other projects (benchmarks/results/external_references.json): not measured here."""
+    return pd.DataFrame([{"project": r["project"], "GPU": r["gpu"], "useful tokens/s per GPU": r["tokens_per_s_per_gpu"],
+                          "MFU as reported": "" if r["mfu_reported"] is None else f"{r['mfu_reported']:.0%}",
+                          "source": r["source"]} for r in result["rows"]]).set_index("project")
 
 
 def gpu_run_numbers(result: dict) -> dict:

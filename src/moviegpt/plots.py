@@ -88,12 +88,20 @@ def perplexity_breakdown(axes, ev: Evaluation) -> None:
         for off, m, color in ((-0.2, "base", GREY), (0.2, "fine-tuned", BLUE)):
             by = {g.group: g.perplexity for g in getattr(ev.perplexity[m], key)}
             ax.barh(y + off, [by.get(g.group, np.nan) for g in tuned], height=0.4, color=color, label=m)
-        ax.set(yticks=y, yticklabels=[f"{g.group} ({g.films:,} films)" for g in tuned], xlabel="held-out perplexity",
+        ax.set(yticks=y, yticklabels=[f"{_bucket(g.group)} ({g.films:,} films)" for g in tuned], xlabel="held-out perplexity",
                title=title)
         ax.invert_yaxis()
     axes[0].figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
                           bbox_to_anchor=(0.5, -0.02))
     axes[0].figure.tight_layout(rect=(0, 0.06, 1, 1))
+
+
+def _bucket(label: str) -> str:
+    """A length bucket's interval label, "(40, 80]", as words: "41-80"; the last, open-ended one as "over 120"."""
+    if not label.startswith("("):
+        return label
+    lo, hi = (int(float(x)) for x in label.strip("(]").split(","))
+    return f"over {lo}" if hi >= 10_000 else f"{lo + 1}-{hi}"
 
 
 def generation_lengths(ax, ev: Evaluation) -> None:

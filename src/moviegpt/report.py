@@ -76,7 +76,8 @@ def headline(run: RunDir) -> dict:
     """The introduction's numbers: what ran, on what, for how long, and what came of it."""
     s, info, cfg = run.summary(), run.info(), run_config(run)
     p, iv = info.plan, held_out(run)
-    return {"profile": cfg.profile, "model": info.model, "model_choice": info.model_choice,
+    return {"profile": cfg.profile, "model": info.model.split(" (")[0], "model_full": info.model,
+            "model_why": model_why(cfg, info.model), "model_choice": info.model_choice,
             "source": cfg.data.source, "films_available": info.data.rows_out or 0,
             "train_films": s.data.used("train") or 0, "train_available": info.data.splits["train"].available or 0,
             "test_films": s.final.films, "test_tokens": s.final.tokens, "steps": s.steps, "tokens_trained": s.tokens_seen,
@@ -88,6 +89,15 @@ def headline(run: RunDir) -> dict:
             "planned": p is not None, "budget": p.budget_minutes if p else 0.0,
             "plan_reason": p.reason if p else "a fixed step count (no budget)", "resamples": stats.RESAMPLES,
             "original": ORIGINAL, "wykonos_rows": data.WYKONOS_ROWS, **original_recipe()}
+
+
+def model_why(cfg: Config, model: str) -> str:
+    """Why this model ran, in one sentence, from the run's config."""
+    if cfg.model.requested:
+        source = model.split("), ", 1)[-1] if "), " in model else model
+        return (f"It stands in for {cfg.model.requested}, whose weights this machine could not reach (no Hugging Face "
+                f"hub, nothing in the local cache); it comes {source}.")
+    return f"The profile asks for it ({cfg.model.name})."
 
 
 def original_recipe() -> dict:
@@ -232,3 +242,9 @@ def card_data(run: RunDir) -> dict:
 
     d = ModelCard.load(str(run.model_dir / "README.md")).data.to_dict()
     return {k: d.get(k) for k in ("base_model", "datasets", "license", "pipeline_tag", "tags")}
+
+
+def full_recipe_facts() -> dict:
+    full = load_config("full")
+    return {"full_tokens_per_step": full.tokens_per_step, "full_batch": full.train.batch_size,
+            "full_accum": full.train.grad_accum, "full_block": full.text.block_size}

@@ -50,8 +50,9 @@ def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
            "curve_points": len(c), "curve_first_step": int(c["step"].iloc[0]), "val_films": s.data.used("validation") or 0,
            "test_before": test["before"].value, "test_after": test["after"].value}
     if val:
-        out.update(val_before=val["base"].value, val_after=val["fine-tuned"].value,
-                   val_after_ci=f"{val['fine-tuned']:.2f}", test_after_ci=f"{test['after']:.2f}")
+        a, t = val["fine-tuned"], test["after"]
+        out.update(val_before=val["base"].value, val_after=a.value, val_after_ci=f"{a:.2f}", test_after_ci=f"{t:.2f}",
+                   splits_agree="overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap")
     return out
 
 
@@ -65,7 +66,7 @@ def perplexity_views_table(run: RunDir, ev: Evaluation):
                      "after, 95% CI": f"{a.lo:.2f}–{a.hi:.2f}"})
     rows.append({"films": "test", "scored as": "each film on its own (the headline)", "before": test["before"].value,
                  "after": test["after"].value, "after, 95% CI": f"{test['after'].lo:.2f}–{test['after'].hi:.2f}"})
-    return numbers(pd.DataFrame(rows).set_index(["films", "scored as"]), 2)
+    return numbers(pd.DataFrame(rows).set_index("films"), 2)
 
 
 # ---------------------------------------------------------------- generated text
@@ -106,7 +107,7 @@ def generation_table(ev: Evaluation):
         rows[label] = {k: f"{v.value:.2f} ({v.lo:.2f}–{v.hi:.2f})" for k, v in iv[name].items()}
         if name in ev.generation:
             rows[label] |= {f"distinct-{n}": f"{getattr(ev.generation[name], f'distinct_{n}'):.2f}" for n in (1, 2)}
-    return texts(pd.DataFrame(rows).T.rename_axis("texts").reset_index().fillna(""))
+    return texts(pd.DataFrame(rows).rename_axis("measure (95% CI)").reset_index().fillna(""))
 
 
 def learned(ev: Evaluation) -> dict:
@@ -117,7 +118,8 @@ def learned(ev: Evaluation) -> dict:
     ratio = lambda m: stats.mean(np.array(ev.generation[m].words) / np.maximum(real_words, 1))
     out = {"n_titles": ev.generation["base"].n, "similarity_model": ev.similarity_model}
     for m, key in (("base", "base"), ("fine-tuned", "tuned")):
-        out |= {f"eos_{key}": f"{iv[m]['ends with EOS']:.0%}", f"eos_{key}_value": iv[m]["ends with EOS"].value,
+        out |= {f"eos_{key}": f"{iv[m]['ends with EOS']:.0%}", f"cut_{key}": 1 - iv[m]["ends with EOS"].value,
+                f"copy_max_{key}": max(ev.generation[m].copy_words, default=0),
                 f"words_{key}": f"{iv[m]['words']:.0f}", f"length_ratio_{key}": f"{ratio(m):.2f}",
                 f"copy_{key}": f"{iv[m]['longest copy (words)']:.1f}"}
         if m in f:
@@ -126,21 +128,23 @@ def learned(ev: Evaluation) -> dict:
     if FLOOR in f and "fine-tuned" in f:
         gain = stats.mean_difference(f["base"], f["fine-tuned"])
         above = stats.mean_difference(f[FLOOR], f["fine-tuned"])
-        out |= {"faith_floor": f"{iv[FLOOR]['similarity to the real overview']:.2f}", "faith_gain": f"{gain:+.2f}",
-                "faith_above_floor": f"{above:+.2f}", "faith_gain_excludes_0": gain.excludes(0),
-                "faith_verdict": verdict(gain, "closer to", "further from", "no closer to")}
+        out |= {"faith_floor": f"{iv[FLOOR]['similarity to the real overview']:.2f}", "faith_gain": f"{gain:+.3f}",
+                "faith_above_floor": f"{above:+.3f}", "faith_gain_excludes_0": gain.excludes(0),
+                "faith_verdict": verdict(gain, "closer to", "further from", "no closer to"),
+                "floor_verdict": verdict(above, "above", "below", "not distinguishable from")}
     return out
 
 
-def verdict(change: stats.Interval, up: str, down: str, neither: str) -> str:
-    """Words for a paired change: which way it went, when its interval excludes zero."""
-    return up if change.lo > 0 else down if change.hi < 0 else neither
+def verdict(change: stats.Interval, up: str, down: str, neither: str, none: float = 0.0) -> str:
+    """Words for a paired change: which way it went, when its interval excludes `none` (0 for a difference,
+    1 for a ratio)."""
+    return up if change.lo > none else down if change.hi < none else neither
 
 
 def recommendation_facts(ev: Evaluation) -> dict:
     r = ev.recommendation
     change = r["fine-tuned"] - r["base"]
-    return {"rec_change": change, "rec_verdict": "improved" if change > 0 else "did not improve",
+    return {"rec_change": change, "rec_verdict": "rose" if change > 0 else "did not rise",
             **{f"rec_{k.replace('-', '_')}": v for k, v in r.items()}}
 
 
@@ -151,7 +155,8 @@ def recommendation_table(ev: Evaluation):
 
 
 def neighbour_table(ev: Evaluation):
-    return texts(pd.DataFrame([n.__dict__ for n in ev.neighbours]).round(3))
+    rows = pd.DataFrame([n.__dict__ for n in ev.neighbours])
+    return texts(rows.assign(similarity=rows["similarity"].map("{:.3f}".format)))
 
 
 def concept_table(ev: Evaluation):
@@ -185,11 +190,14 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
     return {"lora_trainable": li.trainable_parameters or 0, "full_trainable": fi.trainable_parameters or 0,
             "lora_share": (li.trainable_parameters or 0) / max(fi.parameters, 1),
             "lora_ppl": lo.final.perplexity, "full_ppl": f.final.perplexity, "lora_gap_ci": f"{gap:.2f}",
-            "lora_gap_verdict": verdict(gap, "worse than", "better than", "not measurably different from"),
+            "lora_gap_verdict": verdict(gap, "worse than", "better than", "not measurably different from", none=1.0),
             "lora_speed_x": (lo.tokens_per_second or 0) / max(f.tokens_per_second or 1, 1e-9),
             "lora_memory_x": (lo.peak_memory_mb or 0) / max(f.peak_memory_mb or 1, 1e-9),
             "full_memory_mb": f.peak_memory_mb or 0, "lora_memory_mb": lo.peak_memory_mb or 0,
             "adam_state_mb": (fi.trainable_parameters or fi.parameters) * 8 / 2 ** 20,
+            "grad_mb": (fi.trainable_parameters or fi.parameters) * 4 / 2 ** 20, "weights_mb": fi.parameters * 4 / 2 ** 20,
+            "memory_saved_mb": (f.peak_memory_mb or 0) - (lo.peak_memory_mb or 0),
+            "batch_rows": run_config(full).train.batch_size, "row_tokens": run_config(full).text.seq_len(),
             "full_films": f.data.used("train") or 0, "lora_films": lo.data.used("train") or 0,
             "full_steps": f.steps, "lora_steps": lo.steps, "full_tokens": f.tokens_seen, "lora_tokens": lo.tokens_seen,
             "full_lr": run_config(full).train.learning_rate, "lora_lr": run_config(lora).train.learning_rate,

@@ -96,6 +96,8 @@ def coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
         validate.need(isinstance(value, dict) and all(isinstance(k, str) for k in value),
                       f"{name}={value!r} must be a mapping of names to values")
     choices = meta.get("choices")
+    if callable(choices) and value in getattr(choices, "common", ()):
+        return value
     if choices is not None:
         allowed = list(choices() if callable(choices) else choices)
         close = difflib.get_close_matches(str(value), allowed, n=1)
