@@ -21,6 +21,8 @@ CUT = " […]"  # marks a generated text that reached the token limit before the
 EVAL_VERSION = 3  # eval.json's layout; a file of another version, or made with other settings, is recomputed
 EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
+EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
+                 # not per title (one batch of 32 instead of four of 8); the sampled texts depend on it
 
 
 def describe_machine(hw: dict) -> str:
@@ -34,8 +36,8 @@ def describe_machine(hw: dict) -> str:
 
 def eval_settings(n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5) -> dict:
     """What an eval.json was made with; RunDir.evaluation and evaluate_run compare it."""
-    return {"n_titles": n_titles, "n_concepts": EVAL_CONCEPTS, "max_new_tokens": max_new_tokens, "seed": seed, "k": k,
-            "version": EVAL_VERSION}
+    return {"n_titles": n_titles, "n_concepts": EVAL_CONCEPTS, "batch": EVAL_BATCH, "max_new_tokens": max_new_tokens,
+            "seed": seed, "k": k, "version": EVAL_VERSION}
 
 
 @dataclass

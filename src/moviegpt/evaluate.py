@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from moviegpt import data, metrics, progress, recommend, similarity, tokens
-from moviegpt.artifacts import (EVAL_CONCEPTS, EVAL_TITLES, EVAL_VERSION, ConceptCheck, Evaluation, Example, Group, HeldOut, ModelPerplexity, Neighbour, Quality,
+from moviegpt.artifacts import (EVAL_BATCH, EVAL_CONCEPTS, EVAL_TITLES, EVAL_VERSION, ConceptCheck, Evaluation, Example, Group, HeldOut, ModelPerplexity, Neighbour, Quality,
                                 Sample, eval_settings, from_dict)
 from moviegpt.config import DataConfig, TextConfig
 from moviegpt.errors import UserError
@@ -148,7 +148,7 @@ def evaluate_run(run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int
                                    **breakdown(nll, n, test)}
         if val_ds is not None:  # the validation films scored per film too: reconciles the curve with the headline
             validation[name] = perplexity(model, val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")
-        gens[name] = generate_overviews(model, tok, films, cfg.text.template, how=how)
+        gens[name] = generate_overviews(model, tok, films, cfg.text.template, how=how, batch_size=EVAL_BATCH)
         out["generation"][name] = metrics.generation_quality(gens[name], copy_index)
         invented = concepts(model, tok, cfg.text.template, EVAL_CONCEPTS, how, known,
                             fields=_concept_fields(cfg.text.template, test))

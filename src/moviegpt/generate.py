@@ -126,12 +126,12 @@ def shown(result: dict, key: str = "text") -> str:
 
 
 def generate_overviews(model: PreTrainedModel, tok: PreTrainedTokenizerBase, films: list[dict], template: str,
-                       num: int = 1, how: Sampling | None = None) -> list[dict]:
+                       num: int = 1, how: Sampling | None = None, batch_size: int = 8) -> list[dict]:
     """For each film (a title and whatever other fields the template names), `num` sampled overviews."""
     names = validate.fields_of(template)
     prompts = [build_prompt("title", template, title=str(f.get("title", "")), fields={k: v for k, v in f.items() if k in names})
                for f in films]
-    out = sample(model, tok, prompts, num=num, how=how)
+    out = sample(model, tok, prompts, num=num, how=how, batch_size=batch_size)
     for r, film in zip(out, [f for f in films for _ in range(num)]):
         r["title"] = str(film.get("title", ""))
     return out

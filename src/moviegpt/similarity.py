@@ -29,8 +29,8 @@ def _load():
     from transformers import AutoModel, AutoTokenizer
 
     path = model_dir()
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=False).eval()
     return model, tok
 
 

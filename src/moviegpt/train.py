@@ -150,8 +150,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     last = run.last_checkpoint(repair=main)
     offset = 0.0
     if main:  # drop log lines after the checkpoint (all of them when a kill came before the first one)
-        step = json.loads((last / "trainer_state.json").read_text())["global_step"] if last else 0
-        offset = run.rewind_metrics(step)
+        step = json.loads((last / "trainer_state.json").read_text())["global_step"] if last else -1  # -1: a fresh start
+        offset = run.rewind_metrics(step)  # logs its step-0 evaluation again
         if last:
             log(f"Resuming from {last} (step {step}).")
     stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
