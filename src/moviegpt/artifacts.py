@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
 CUT = " […]"  # marks a generated text that reached the token limit before the model ended it
-EVAL_VERSION = 3  # eval.json's layout; a file of another version, or made with other settings, is recomputed
+EVAL_VERSION = 4  # eval.json's layout; a file of another version, or made with other settings, is recomputed
 EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
 EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
@@ -219,6 +219,7 @@ class Evaluation:
     faithfulness: dict[str, list[float]] = field(default_factory=dict)  # per title (moviegpt.similarity)
     similarity_model: str = ""
     validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
+                                                                  # (the fine-tuned model's)
 
 
 # ------------------------------------------------------------------ records <-> JSON

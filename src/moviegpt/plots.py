@@ -41,8 +41,7 @@ def val_perplexity(ax, metrics: pd.DataFrame, views: dict | None = None) -> None
         ax.plot([0, last], [views["test_before"], views["test_after"]], "s", color=BLUE, ms=7,
                 label="test films, each on its own (the headline)")
         if "val_after" in views:
-            ax.plot([0, last], [views["val_before"], views["val_after"]], "D", color=GREEN, ms=6,
-                    label="validation films, each on its own")
+            ax.plot([last], [views["val_after"]], "D", color=GREEN, ms=6, label="validation films, each on its own")
     ax.set(xlabel="optimizer step", ylabel="perplexity")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8, loc="upper right")

@@ -44,14 +44,14 @@ def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
     """The run's perplexities side by side: the validation curve (packed blocks, as Trainer evaluates), the
     same validation films scored one film at a time, and the test films one at a time (the headline)."""
     c, s = curve(run), run.summary()
-    val = {m: _ci(ev.validation[m]) for m in MODELS} if ev.validation else {}
+    val = {m: _ci(h) for m, h in ev.validation.items()}
     test = held_out(run)
     out = {"curve_first": float(c["eval_perplexity"].iloc[0]), "curve_last": float(c["eval_perplexity"].iloc[-1]),
            "curve_points": len(c), "curve_first_step": int(c["step"].iloc[0]), "val_films": s.data.used("validation") or 0,
            "test_before": test["before"].value, "test_after": test["after"].value}
-    if val:
+    if "fine-tuned" in val:
         a, t = val["fine-tuned"], test["after"]
-        out.update(val_before=val["base"].value, val_after=a.value, val_after_ci=f"{a:.2f}", test_after_ci=f"{t:.2f}",
+        out.update(val_after=a.value, val_after_ci=f"{a:.2f}", test_after_ci=f"{t:.2f}",
                    splits_agree="overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap")
     return out
 
@@ -60,9 +60,9 @@ def perplexity_views_table(run: RunDir, ev: Evaluation):
     c, test = curve(run), held_out(run)
     rows = [{"films": "validation", "scored as": "packed blocks (the curve)", "before": c["eval_perplexity"].iloc[0],
              "after": c["eval_perplexity"].iloc[-1], "after, 95% CI": ""}]
-    if ev.validation:
-        b, a = (_ci(ev.validation[m]) for m in MODELS)
-        rows.append({"films": "validation", "scored as": "each film on its own", "before": b.value, "after": a.value,
+    if "fine-tuned" in ev.validation:
+        a = _ci(ev.validation["fine-tuned"])
+        rows.append({"films": "validation", "scored as": "each film on its own", "before": None, "after": a.value,
                      "after, 95% CI": f"{a.lo:.2f}–{a.hi:.2f}"})
     rows.append({"films": "test", "scored as": "each film on its own (the headline)", "before": test["before"].value,
                  "after": test["after"].value, "after, 95% CI": f"{test['after'].lo:.2f}–{test['after'].hi:.2f}"})
