@@ -23,8 +23,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_bf16() -> bool:
-    """A CPU whose bf16 matmuls run in hardware: AVX-512 bf16 or AMX tiles (what oneDNN dispatches to)."""
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    """A CPU whose bf16 matmuls run in hardware: AVX-512 bf16 or AMX tiles (what oneDNN dispatches to), with torch's
+    own kernels dispatched to AVX-512 too (ATEN_CPU_CAPABILITY=avx2 makes such a CPU compute like an AVX2 one,
+    where bf16 is emulated)."""
+    hw = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return bool(hw and not cpu_capability().startswith(("AVX2", "DEFAULT")))
 
 
 def native_precisions() -> list[str]:
