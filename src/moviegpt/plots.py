@@ -76,6 +76,7 @@ def batching(ax, stats: dict) -> None:
     ax.barh(labels, padding, left=useful, color=GREY, label="padding (computed, then ignored)")
     ax.barh(labels, lost, left=useful + padding, color=RED, label="cut off (truncated / last partial block)")
     ax.set(xlabel="tokens")
+    ax.xaxis.set_major_formatter("{x:,.0f}")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, fontsize=8, frameon=False)
 
 

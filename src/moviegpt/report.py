@@ -214,13 +214,22 @@ def applied(cfg: Config) -> dict:
         d["data"].pop("hub_split")
     if cfg.train.max_steps > 0:
         d["train"].pop("epochs")
+    if not cfg.data.streaming and "://" not in cfg.data.source and "/" not in cfg.data.source:
+        d["data"].pop("timeout_s")  # remote reads only
     for section in ("data", "text", "model", "train"):
         d[section] = {k: v for k, v in d[section].items() if v not in (None, {}, [])}
     return d
 
 
+class _Dumper(yaml.SafeDumper):
+    """YAML as a person writes it: a text with newlines (the template) as a literal block."""
+
+
+_Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
 def config_yaml(cfg: Config) -> str:
-    return yaml.safe_dump(applied(cfg), sort_keys=False, allow_unicode=True)
+    return yaml.dump(applied(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def run_files(run: RunDir):

@@ -31,7 +31,7 @@ def perplexity_table(run: RunDir):
     rows = [{"model": name, "perplexity": iv[key].value, "95% CI": f"{iv[key].lo:.2f}–{iv[key].hi:.2f}",
              "loss (nats/token)": h.loss, "tokens": h.tokens, "films": h.films}
             for name, key, h in (("before fine-tuning", "before", s.base), ("after fine-tuning", "after", s.final))]
-    return numbers(pd.DataFrame(rows).set_index("model"), 3)
+    return numbers(pd.DataFrame(rows), 2).format({"loss (nats/token)": "{:.3f}"}).hide(axis="index")
 
 
 def curve(run: RunDir) -> pd.DataFrame:
@@ -66,7 +66,7 @@ def perplexity_views_table(run: RunDir, ev: Evaluation):
                      "after, 95% CI": f"{a.lo:.2f}–{a.hi:.2f}"})
     rows.append({"films": "test", "scored as": "each film on its own (the headline)", "before": test["before"].value,
                  "after": test["after"].value, "after, 95% CI": f"{test['after'].lo:.2f}–{test['after'].hi:.2f}"})
-    return numbers(pd.DataFrame(rows).set_index("films"), 2)
+    return numbers(pd.DataFrame(rows), 2).hide(axis="index")
 
 
 # ---------------------------------------------------------------- generated text
@@ -179,7 +179,7 @@ def comparison(runs: dict[str, RunDir]):
                       "learning rate": f"{cfg.train.learning_rate:g}", "tokens/s": round(s.tokens_per_second or 0),
                       "training minutes": round(s.train_runtime_s / 60, 2), "peak memory (MB)": round(s.peak_memory_mb or 0),
                       "perplexity after": round(after.value, 2), "95% CI": f"{after.lo:.2f}–{after.hi:.2f}"}
-    return numbers(pd.DataFrame(rows).T.rename_axis("run"))
+    return numbers(pd.DataFrame(rows).rename_axis("measure").reset_index()).hide(axis="index")
 
 
 def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", other: str = "LoRA") -> dict:
@@ -196,7 +196,7 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
             "full_memory_mb": f.peak_memory_mb or 0, "lora_memory_mb": lo.peak_memory_mb or 0,
             "adam_state_mb": (fi.trainable_parameters or fi.parameters) * 8 / 2 ** 20,
             "grad_mb": (fi.trainable_parameters or fi.parameters) * 4 / 2 ** 20, "weights_mb": fi.parameters * 4 / 2 ** 20,
-            "memory_saved_mb": (f.peak_memory_mb or 0) - (lo.peak_memory_mb or 0),
+            "lora_memory_diff": (lo.peak_memory_mb or 0) - (f.peak_memory_mb or 0),
             "batch_rows": run_config(full).train.batch_size, "row_tokens": run_config(full).text.seq_len(),
             "full_films": f.data.used("train") or 0, "lora_films": lo.data.used("train") or 0,
             "full_steps": f.steps, "lora_steps": lo.steps, "full_tokens": f.tokens_seen, "lora_tokens": lo.tokens_seen,
