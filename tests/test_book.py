@@ -85,6 +85,9 @@ def test_performance_chapter_labels_every_table_with_its_machine(site):
         n = perf.throughput_numbers(res[name])
         assert n["machine"] in page and f"{n['ours_useful']:,.0f}" in page, name
     assert f"{perf.data_prep_numbers(res['data_prep'])['prep_rows']:,}" in page
+    assert perf.MEASURED_RULE in page and perf.SPEC_RULE in page and "not measured here" in page  # MFU rules, references
+    for row in res["external_references"]["rows"]:
+        assert row["source"] in page and f"{row['tokens_per_s_per_gpu']:,}" in page
 
 
 def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
