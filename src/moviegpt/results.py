@@ -197,6 +197,7 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
             "adam_state_mb": (fi.trainable_parameters or fi.parameters) * 8 / 2 ** 20,
             "grad_mb": (fi.trainable_parameters or fi.parameters) * 4 / 2 ** 20, "weights_mb": fi.parameters * 4 / 2 ** 20,
             "lora_memory_diff": (lo.peak_memory_mb or 0) - (f.peak_memory_mb or 0),
+            "memory_verdict": "shows" if (lo.peak_memory_mb or 0) < (f.peak_memory_mb or 0) else "does not show",
             "batch_rows": run_config(full).train.batch_size, "row_tokens": run_config(full).text.seq_len(),
             "full_films": f.data.used("train") or 0, "lora_films": lo.data.used("train") or 0,
             "full_steps": f.steps, "lora_steps": lo.steps, "full_tokens": f.tokens_seen, "lora_tokens": lo.tokens_seen,
