@@ -93,11 +93,14 @@ def train_apart(cfg) -> RunDir:
 
 
 def _train_child(cfg) -> None:
+    import contextlib
     import sys
 
     from moviegpt import cli, train
 
-    sys.exit(cli.reporting(lambda: train.run(cfg, log=lambda m: print(m, file=sys.stderr))))
+    with contextlib.redirect_stdout(sys.stderr):  # progress and logs on the terminal (stderr), never in a page
+        code = cli.reporting(lambda: train.run(cfg, log=lambda m: print(m, file=sys.stderr)))
+    sys.exit(code)
 
 
 def runs(root: Path | None = None) -> dict[str, RunDir]:
