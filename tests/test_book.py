@@ -97,11 +97,11 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     h, iv = report.headline(run), report.held_out(run)
     first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
     for fact in (h["model"], f"{h['train_films']:,} films", f"{h['steps']} optimizer steps", h["machine"],
-                 f"perplexity went from {iv['before']:.2f} to {iv['after']:.2f}"):
+                 f"perplexity went from {iv['before']:,.2f} to {iv['after']:,.2f}"):
         assert fact in first, fact
     assert "(95% CI " in first
     page = text_of(site / "book" / "results.html").replace(" ,", ",")
-    assert f"from {iv['before']:.2f} to {iv['after']:.2f}, a ratio of {iv['ratio']:.2f}" in page
+    assert f"from {iv['before']:,.2f} to {iv['after']:,.2f}, a ratio of {iv['ratio']:.2f}" in page
 
 
 def test_generated_text_is_shown_whole(site, monkeypatch):

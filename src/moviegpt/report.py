@@ -84,7 +84,7 @@ def headline(run: RunDir) -> dict:
             "epochs": s.epochs, "machine": machine(run), "precision": info.precision,
             "train_minutes": s.train_runtime_s / 60, "minutes": s.wall_time_s / 60, "tok_s": s.tokens_per_second or 0.0,
             "ppl_before": s.base.perplexity, "ppl_after": s.final.perplexity,
-            "ppl_before_ci": f"{iv['before']:.2f}", "ppl_after_ci": f"{iv['after']:.2f}", "ratio_ci": f"{iv['ratio']:.2f}",
+            "ppl_before_ci": f"{iv['before']:,.2f}", "ppl_after_ci": f"{iv['after']:,.2f}", "ratio_ci": f"{iv['ratio']:.2f}",
             "ratio": iv["ratio"].value, "improved_films": round(iv["improved"].value * iv["improved"].n),
             "planned": p is not None, "budget": p.budget_minutes if p else 0.0,
             "plan_reason": p.reason if p else "a fixed step count (no budget)", "resamples": stats.RESAMPLES,

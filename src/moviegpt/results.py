@@ -28,10 +28,10 @@ def _ci(h: HeldOut) -> stats.Interval:
 
 def perplexity_table(run: RunDir):
     s, iv = run.summary(), held_out(run)
-    rows = [{"model": name, "perplexity": iv[key].value, "95% CI": f"{iv[key].lo:.2f}–{iv[key].hi:.2f}",
-             "loss (nats/token)": h.loss, "tokens": h.tokens, "films": h.films}
+    rows = [{"model": name, "perplexity": f"{iv[key].value:,.2f}", "95% CI": f"{iv[key].lo:,.2f}–{iv[key].hi:,.2f}",
+             "loss (nats/token)": f"{h.loss:.3f}", "tokens": f"{h.tokens:,}", "films": f"{h.films:,}"}
             for name, key, h in (("before fine-tuning", "before", s.base), ("after fine-tuning", "after", s.final))]
-    return numbers(pd.DataFrame(rows), 2).format({"loss (nats/token)": "{:.3f}"}).hide(axis="index")
+    return texts(pd.DataFrame(rows))
 
 
 def curve(run: RunDir) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
            "test_before": test["before"].value, "test_after": test["after"].value}
     if "fine-tuned" in val:
         a, t = val["fine-tuned"], test["after"]
-        out.update(val_after=a.value, val_after_ci=f"{a:.2f}", test_after_ci=f"{t:.2f}",
+        out.update(val_after=a.value, val_after_ci=f"{a:,.2f}", test_after_ci=f"{t:,.2f}",
                    splits_agree="overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap")
     return out
 
@@ -63,9 +63,9 @@ def perplexity_views_table(run: RunDir, ev: Evaluation):
     if "fine-tuned" in ev.validation:
         a = _ci(ev.validation["fine-tuned"])
         rows.append({"films": "validation", "scored as": "each film on its own", "before": None, "after": a.value,
-                     "after, 95% CI": f"{a.lo:.2f}–{a.hi:.2f}"})
+                     "after, 95% CI": f"{a.lo:,.2f}–{a.hi:,.2f}"})
     rows.append({"films": "test", "scored as": "each film on its own (the headline)", "before": test["before"].value,
-                 "after": test["after"].value, "after, 95% CI": f"{test['after'].lo:.2f}–{test['after'].hi:.2f}"})
+                 "after": test["after"].value, "after, 95% CI": f"{test['after'].lo:,.2f}–{test['after'].hi:,.2f}"})
     return numbers(pd.DataFrame(rows), 2).hide(axis="index")
 
 
@@ -178,7 +178,7 @@ def comparison(runs: dict[str, RunDir]):
                       "training films": s.data.used("train") or 0, "steps": s.steps, "tokens trained": s.tokens_seen,
                       "learning rate": f"{cfg.train.learning_rate:g}", "tokens/s": round(s.tokens_per_second or 0),
                       "training minutes": round(s.train_runtime_s / 60, 2), "peak memory (MB)": round(s.peak_memory_mb or 0),
-                      "perplexity after": round(after.value, 2), "95% CI": f"{after.lo:.2f}–{after.hi:.2f}"}
+                      "perplexity after": round(after.value, 2), "95% CI": f"{after.lo:,.2f}–{after.hi:,.2f}"}
     return numbers(pd.DataFrame(rows).rename_axis("measure").reset_index()).hide(axis="index")
 
 

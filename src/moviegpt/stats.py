@@ -31,7 +31,7 @@ class Interval:
     def __format__(self, spec: str) -> str:
         """`f"{iv:.2f}"` -> "35.36 (95% CI 33.10–37.80)"."""
         spec = spec or ".3g"
-        show = lambda x: format(0.0 if float(format(x, spec).rstrip("%")) == 0 else x, spec)  # no "-0.00"
+        show = lambda x: format(0.0 if float(format(x, spec).rstrip("%").replace(",", "")) == 0 else x, spec)  # no -0.00
         return f"{show(self.value)} (95% CI {show(self.lo)}–{show(self.hi)})"
 
     def excludes(self, x: float) -> bool:
