@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from moviegpt.hardware import describe, llmc_flops_per_token, spec_peak
-from moviegpt.report import numbers as shown  # a table as the chapter shows it: thousands separators
+from moviegpt.report import numbers as shown  # noqa: F401 (the chapter's perf.shown) a table as the chapter shows it: thousands separators
 from moviegpt.trainer import save_interval
 
 

@@ -7,14 +7,12 @@ functions that need a tokenizer or a model (marked) import them when called.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 import yaml
 
-from moviegpt import data, metrics, stats
-from moviegpt.artifacts import Evaluation, HeldOut, describe_machine, eval_settings
+from moviegpt import data, stats
+from moviegpt.artifacts import Evaluation, describe_machine, eval_settings
 from moviegpt.config import Config
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_config, load_run_config

@@ -16,8 +16,8 @@ from moviegpt import stats
 from moviegpt.artifacts import CUT, Evaluation, HeldOut
 from moviegpt.report import MODELS, held_out, numbers, run_config, texts
 from moviegpt.rundir import RunDir
+from moviegpt.similarity import FLOOR  # importing it loads no model library
 
-FLOOR = "another film's overview"  # moviegpt.similarity's floor
 
 
 def _ci(h: HeldOut) -> stats.Interval:
@@ -187,6 +187,7 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
     f, lo = full.summary(), lora.summary()
     gap = stats.perplexity_ratio(f.final.film_nll, f.final.film_tokens, lo.final.film_nll, lo.final.film_tokens)
     fi, li = full.info(), lora.info()
+    fc, lc = run_config(full), run_config(lora)
     return {"lora_trainable": li.trainable_parameters or 0, "full_trainable": fi.trainable_parameters or 0,
             "lora_share": (li.trainable_parameters or 0) / max(fi.parameters, 1),
             "lora_ppl": lo.final.perplexity, "full_ppl": f.final.perplexity, "lora_gap_ci": f"{gap:.2f}",
@@ -198,10 +199,10 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
             "grad_mb": (fi.trainable_parameters or fi.parameters) * 4 / 2 ** 20, "weights_mb": fi.parameters * 4 / 2 ** 20,
             "lora_memory_diff": (lo.peak_memory_mb or 0) - (f.peak_memory_mb or 0),
             "memory_verdict": "shows" if (lo.peak_memory_mb or 0) < (f.peak_memory_mb or 0) else "does not show",
-            "batch_rows": run_config(full).train.batch_size, "row_tokens": run_config(full).text.seq_len(),
+            "batch_rows": fc.train.batch_size, "row_tokens": fc.text.seq_len(),
             "full_films": f.data.used("train") or 0, "lora_films": lo.data.used("train") or 0,
             "full_steps": f.steps, "lora_steps": lo.steps, "full_tokens": f.tokens_seen, "lora_tokens": lo.tokens_seen,
-            "full_lr": run_config(full).train.learning_rate, "lora_lr": run_config(lora).train.learning_rate,
+            "full_lr": fc.train.learning_rate, "lora_lr": lc.train.learning_rate,
             "budget_minutes": fi.plan.budget_minutes if fi.plan else f.train_runtime_s / 60,
             "full_minutes": f.train_runtime_s / 60, "lora_minutes": lo.train_runtime_s / 60}
 

