@@ -12,7 +12,7 @@ import platform
 import resource
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -215,34 +215,40 @@ class CountingCollator:
 
 @dataclass
 class Setup:
-    """One recipe ready to train: its config, Trainer, and the instruments on it."""
+    """One recipe ready to train: its config, model, data, and the instruments on it."""
     name: str
     cfg: object
-    trainer: object
+    model: object
+    train_ds: object
     collator: CountingCollator
     clock: object
     precision: str
     seq_len: int
     flops_per_token: float
+    out: Path
+
+    def trainer(self, max_steps: int, callbacks: list | None = None):
+        """The Trainer `moviegpt train` trains (moviegpt.trainer.build) for `max_steps` steps (-1: the configured
+        epochs), with no saving, evaluation or logging; a new one for each window, on the same model."""
+        from moviegpt.trainer import build
+
+        cfg = replace(self.cfg, train=replace(self.cfg.train, max_steps=max_steps))
+        return build(cfg, self.model, self.train_ds, self.out / self.name, self.precision, collator=self.collator,
+                     callbacks=[self.clock, *(callbacks or [])], saves=False, logs=False)
 
 
 def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
-    """A Trainer for `cfg` exactly as `moviegpt train` builds it (moviegpt.train.training_args), with no
-    saving, evaluation or logging, and a collator and clock that count tokens and time steps."""
+    """A recipe's model and data, made as `moviegpt train` makes them, with a collator and clock that count
+    tokens and time steps."""
     from moviegpt import model as model_stage, tokens
     from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import CountOnDevice, StepClock, quiet, training_args, training_model
+    from moviegpt.trainer import StepClock
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
-    model = training_model(model, cfg)
-    args = training_args(cfg, out / name, precision, has_eval=False)
-    args.save_strategy, args.logging_steps, args.disable_tqdm = "no", 10 ** 9, True
-    collator, clock = CountingCollator(), StepClock()
-    trainer = quiet(CountOnDevice(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[clock]))
     seq = cfg.text.seq_len()
-    return Setup(name, cfg, trainer, collator, clock, precision, seq, flops_per_token(model, seq))
+    return Setup(name, cfg, model, ds, CountingCollator(), StepClock(), precision, seq, flops_per_token(model, seq), out)
 
 
 def window(s: Setup, warmup_steps: int, steps: int) -> dict:
@@ -251,10 +257,9 @@ def window(s: Setup, warmup_steps: int, steps: int) -> dict:
     import torch
 
     s.collator.counts = []
-    s.trainer.args.max_steps = warmup_steps + steps
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    s.trainer.train()
+    s.trainer(warmup_steps + steps).train()
     accum = s.cfg.train.grad_accum
     elapsed = s.clock.ends[-1] - s.clock.ends[warmup_steps - 1]
     batches = s.collator.counts[warmup_steps * accum:(warmup_steps + steps) * accum]
@@ -333,16 +338,12 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int
 
     results = []
     for s in setups:
-        trainer, collator = s.trainer, s.collator
+        collator = s.collator
         collator.counts = []
-        trainer.args.max_steps = -1
-        trainer.args.num_train_epochs = s.cfg.train.epochs
-        steps = int(len(trainer.get_train_dataloader()) // s.cfg.train.grad_accum * s.cfg.train.epochs)
+        steps = int(len(s.trainer(-1).get_train_dataloader()) // s.cfg.train.grad_accum * s.cfg.train.epochs)
         target = results[0]["final_val_loss"] if results and stop_at_target else None
         probe = Probe(max(1, steps // evals), target)
-        trainer.add_callback(probe)
-        trainer.train()
-        trainer.remove_callback(probe)
+        s.trainer(-1, callbacks=[probe]).train()
         results.append({"recipe": s.name, "steps": steps, "curve": probe.points,
                         "stopped_at_target": probe.points[-1]["step"] < steps,
                         "final_val_loss": probe.points[-1]["val_loss"], "train_seconds": probe.points[-1]["train_seconds"]})
@@ -362,19 +363,17 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
     """Median wall time of one full checkpoint (weights, optimizer, scheduler, RNG, state) of cfg's model,
     after one optimizer step so the optimizer state exists; `atomic` uses moviegpt's staged save."""
     import datasets
-    from transformers import Trainer
 
     from moviegpt import model as model_stage
     from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import AtomicCheckpointTrainer, training_args
+    from moviegpt.trainer import build
 
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
     ids = [[tok.eos_token_id] * 32] * 2
     ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
-    args = training_args(cfg, out, resolve_precision(cfg.train.precision)[0], has_eval=False)
-    args.per_device_train_batch_size, args.max_steps, args.save_strategy, args.disable_tqdm = 1, 1, "no", True
-    args.save_total_limit = 1
-    trainer = (AtomicCheckpointTrainer if atomic else Trainer)(model=model, args=args, train_dataset=ds)
+    cfg = replace(cfg, train=replace(cfg.train, batch_size=1, max_steps=1, save_total_limit=1))
+    trainer = build(cfg, model, ds, out, resolve_precision(cfg.train.precision)[0], saves=False, logs=False,
+                    atomic=atomic)  # atomic false: Trainer's own checkpoint, in place
     trainer.train()
     times = []
     for i in range(saves):

@@ -84,7 +84,7 @@ def main(argv=None):
             rows, peaks = harness.throughput(setups, rounds=args.rounds, window_tokens=args.window_tokens,
                                              peak_size=args.peak_size, min_steps=args.min_steps)
             result.update(throughput=rows, peak_flops=peaks,
-                          parameters=sum(p.numel() for p in setups[0].trainer.model.parameters()))
+                          parameters=sum(p.numel() for p in setups[0].model.parameters()))
             harness.write_result(args.name, result, args.out)  # written now: a time-to-quality cut short loses nothing
             print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
             print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))

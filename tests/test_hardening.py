@@ -180,20 +180,19 @@ def test_bad_values_are_one_line_before_anything_loads(override, fragment, capfd
 
 def test_trainer_args_refuses_every_field_moviegpt_sets():
     """A TrainingArguments field that training_args passes itself cannot also come from train.trainer_args (it
-    would end in "got multiple values for keyword argument"); the two lists are read from the code, not typed."""
-    import ast
-    import inspect
-
+    would end in "got multiple values for keyword argument"); the list is read from the call, and a real
+    TrainingArguments is built from it."""
     from moviegpt import trainer
-    from moviegpt.settings import OWN_ARGS, check_trainer_args
+    from moviegpt.config import Config
+    from moviegpt.settings import check_trainer_args
 
-    call = next(n for n in ast.walk(ast.parse(inspect.getsource(trainer.training_args)))
-                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "TrainingArguments")
-    passed = {k.arg for k in call.keywords if k.arg}
-    assert len(passed) > 25 and passed <= OWN_ARGS and not set(trainer.NO_STEP_SYNC) & OWN_ARGS  # those two: overridable
+    passed = set(trainer.arguments(Config(), Path("."), "fp32", has_eval=True)) - set(trainer.NO_STEP_SYNC)
+    assert len(passed) > 25 and passed == trainer.own_args()
+    assert trainer.training_args(Config(), Path("."), "fp32", has_eval=True).eval_on_start
     for name in passed:
         with pytest.raises(UserError, match="set by moviegpt itself"):
             check_trainer_args({name: None})
+    check_trainer_args({name: False for name in trainer.NO_STEP_SYNC if name == "logging_nan_inf_filter"})
 
 
 def test_text_values_keep_their_text(capfd):

@@ -24,18 +24,14 @@ def budget(tmp_path, minutes: float, *extra: str):
 
 
 def schedule(peak: float, steps: int, warmup: int) -> list[float]:
-    """The rate each step of transformers' cosine schedule uses, for a run of `steps` steps."""
+    """The rate each step of a planned run uses: transformers' cosine schedule with its warm-up moved one step
+    earlier (moviegpt.trainer.first_step_warmup), so the first step trains at peak / warmup, not at 0."""
     import torch
     from transformers import get_scheduler
 
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
-    sched = get_scheduler("cosine", opt, num_warmup_steps=warmup, num_training_steps=steps)
-    rates = []
-    for _ in range(steps):
-        rates.append(sched.get_last_lr()[0])
-        opt.step()
-        sched.step()
-    return rates
+    base = get_scheduler("cosine", opt, num_warmup_steps=warmup, num_training_steps=steps).lr_lambdas[0]
+    return [peak * (base(min(i + 1, warmup)) if i < warmup else base(i)) for i in range(steps)]
 
 
 def no_probe(*a, **k):
@@ -80,9 +76,36 @@ def test_a_planned_run_is_deterministic_recorded_and_its_schedule_ends_at_its_la
     assert first.summary().steps == plan.max_steps  # the whole schedule ran: none cut off, none extended
     logged = {m["step"]: m["learning_rate"] for m in first.metrics() if m["kind"] == "train" and "learning_rate" in m}
     # the cosine schedule is planned for exactly these steps (Trainer logs the rate each step used)
+    assert logged[1] > 0  # the warm-up trains from the first step
     planned = schedule(cfg.train.learning_rate, plan.max_steps, math.ceil(0.1 * plan.max_steps))
     assert logged and all(lr == pytest.approx(planned[step - 1], abs=1e-9) for step, lr in logged.items()), logged
     a, b = load_file(first.model_dir / "model.safetensors"), load_file(again.model_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # the same plan trains the same weights
     recorded = yaml.safe_load((first.path / "config.yaml").read_text())["resolved"]["plan"]
     assert recorded["reason"] == plan.reason and recorded["tokens_per_second"] == plan.tokens_per_second
+
+
+def test_the_probe_trains_the_runs_own_model_and_puts_every_weight_back(tmp_path):
+    import torch
+
+    from moviegpt import train
+
+    cfg = budget(tmp_path, 0.1)
+    prepared = train.prepare(cfg, log=lambda m: None)
+    before = {k: v.clone() for k, v in prepared.model.state_dict().items()}
+    assert planner.probe(cfg, prepared.model, prepared.train_ds, "fp32") > 0
+    after = prepared.model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in prepared.model.parameters())
+
+
+def test_runs_of_one_shape_share_one_probe_and_a_short_run_plans_no_checkpoint(plans, tmp_path, monkeypatch):
+    full, plan = resolve(budget(tmp_path, 0.1), log=lambda m: None)
+    monkeypatch.setattr(planner, "probe", no_probe)
+    lora, lora_plan = resolve(budget(tmp_path, 0.1, "train.lora=true", "train.learning_rate=1e-3"), log=lambda m: None)
+    assert lora.run_name != full.run_name and lora_plan.key != plan.key
+    assert lora_plan.probe_seconds == plan.probe_seconds and lora_plan.step_seconds == plan.step_seconds
+    assert plan.save_steps == 0 and full.train.save_steps == 0 and "no checkpoint" in plan.reason
+    assert full.train.eval_rows == plan.eval_rows >= planner.MIN_EVAL_ROWS
+    with pytest.raises(AssertionError, match="probed again"):  # another shape is probed for itself
+        resolve(budget(tmp_path, 0.1, "train.batch_size=2"), log=lambda m: None)

@@ -85,8 +85,7 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
         model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
         if flag:
             model = loss_only(model)
-        args = training_args(cfg, tmp_path / str(flag), precision, has_eval=False)
-        args.save_strategy = "no"
+        args = training_args(cfg, tmp_path / str(flag), precision, has_eval=False, saves=False)
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
         trainer.train()
         runs[flag] = ([h["loss"] for h in trainer.state.log_history if "loss" in h], model)
@@ -116,8 +115,7 @@ def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
     seen = {}
     for cls in (Trainer, CountOnDevice):
         model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
-        args = training_args(cfg, tmp_path / cls.__name__, "fp32", has_eval=False)
-        args.save_strategy = "no"
+        args = training_args(cfg, tmp_path / cls.__name__, "fp32", has_eval=False, saves=False)
         assert not args.logging_nan_inf_filter  # Trainer's NaN filter reads every step's loss on the host
         trainer = cls(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
         trainer.train()

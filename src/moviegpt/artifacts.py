@@ -84,6 +84,7 @@ class Plan:
     save_steps: int
     planned_seconds: float
     reason: str
+    eval_rows: int | None = None  # validation blocks per pass (plans made before it existed: all of them)
 
 
 @dataclass

@@ -41,14 +41,31 @@ def arms() -> dict[str, list[str]]:
     return {MAIN: [], "LoRA": LORA_ARM}
 
 
-def configs(log=lambda m: None, root: Path | None = None) -> dict:
-    """The book's configs (MOVIEGPT_PROFILE, runs under the project's runs/), resolved for this machine: the
-    model that can be had and, for a budget, the cached plan."""
-    from moviegpt import train
+def requested(root: Path | None = None) -> dict:
+    """The book's configs as asked for (MOVIEGPT_PROFILE and each arm's overrides, runs under the project's runs/)."""
     from moviegpt.settings import load_config
 
     runs_dir = f"runs_dir={project_root(root) / 'runs'}"
-    return {name: train.resolve(load_config(profile(), [runs_dir, *extra]), log)[0] for name, extra in arms().items()}
+    return {name: load_config(profile(), [runs_dir, *extra]) for name, extra in arms().items()}
+
+
+def configs(log=lambda m: None, root: Path | None = None) -> dict:
+    """The book's configs resolved for this machine: the model that can be had and, for a budget, the plan
+    (cached once its run has trained; otherwise made here)."""
+    from moviegpt import train
+
+    return {name: train.resolve(cfg, log)[0] for name, cfg in requested(root).items()}
+
+
+def train_all(log=print, root: Path | None = None) -> dict[str, RunDir]:
+    """Train (or reuse) every run the book shows, each in a process of its own that plans it (the probe trains
+    that run's model), then write runs/book-<profile>.json naming them."""
+    for name, cfg in requested(root).items():
+        log(f"== {name}")
+        train_apart(cfg)
+    cfgs = configs(root=root)  # every plan is cached now: nothing is probed or loaded here
+    write_manifest(cfgs, root)
+    return {name: RunDir(Path(c.runs_dir) / c.run_name) for name, c in cfgs.items()}
 
 
 def manifest(root: Path | None = None) -> Path:
@@ -67,18 +84,13 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal."""
     from moviegpt import evaluate
 
-    cfgs = configs(log, root)
-    write_manifest(cfgs, root)
-    out = {}
-    for name, cfg in cfgs.items():
-        log(f"== {name}: {cfg.run_name}")
-        out[name] = train_apart(cfg)
+    out = train_all(log, root)
     log("== evaluating the main run")  # the chapters evaluate the main run in depth; of the others they read the summary
     evaluate.evaluate_run(out[MAIN].path, log=log)
     return out
 
 
-def train_apart(cfg) -> RunDir:
+def train_apart(cfg) -> None:
     """Train (or reuse) one run in a process of its own, so the peak memory it records (the resident set of its
     process) is its own: in one process, memory the allocator kept from the probes or an earlier run would count
     again. The child reports a failure in one line; this process then exits with the child's code."""
@@ -89,7 +101,6 @@ def train_apart(cfg) -> RunDir:
     child.join()
     if child.exitcode != 0:
         raise SystemExit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
-    return RunDir(Path(cfg.runs_dir) / cfg.run_name)
 
 
 def _train_child(cfg) -> None:
@@ -112,10 +123,8 @@ def runs(root: Path | None = None) -> dict[str, RunDir]:
         found = {}
     if found and all(r.finished for r in found.values()):
         return found
-    cfgs = configs(root=root)
-    write_manifest(cfgs, root)
     try:
-        return {name: train_apart(cfg) for name, cfg in cfgs.items()}
+        return train_all(lambda m: None, root)
     except SystemExit as e:
         raise UserError(f"training the book's runs failed (exit {e.code}); the lines above say why") from None
 

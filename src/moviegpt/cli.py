@@ -134,14 +134,16 @@ def _say(text: str) -> None:
 
 
 def cmd_prepare(args) -> None:
-    from moviegpt import data, tokens
+    import dataclasses
+
+    from moviegpt import tokens, train
     from moviegpt.settings import load_config
 
     cfg = load_config(args.config, args.overrides)
-    tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
-    splits = data.load_splits(cfg.data, cfg.seed)
-    lengths = tokens.token_lengths(splits.train, tok, cfg.text.template)
-    train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, streaming=False))  # the whole splits, counted
+    p = train.prepare(cfg, model=False)  # what `moviegpt train` prepares, less the model
+    splits, tok_source, train_ds = p.splits, p.tok_source, p.train_ds
+    lengths = tokens.token_lengths(splits.train, p.tok, cfg.text.template)
     stats = tokens.batching_stats(lengths, cfg.text.max_length, cfg.text.block_size)
     c = splits.counts
     print(json.dumps({"run": cfg.run_name, "source": cfg.data.source, "tokenizer": tok_source, "rows_in": c.rows_in,

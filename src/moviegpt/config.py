@@ -140,7 +140,11 @@ class TrainConfig:
                                  factory=dict, hash="changed")
     logging_steps: int = setting(50, "log the training loss every N steps", lo=1, hi=BIG)
     eval_steps: int | None = setting(None, "validate every N steps; none = once per epoch", lo=1, hi=BIG)
-    save_steps: int | None = setting(None, "checkpoint every N steps; none = once per epoch", lo=1, hi=BIG)
+    eval_rows: int | None = setting(None, "validation examples in each in-loop validation pass (the first N); "
+                                    "none = all; a planned run sizes it to the budget (moviegpt.plan)",
+                                    hash="changed", lo=1, hi=BIG)
+    save_steps: int | None = setting(None, "checkpoint every N steps; none = once per epoch; 0 = only on a signal "
+                                     "or after save_minutes (a short planned run)", lo=0, hi=BIG)
     save_minutes: float | None = setting(None, "also checkpoint when this many minutes passed since the last save",
                                          lo=0.01, hi=1e6)
     save_total_limit: int | None = setting(1, "checkpoints kept (the best one too, with keep_best)", lo=1, hi=BIG)

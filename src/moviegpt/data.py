@@ -6,6 +6,7 @@ local or fsspec path to CSV / parquet / JSON lines, or a hub dataset id such as 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import socket
@@ -273,6 +274,17 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         raise UserError(f"data source {cfg.source} has too few films ({len(df)}) for a train and a test split")
     return Splits(**parts, counts=DataCounts(rows_in=counts["rows_in"], rows_out=counts["rows_out"],
                                              dropped=counts["dropped"], splits=sizes))
+
+
+def cap_train(splits: Splits, n: int) -> Splits:
+    """The first n training films, as load_splits with data.max_train_rows=n gives them (its cap is a head of
+    the shuffled split): a plan's film count applied to splits already loaded."""
+    if n >= len(splits.train):
+        return splits
+    count = splits.counts.splits["train"]
+    counts = dataclasses.replace(splits.counts, splits={**splits.counts.splits, "train": SplitCount(
+        available=count.available, used=n)})
+    return dataclasses.replace(splits, train=splits.train.head(n), counts=counts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,18 @@
 """Fit a run to the machine it finds: `train.budget_minutes` becomes a step count and a number of films.
 
-A short probe trains a few micro-batches of the real model, at the real shape and precision, on a copy
-of the model that is then thrown away; the tokens/s it measures sets how many optimizer steps fit in the
-budget (validation passes included), and the training films are capped to what those steps read. The
-learning-rate schedule is then planned for exactly those steps (train.max_steps), so it is never cut off
-part-way. The plan is cached per machine and config, so a rebuild reuses it (and so the same run); a given
-plan is deterministic. An explicit train.max_steps > 0 skips all of this.
+A probe times one micro-batch of the run's own model (after a one-row warm-up; the weights are put back as
+they were), at the run's batch shape and precision. The seconds it measures set how many optimizer steps fit
+in the budget; the training films are capped to what those steps read, and the learning-rate schedule is
+planned for exactly those steps (train.max_steps), so it is never cut off part-way. Everything that is not an
+optimizer step is planned inside the budget, not on top of it:
+    the probe        its own seconds; measured once per machine and shape, shared by the runs that have that
+                     shape (the book's full and LoRA runs), cached
+    validation       EVALS passes plus one at step 0, on the first train.eval_rows validation blocks, sized so
+                     that all of them together cost about EVAL_SHARE of the budget
+    checkpoints      none in a run of at most SHORT_RUN minutes (a signal still saves one); in a longer run one
+                     half-way. The run saves its model when it ends either way.
+The plan is cached per machine and config, so a rebuild reuses it (and so the same run); a given plan is
+deterministic. An explicit train.max_steps > 0 skips all of this.
 """
 from __future__ import annotations
 
@@ -13,18 +20,21 @@ import dataclasses
 import hashlib
 import json
 import math
-import statistics
+import tempfile
 import time
+from pathlib import Path
 
-from moviegpt import data, hardware, model as model_stage, progress, tokens, validate
+from moviegpt import hardware, validate
 from moviegpt.config import CACHE_DIR, Config
 from moviegpt.artifacts import Plan, from_dict, to_dict
 
 PLANS = CACHE_DIR / "plans"
 EVALS = 3  # validation passes in a planned run (a curve, not a point), plus one at step 0 (the base model)
+EVAL_SHARE = 0.06  # of the budget, for all validation passes together
+MIN_EVAL_ROWS = 4  # a validation pass is never smaller than this many blocks
+FORWARD_SHARE = 1 / 3  # a forward pass costs about a third of a training step (forward + backward = 3 forwards)
 MIN_STEPS = 4
-PROBE_STEPS = 2  # timed micro-batches, after one warm-up
-SAVE_BYTES_PER_S = 400e6  # a rough local-disk write rate, for the checkpoints in the plan
+SHORT_RUN = 10  # minutes: a planned run this short writes no checkpoint unless a signal asks for one
 
 
 def machine_key() -> dict:
@@ -38,18 +48,39 @@ def plan_key(cfg: Config) -> str:
     return hashlib.sha256(json.dumps([cfg.hash(), machine_key()], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def resolve(cfg: Config, log=print) -> tuple[Config, Plan | None]:
-    """The config to run (planned when train.budget_minutes asks for it) and its plan, if any."""
+def probe_key(cfg: Config) -> str:
+    """What a micro-batch's time depends on: the machine, the model, the shape, the precision and the kernels.
+    Not the learning rate, the films or LoRA: the book's full and LoRA runs share one probe (of full training,
+    the dearer of the two, so a LoRA run planned from it fits its budget too)."""
+    m, t = cfg.model, cfg.train
+    shape = [m.name, m.tokenizer, m.n_layer, m.n_head, m.n_embd, m.attn_implementation, t.batch_size,
+             cfg.text.seq_len(), t.precision, t.optim, t.compile, t.loss_only, t.vocab_multiple, t.trainer_args]
+    return hashlib.sha256(json.dumps([shape, machine_key()], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached(cfg: Config) -> tuple[Config, Plan | None] | None:
+    """The config to run and its plan when nothing has to be measured; None when a budget still needs a plan."""
     t = cfg.train
     if not t.budget_minutes or t.max_steps > 0 or cfg.data.streaming:
         return cfg, _read(PLANS / "by-run" / f"{cfg.run_name}.json")  # a planned config: its plan, when known
-    key = plan_key(cfg)
-    plan = _read(PLANS / f"{key}.json")
-    if plan is None:
-        plan = make(cfg, key, log)
-        _write(PLANS / f"{key}.json", plan)
-    else:
-        log(f"Plan for this machine (cached): {plan.reason}")
+    plan = _read(PLANS / f"{plan_key(cfg)}.json")
+    return None if plan is None else _planned(cfg, plan)
+
+
+def resolve(cfg: Config, prepared, log=print) -> tuple[Config, Plan | None]:
+    """The config to run (planned when train.budget_minutes asks for it) and its plan, if any. `prepared` is
+    the run's moviegpt.train.Prepared: the probe trains on its films and its model."""
+    found = cached(cfg)
+    if found is not None:
+        if found[1] is not None and cfg.train.budget_minutes and cfg.train.max_steps <= 0:
+            log(f"Plan for this machine (cached): {found[1].reason}")
+        return found
+    plan = make(cfg, plan_key(cfg), prepared, log)
+    _write(PLANS / f"{plan.key}.json", plan)
+    return _planned(cfg, plan)
+
+
+def _planned(cfg: Config, plan: Plan) -> tuple[Config, Plan]:
     planned = apply(cfg, plan)
     _write(PLANS / "by-run" / f"{planned.run_name}.json", plan)
     return planned, plan
@@ -57,6 +88,7 @@ def resolve(cfg: Config, log=print) -> tuple[Config, Plan | None]:
 
 def apply(cfg: Config, plan: Plan) -> Config:
     t = dataclasses.replace(cfg.train, max_steps=plan.max_steps, eval_steps=plan.eval_steps, save_steps=plan.save_steps,
+                            eval_rows=plan.eval_rows,
                             logging_steps=max(1, min(cfg.train.logging_steps, plan.max_steps // 20 or 1)))
     d = dataclasses.replace(cfg.data, max_train_rows=plan.max_train_rows)
     return dataclasses.replace(cfg, train=t, data=d)
@@ -74,69 +106,88 @@ def _write(path, plan: Plan) -> None:
     validate.write_atomic(path, validate.dumps(to_dict(plan), indent=2))
 
 
-def make(cfg: Config, key: str, log=print) -> Plan:
-    """Probe this machine, then size the run to the budget."""
-    t0 = time.perf_counter()
-    tok, _ = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
-    splits = data.load_splits(cfg.data, cfg.seed)
-    train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
-    val_rows = len(tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films")) if len(splits.validation) else 0
-    precision, _ = hardware.resolve_precision(cfg.train.precision)
-    log(f"Planning a {cfg.train.budget_minutes:g}-minute run: probing training speed ({precision})...")
-    micro_s, (total, trainable) = probe(cfg, tok, train_ds, precision)
-    micro_tokens = cfg.train.batch_size * cfg.text.seq_len()
-    tok_s = micro_tokens / micro_s
-    step_s = micro_s * cfg.train.grad_accum
-    eval_s = val_rows * cfg.text.seq_len() / (3 * tok_s)  # a forward pass is about a third of a training step
-    rows_per_step = cfg.train.batch_size * cfg.train.grad_accum
-    data_steps = max(1, math.floor(len(train_ds) * cfg.train.epochs / rows_per_step))
-    budget_s = cfg.train.budget_minutes * 60
-    budget_steps = math.floor((budget_s - (EVALS + 1) * eval_s) / step_s)
+def make(cfg: Config, key: str, prepared, log=print) -> Plan:
+    """Probe this machine (or reuse the probe of a run with the same shape), then size the run to the budget."""
+    t = cfg.train
+    precision, _ = hardware.resolve_precision(t.precision)
+    log(f"Planning a {t.budget_minutes:g}-minute run ({precision})...")
+    micro_s, probe_s = measured(cfg, prepared, precision, log)
+    seq = cfg.text.seq_len()
+    tok_s = t.batch_size * seq / micro_s
+    step_s = micro_s * t.grad_accum
+    row_eval_s = micro_s / t.batch_size * FORWARD_SHARE  # one validation block
+    budget_s = t.budget_minutes * 60
+    val_rows = len(prepared.val_ds) if prepared.val_ds is not None else 0
+    eval_rows = min(val_rows, max(MIN_EVAL_ROWS, math.floor(EVAL_SHARE * budget_s / (EVALS + 1) / row_eval_s)))
+    eval_s = eval_rows * row_eval_s
+    rows_per_step = t.batch_size * t.grad_accum
+    blocks, films = len(prepared.train_ds), len(prepared.splits.train)
+    data_steps = max(1, math.floor(blocks * t.epochs / rows_per_step))
+    budget_steps = math.floor((budget_s - probe_s - (EVALS + 1) * eval_s) / step_s)
     steps = max(MIN_STEPS, min(budget_steps, data_steps))
-    films = len(splits.train)
-    films_needed = math.ceil(steps * rows_per_step / max(cfg.train.epochs, 1) * films / max(len(train_ds), 1) * 1.05) + 8
+    films_needed = math.ceil(steps * rows_per_step / max(t.epochs, 1) * films / max(blocks, 1) * 1.05) + 8
     every = max(1, steps // EVALS)
-    save_every = max(every, steps // 2 // every * every)  # a checkpoint half-way and at the end
-    saved = (trainable if cfg.train.lora else total) * 4 + trainable * 8  # weights (or the adapter) + AdamW moments
-    save_s = saved / SAVE_BYTES_PER_S
-    why = (f"{cfg.train.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
-           f"{steps} steps of {cfg.tokens_per_step:,} tokens")
+    save_every = 0 if t.budget_minutes <= SHORT_RUN else max(every, steps // 2 // every * every)
+    why = (f"{t.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
+           f"{steps} steps of {cfg.tokens_per_step:,} tokens; {EVALS} validation passes and one at step 0 on "
+           f"{eval_rows} of {val_rows} validation blocks"
+           + ("; no checkpoint in a run this short" if save_every == 0 else f"; a checkpoint every {save_every} steps"))
     if steps == data_steps and budget_steps > data_steps:
-        why += f"; all {films:,} training films fit ({cfg.train.epochs:g} epoch(s)), so the run ends early"
+        why += f"; all {films:,} training films fit ({t.epochs:g} epoch(s)), so the run ends early"
     elif budget_steps < MIN_STEPS:
         why += f"; the budget allows fewer than {MIN_STEPS} steps on this machine, so {MIN_STEPS} are run"
-    plan = Plan(key=key, machine=hardware.describe(hardware.hardware()), budget_minutes=cfg.train.budget_minutes,
-                probe_seconds=time.perf_counter() - t0, step_seconds=step_s, tokens_per_second=tok_s, eval_seconds=eval_s,
+    plan = Plan(key=key, machine=hardware.describe(hardware.hardware()), budget_minutes=t.budget_minutes,
+                probe_seconds=probe_s, step_seconds=step_s, tokens_per_second=tok_s, eval_seconds=eval_s,
                 max_steps=steps, max_train_rows=min(films, films_needed), eval_steps=every, save_steps=save_every,
-                planned_seconds=steps * step_s + (steps // every + 1) * eval_s + (steps // save_every) * save_s, reason=why)
+                eval_rows=eval_rows or None,
+                planned_seconds=probe_s + steps * step_s + (steps // every + 1) * eval_s, reason=why)
     log(f"Plan: {why}.")
     return plan
 
 
-def probe(cfg: Config, tok, train_ds, precision: str) -> tuple[float, tuple[int, int]]:
-    """Seconds per micro-batch (forward, backward, optimizer step) of a throw-away copy of the model, at the
-    run's batch shape and precision (the median of PROBE_STEPS timed steps after one warm-up), and the number
-    of parameters (all, trainable)."""
-    from transformers import default_data_collator
+def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float]:
+    """Seconds of one micro-batch at the run's shape, and what measuring it cost: the probe's cached result
+    for this machine and shape, or a new probe."""
+    path = PLANS / "probes" / f"{probe_key(cfg)}.json"
+    try:
+        found = json.loads(path.read_text())
+        log(f"Probe for this machine and shape (cached): {found['micro_seconds']:.2f} s a micro-batch")
+        return float(found["micro_seconds"]), float(found["seconds"])
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    log("Probing training speed: one micro-batch of the run's model...")
+    t0 = time.perf_counter()
+    micro_s = probe(cfg, prepared.model, prepared.train_ds, precision)
+    found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    validate.write_atomic(path, json.dumps(found))
+    return micro_s, found["seconds"]
 
-    from moviegpt.trainer import CountOnDevice, StepClock, quiet, training_args, training_model
 
-    rows = cfg.train.batch_size * (PROBE_STEPS + 1)
-    subset = train_ds.select([i % len(train_ds) for i in range(rows)])
-    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
-    model = model_stage.adapt(model, cfg)
-    probe_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-        cfg.train, grad_accum=1, max_steps=PROBE_STEPS + 1, eval_steps=None, save_steps=None, trainer_args={}))
-    import tempfile
+def probe(cfg: Config, model, train_ds, precision: str) -> float:
+    """Seconds of one micro-batch (forward, backward, optimizer step) of full training at the run's batch shape
+    and precision, after a warm-up micro-batch of one row (of the full shape where the shape is compiled or on
+    a GPU). It trains the run's own model, through the Trainer the run trains with (moviegpt.trainer.build),
+    and puts every weight back as it was: the run starts from the same weights with or without a probe."""
+    import torch
 
-    with tempfile.TemporaryDirectory() as tmp:
-        args = training_args(probe_cfg, tmp, precision, has_eval=False)
-        args.save_strategy, args.logging_steps, args.disable_tqdm, args.report_to = "no", 10 ** 9, True, []
-        clock = StepClock()
-        trainer = quiet(CountOnDevice(model=training_model(model, cfg), args=args, train_dataset=subset,
-                                      data_collator=default_data_collator, callbacks=[clock]))
-        with progress.bar(total=1, desc="probe") as bar:
-            trainer.train()
-            bar.update(1)
-    gaps = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
-    return statistics.median(gaps), (model_stage.count_parameters(model), model_stage.count_parameters(model, True))
+    from moviegpt import progress
+    from moviegpt.trainer import StepClock, build
+
+    t = cfg.train
+    warm_rows = t.batch_size if t.compile or torch.cuda.is_available() else 1
+    rows = train_ds.select([i % len(train_ds) for i in range(t.batch_size)])
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    shaped = lambda n: dataclasses.replace(cfg, train=dataclasses.replace(
+        t, batch_size=n, grad_accum=1, max_steps=1, eval_steps=None, save_steps=0, save_minutes=None))
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as tmp, progress.bar(total=2, desc="probe") as bar:
+        build(shaped(warm_rows), model, rows.select(range(warm_rows)), Path(tmp), precision, saves=False,
+              logs=False).train()
+        bar.update(1)
+        build(shaped(t.batch_size), model, rows, Path(tmp), precision, saves=False, logs=False,
+              callbacks=[clock]).train()
+        bar.update(1)
+    model.load_state_dict(saved)
+    model.zero_grad(set_to_none=True)
+    return clock.ends[0] - clock.starts[0]

@@ -208,13 +208,8 @@ def check(cfg: Config) -> None:
     check_trainer_args(t.trainer_args)
 
 
-OWN_ARGS = {"output_dir", "logging_dir", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-            "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type",
-            "warmup_steps", "weight_decay", "max_grad_norm", "optim", "torch_compile", "bf16", "fp16", "use_cpu",
-            "eval_strategy", "eval_steps", "eval_on_start", "save_strategy", "save_steps", "save_total_limit", "load_best_model_at_end",
-            "metric_for_best_model", "logging_steps", "logging_first_step", "include_num_input_tokens_seen",
-            "ddp_find_unused_parameters", "seed", "data_seed", "report_to", "disable_tqdm",
-            "resume_from_checkpoint", "push_to_hub", "hub_token"}  # every keyword of trainer.training_args' call
+NOT_SETTABLE = {"logging_dir", "resume_from_checkpoint", "push_to_hub", "hub_token"}  # a run's own folder, resume
+# and the hub: `moviegpt train` decides these; the rest of what it sets is read from the call (trainer.own_args)
 
 
 def check_trainer_args(extra: dict) -> None:
@@ -224,9 +219,12 @@ def check_trainer_args(extra: dict) -> None:
         return
     from transformers import TrainingArguments
 
+    from moviegpt.trainer import own_args
+
     known = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    own = own_args() | NOT_SETTABLE
     for k, v in extra.items():
-        if k in OWN_ARGS:
+        if k in own:
             raise UserError(f"train.trainer_args.{k} is set by moviegpt itself; use its own key "
                             "(`moviegpt config --keys`) or leave it")
         if k not in known:

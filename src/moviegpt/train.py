@@ -1,9 +1,12 @@
 """The train stage: `run(cfg)` from config to a finished run directory.
 
-Like litgpt's finetune/full.py, a run reads as phases, each one call:
-    resolve  the model choice (hub or stand-in) and, for train.budget_minutes, the plan (moviegpt.plan)
-    setup    data, tokens, model, held-out evaluation of the base model, config.yaml
-    fit      Trainer (moviegpt.trainer): resume, signals, checkpoints, divergence
+Like transformers' run_clm.py and litgpt's finetune/full.py, a run reads top to bottom, each object made once:
+    choose   the model that can be had (the hub's, or the stand-in: moviegpt.model.choose)
+    prepare  tokenizer, splits, datasets and model, once (`moviegpt prepare` shows what it made)
+    plan     for train.budget_minutes, the step count and films that fit this machine (moviegpt.plan); the
+             probe trains what prepare made
+    setup    the plan's films, the base model's held-out evaluation, config.yaml
+    fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence
     save     model/ (merged when LoRA trained), adapter/
     finish   held-out evaluation of the fine-tuned model, model card, summary.json (last: the run is finished)
 A finished run is reused as it is; an unfinished one is resumed. A changed config hashes to a new
@@ -11,6 +14,7 @@ directory, so no run ever overwrites another. What the directory holds: moviegpt
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,8 +22,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from transformers import default_data_collator
 
 from moviegpt import card, data, evaluate, model as model_stage, plan as planner, tokens, trainer as T, validate
 from moviegpt.config import GENERATION_DEFAULTS, Config
@@ -30,25 +32,85 @@ from moviegpt.rundir import RunDir, lock, prepare_runs_dir
 from moviegpt.settings import save_config
 
 
+@dataclass
+class Prepared:
+    """What a run trains and evaluates on, made once by prepare() and handed to the plan and the Trainer."""
+    tok: object
+    tok_source: str
+    splits: data.Splits
+    train_ds: object  # packed blocks or padded films (text.batching); a stream with data.streaming
+    val_ds: object | None
+    test_ds: object  # padded films, one per row: held-out evaluation is per film
+    model: object = None  # the base model (prepare(..., model=False): none, for `moviegpt prepare`)
+    model_source: str = ""
+
+
+def prepare(cfg: Config, log=print, model: bool = True) -> Prepared:
+    """Tokenizer, splits, datasets and (with `model`) the model, each loaded once."""
+    tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    splits = streamed_splits(cfg) if cfg.data.streaming else data.load_splits(cfg.data, cfg.seed)
+    base, base_source = model_stage.load_model(cfg.model, tok, cfg.seed) if model else (None, "")
+    if base is not None:
+        ctx = model_stage.context_length(base)
+        for key in ("max_length", "block_size"):  # max_length also bounds held-out evaluation in pack mode
+            validate.need(getattr(cfg.text, key) <= ctx, f"bad config value: text.{key}={getattr(cfg.text, key)} "
+                          f"exceeds the model's context of {ctx}")
+    train_ds = train_dataset(cfg, splits, tok)
+    val_ds = tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
+    test_ds = tokens.tokenize(splits.test, tok, cfg.text, batching="pad", desc="test films")
+    return Prepared(tok, tok_source, splits, train_ds, val_ds, test_ds, base, base_source)
+
+
+def train_dataset(cfg: Config, splits: data.Splits, tok):
+    if cfg.data.streaming:  # packed blocks made as the Trainer reads them; nothing is loaded whole
+        return tokens.tokenize_stream(splits.train, tok, cfg.text)
+    ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
+    validate.need(len(ds) != 0, f"the training split is too small to fill one block of {cfg.text.block_size} tokens")
+    return ds
+
+
+def planned_films(p: Prepared, cfg: Config) -> Prepared:
+    """The films the plan chose (data.max_train_rows): the first of those prepared, as loading with the cap gives."""
+    n = cfg.data.max_train_rows
+    if cfg.data.streaming or not n or n >= len(p.splits.train):
+        return p
+    splits = data.cap_train(p.splits, n)
+    return dataclasses.replace(p, splits=splits, train_ds=train_dataset(cfg, splits, p.tok))
+
+
 def resolve(cfg: Config, log=print) -> tuple[Config, Plan | None]:
     """The config that will run here: the model that can be had, and the plan for a budget."""
-    return planner.resolve(model_stage.choose(cfg), log)
+    cfg, plan, _ = _resolve(cfg, log)
+    return cfg, plan
+
+
+def _resolve(cfg: Config, log) -> tuple[Config, Plan | None, Prepared | None]:
+    """choose, then plan: from the cache, or by preparing the run and probing (the prepared run is returned, so
+    nothing is loaded twice)."""
+    cfg = model_stage.choose(cfg)
+    found = planner.cached(cfg)
+    if found is not None:
+        if found[1] is not None and cfg.train.max_steps <= 0:
+            log(f"Plan for this machine (cached): {found[1].reason}")
+        return *found, None
+    prepared = prepare(cfg, log)
+    return *planner.resolve(cfg, prepared, log), prepared
 
 
 def run(cfg: Config, log=print) -> RunDir:
     """Train (or reuse, or resume) the run for this config; returns its directory."""
-    cfg, plan = resolve(cfg, log)
+    cfg, plan, prepared = _resolve(cfg, log)
     runs = prepare_runs_dir(Path(cfg.runs_dir))
     run = RunDir(validate.inside(runs / cfg.run_name, runs, "run directory"))
     if run.finished:
         log(f"Reusing finished run {run.path} (same resolved config).")
         return run
     if not is_main_process():  # torchrun / accelerate launch: rank 0 owns the run directory and its lock
-        _train(cfg, plan, run, log=lambda m: None, main=False)
+        _train(cfg, plan, run, prepared, log=lambda m: None, main=False)
         return run
     with lock(run.path):  # a second process with the same config stops here, touching nothing
         try:
-            _train(cfg, plan, run, log)
+            _train(cfg, plan, run, prepared, log)
         except UserError as e:
             if not isinstance(e, Interrupted) and {p.name for p in run.path.iterdir()} <= {".lock", "train.log"}:
                 shutil.rmtree(run.path, ignore_errors=True)  # failed before writing anything: leave no trace
@@ -61,8 +123,8 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _train(cfg: Config, plan: Plan | None, run: RunDir, log, main: bool = True) -> None:
-    s = setup(cfg, plan, run, log, main)
+def _train(cfg: Config, plan: Plan | None, run: RunDir, prepared: Prepared | None, log, main: bool = True) -> None:
+    s = setup(cfg, plan, run, planned_films(prepared or prepare(cfg, log), cfg), log, main)
     with PeakMemory() as memory:
         trainer, result = fit(cfg, s, run, log, main)
     tuned = save(cfg, s, trainer, run, main)
@@ -85,44 +147,33 @@ class Setup:
     started: float  # time.time() when this session's setup began
 
 
-def setup(cfg: Config, plan: Plan | None, run: RunDir, log, main: bool) -> Setup:
-    """Data, tokens and model; config.yaml (what will run) and the base model's held-out evaluation."""
+def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: bool) -> Setup:
+    """The run's record (config.yaml: what will run) and the base model's held-out evaluation."""
     started = time.time()
-    tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
-    splits = streamed_splits(cfg) if cfg.data.streaming else data.load_splits(cfg.data, cfg.seed)
-    model, model_source = model_stage.load_model(cfg.model, tok, cfg.seed)
-    ctx = model_stage.context_length(model)
-    for key in ("max_length", "block_size"):  # max_length also bounds held-out evaluation in pack mode
-        validate.need(getattr(cfg.text, key) <= ctx, f"bad config value: text.{key}={getattr(cfg.text, key)} exceeds "
-                      f"the model's context of {ctx}")
     precision, why = resolve_precision(cfg.train.precision)
-    if cfg.data.streaming:  # packed blocks made as the Trainer reads them; nothing is loaded whole
-        train_ds = tokens.tokenize_stream(splits.train, tok, cfg.text)
-    else:
-        train_ds = tokens.tokenize(splits.train, tok, cfg.text, desc="training films")
-    val_ds = tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
-    test_ds = tokens.tokenize(splits.test, tok, cfg.text, batching="pad", desc="test films")
-    train_examples = None if cfg.data.streaming else len(train_ds)
-    validate.need(train_examples != 0, f"the training split is too small to fill one block of {cfg.text.block_size} "
-                  "tokens")
-    adapted = model_stage.adapt(model, cfg)  # LoRA: the base model stays as it was (base evaluation below)
-    info = RunInfo(model=model_source, model_choice=model_stage.choice_note(cfg.model),
-                   parameters=model_stage.count_parameters(model),
-                   trainable_parameters=model_stage.count_parameters(adapted, trainable=True), tokenizer=tok_source,
-                   vocab_size=len(tok), context_length=ctx, precision=precision, precision_note=why, data=splits.counts,
-                   train_examples=train_examples, hardware=hardware(), versions=versions(),
-                   base_model=model_stage.base_model_id(cfg.model), plan=plan, parent=parent_of(cfg))
+    val_ds = p.val_ds
+    if val_ds is not None and cfg.train.eval_rows:  # the first eval_rows blocks, at every validation pass
+        val_ds = val_ds.select(range(min(cfg.train.eval_rows, len(val_ds))))
+    train_examples = None if cfg.data.streaming else len(p.train_ds)
+    adapted = model_stage.adapt(p.model, cfg)  # LoRA: the base model stays as it was (base evaluation below)
+    info = RunInfo(model=p.model_source, model_choice=model_stage.choice_note(cfg.model),
+                   parameters=model_stage.count_parameters(p.model),
+                   trainable_parameters=model_stage.count_parameters(adapted, trainable=True), tokenizer=p.tok_source,
+                   vocab_size=len(p.tok), context_length=model_stage.context_length(p.model), precision=precision,
+                   precision_note=why, data=p.splits.counts, train_examples=train_examples, hardware=hardware(),
+                   versions=versions(), base_model=model_stage.base_model_id(cfg.model), plan=plan,
+                   parent=parent_of(cfg))
     if main and not run.config_yaml.exists():
         save_config(cfg, run.config_yaml, to_dict(info))
-    log(f"Run {run.path}: {model_source}; {splits.counts.used('train') or 'streamed'} training films; {precision}")
+    log(f"Run {run.path}: {p.model_source}; {p.splits.counts.used('train') or 'streamed'} training films; {precision}")
     base = run.base_eval()
     if base is None and main:
-        base = evaluate.cached_perplexity(base_key(cfg, splits.test), lambda: evaluate.perplexity(
-            model, test_ds, cfg.train.eval_batch_size, desc="held-out, base model"))
+        base = evaluate.cached_perplexity(base_key(cfg, p.splits.test), lambda: evaluate.perplexity(
+            p.model, p.test_ds, cfg.train.eval_batch_size, desc="held-out, base model"))
         run.write_json(run.base_eval_json, base)
     if main:
         log(f"Held-out before training: loss {base.loss:.4f}, perplexity {base.perplexity:.2f}")
-    return Setup(tok, splits, adapted, train_ds, val_ds, test_ds, precision, info, base, started)
+    return Setup(p.tok, p.splits, adapted, p.train_ds, val_ds, p.test_ds, precision, info, base, started)
 
 
 def base_key(cfg: Config, films) -> dict:
@@ -155,12 +206,9 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         if last:
             log(f"Resuming from {last} (step {step}).")
     stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
-    trainer = T.quiet(T.AtomicCheckpointTrainer(
-        model=T.training_model(s.model, cfg),
-        args=T.training_args(cfg, run.checkpoints, s.precision, s.val_ds is not None, resuming=last is not None),
-        train_dataset=s.train_ds, eval_dataset=s.val_ds, data_collator=default_data_collator, processing_class=s.tok,
-        callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
-        + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])))
+    trainer = T.build(cfg, s.model, s.train_ds, run.checkpoints, s.precision, tokenizer=s.tok, eval_dataset=s.val_ds,
+                      resuming=last is not None, callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
+                      + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []))
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     except Exception as e:

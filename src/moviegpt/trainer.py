@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 from transformers.trainer_callback import PrinterCallback
 from transformers.modeling_outputs import CausalLMOutput
 from transformers.trainer_utils import rotate_checkpoints
@@ -29,7 +30,7 @@ from moviegpt.model import align_output
 
 # A GPU runs a step while the CPU queues the next one, unless something waits for the step to finish. Trainer
 # waits three times per micro-batch by default: the two settings below, and its token count (CountOnDevice);
-# none is needed (the two settings: 1.46x on an H100, benchmarks/README.md, "A GPU"). On a CPU nothing changes.
+# none is needed (what undoing the two settings measured: benchmarks/README.md, "A GPU"). On a CPU nothing changes.
 # train.trainer_args can set either setting back.
 NO_STEP_SYNC = dict(
     logging_nan_inf_filter=False,  # the filter reads every step's loss on the host; a non-finite loss stops the
@@ -39,50 +40,78 @@ NO_STEP_SYNC = dict(
 )
 
 
-def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False) -> TrainingArguments:
+def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False,
+                  saves: bool = True, logs: bool = True) -> TrainingArguments:
     """cfg.train -> TrainingArguments: the one place a setting reaches Trainer. A fresh run with validation films
-    evaluates once before its first step, so its validation curve starts at the base model (step 0)."""
-    t = cfg.train
-    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
-    report = [r.strip() for r in t.report_to.split(",") if r.strip() not in ("", "none", "tensorboard")]
+    evaluates once before its first step, so its validation curve starts at the base model (step 0). `saves` and
+    `logs` false (the planner's probe, the benchmarks): no checkpoints, no log lines, no trackers, no bar."""
     try:
-        return TrainingArguments(
-            output_dir=str(out),
-            num_train_epochs=t.epochs,
-            max_steps=t.max_steps,
-            per_device_train_batch_size=t.batch_size,
-            per_device_eval_batch_size=t.eval_batch_size,
-            gradient_accumulation_steps=t.grad_accum,
-            learning_rate=t.learning_rate,
-            lr_scheduler_type=t.lr_scheduler,
-            warmup_steps=t.warmup_steps,
-            weight_decay=t.weight_decay,
-            max_grad_norm=t.max_grad_norm,
-            optim=t.optim,
-            torch_compile=t.compile,  # Inductor fuses the elementwise work around the matmuls (benchmarks/results)
-            ddp_find_unused_parameters=False,  # every parameter is used: skip DDP's extra graph traversal
-            bf16=precision == "bf16",  # autocast; on a CPU only where bf16 is native (moviegpt.hardware)
-            fp16=precision == "fp16",
-            use_cpu=not torch.cuda.is_available(),
-            eval_strategy=eval_strategy,
-            eval_steps=t.eval_steps,
-            eval_on_start=has_eval and not resuming,  # step 0; a resumed run has logged it already
-            save_strategy="steps" if t.save_steps else "epoch",
-            save_steps=t.save_steps or 500,
-            save_total_limit=t.save_total_limit,
-            load_best_model_at_end=t.keep_best,
-            metric_for_best_model="eval_loss" if t.keep_best else None,
-            logging_steps=t.logging_steps,
-            logging_first_step=True,
-            include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            report_to=report or "none",  # tensorboard is added as a callback that writes into the run directory
-            disable_tqdm=not progress.enabled(),  # a bar in a terminal or notebook, nothing in a log
-            **{**NO_STEP_SYNC, **t.trainer_args},
-        )
+        return TrainingArguments(**arguments(cfg, out, precision, has_eval, resuming, saves, logs))
     except (ValueError, TypeError, ImportError) as e:
         raise UserError(f"bad training setting: {first_line(e)}") from None
+
+
+def arguments(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False, saves: bool = True,
+              logs: bool = True) -> dict:
+    """The keywords of training_args' TrainingArguments(...), train.trainer_args last."""
+    t = cfg.train
+    eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
+    save_strategy = "no" if not saves or t.save_steps == 0 else ("steps" if t.save_steps else "epoch")  # 0: only on
+    report = [r.strip() for r in t.report_to.split(",") if r.strip() not in ("", "none", "tensorboard")]  # a signal
+    return dict(
+        output_dir=str(out),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        optim=t.optim,
+        torch_compile=t.compile,  # Inductor fuses the elementwise work around the matmuls (benchmarks/results)
+        ddp_find_unused_parameters=False,  # every parameter is used: skip DDP's extra graph traversal
+        bf16=precision == "bf16",  # autocast; on a CPU only where bf16 is native (moviegpt.hardware)
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        eval_on_start=has_eval and not resuming,  # step 0; a resumed run has logged it already
+        save_strategy=save_strategy,  # on a signal (StopOnSignal) or a timer (SaveEvery) a run saves whatever this is
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=t.keep_best,
+        metric_for_best_model="eval_loss" if t.keep_best else None,
+        logging_steps=t.logging_steps if logs else 10**9,
+        logging_first_step=logs,
+        include_num_input_tokens_seen="non_padding",  # tokens/s counts real tokens, not padding
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=(report or "none") if logs else "none",  # tensorboard: a callback writing into the run directory
+        disable_tqdm=not (logs and progress.enabled()),  # a bar in a terminal or notebook, nothing in a log
+        **{**NO_STEP_SYNC, **t.trainer_args},
+    )
+
+
+def own_args() -> set[str]:
+    """The TrainingArguments fields moviegpt sets from its own keys (train.trainer_args may not name them),
+    read from the call itself, so the list cannot drift from it."""
+    return set(arguments(Config(), Path("."), "fp32", has_eval=True)) - set(NO_STEP_SYNC)
+
+
+def build(cfg: Config, model, train_dataset, out: Path, precision: str, *, tokenizer=None, eval_dataset=None,
+          resuming: bool = False, callbacks: list | None = None, collator=None, saves: bool = True, logs: bool = True,
+          atomic: bool = True) -> Trainer:
+    """The one place a Trainer is made: `moviegpt train`, the planner's probe and the benchmarks all train this.
+    What differs between them goes in as arguments (saves, logs, callbacks, the collator), never as a change to
+    the TrainingArguments afterwards. `atomic` false: Trainer's own checkpoints (benchmarks/checkpoint_cost.py)."""
+    args = training_args(cfg, out, precision, eval_dataset is not None, resuming=resuming, saves=saves, logs=logs)
+    kind = AtomicCheckpointTrainer if atomic else CountOnDevice
+    return quiet(kind(model=training_model(model, cfg), args=args, train_dataset=train_dataset,
+                      eval_dataset=eval_dataset, data_collator=collator or default_data_collator,
+                      processing_class=tokenizer, callbacks=callbacks or []))
 
 
 def callbacks(run_dir: Path, cfg: Config) -> list[TrainerCallback]:
@@ -108,7 +137,7 @@ def loss_only(model, enabled: bool = True):
     its batch x length x vocabulary logits: 32 x 128 x 50,257 = 823 MB written (and freed) every step for
     nothing (the benchmark's "ours, logits returned" row measures it). In eval mode (validation, evaluation,
     generation) the model returns everything as before; the losses are the same either way."""
-    if not enabled:
+    if not enabled or getattr(model.forward, "loss_only", False):  # once (the probe trains the run's model first)
         return model
     forward = model.forward
 
@@ -117,6 +146,7 @@ def loss_only(model, enabled: bool = True):
         out = forward(*args, **kwargs)
         return CausalLMOutput(loss=out.loss) if model.training and out.loss is not None else out
 
+    train_forward.loss_only = True
     model.forward = train_forward
     return model
 
@@ -133,6 +163,18 @@ class CountOnDevice(Trainer):
     the device and reaches `state.num_input_tokens_seen` when a log or a checkpoint reads it."""
 
     _pending = None  # tokens counted on the device since the last log or save
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        """Trainer's schedule, but a warm-up trains from its first step: transformers' warm-up gives step 1 a
+        learning rate of 0, a step wasted, which in a 10-step run is a tenth of the run. Here step k of a w-step
+        warm-up has k/w of the peak (k = 1..w), the schedule after it unchanged."""
+        if self.lr_scheduler is None:
+            schedule = super().create_scheduler(num_training_steps, optimizer)
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            if warmup and isinstance(schedule, LambdaLR):
+                self.lr_scheduler = LambdaLR(schedule.optimizer, [first_step_warmup(f, warmup)
+                                                                  for f in schedule.lr_lambdas])
+        return self.lr_scheduler
 
     def _track_num_input_tokens(self, inputs):  # Trainer's hook (transformers 5.x), called once per micro-batch
         if self.args.include_num_input_tokens_seen != "non_padding" or "attention_mask" not in inputs:
@@ -155,6 +197,15 @@ class CountOnDevice(Trainer):
         return super()._save_checkpoint(model, trial)
 
 
+def first_step_warmup(schedule, warmup: int):
+    """schedule(step) with its warm-up moved one step earlier: schedule(step + 1) while warming up."""
+
+    def shifted(step: int) -> float:  # a plain function: LambdaLR keeps it out of the scheduler's state dict
+        return schedule(min(step + 1, warmup)) if step < warmup else schedule(step)
+
+    return shifted
+
+
 class AtomicCheckpointTrainer(CountOnDevice):
     """Trainer whose checkpoints appear whole or not at all.
 
@@ -172,6 +223,7 @@ class AtomicCheckpointTrainer(CountOnDevice):
         out = Path(super()._get_output_dir(trial))
         name = f"checkpoint-{self.state.global_step}"
         staging = out / f"tmp-{name}"
+        started = time.perf_counter()
         self._staging = str(staging)
         try:
             with saving(out / name, cleanup=staging):
@@ -182,6 +234,7 @@ class AtomicCheckpointTrainer(CountOnDevice):
         if self.args.should_save:
             self._publish(out, staging, name)
         self.accelerator.wait_for_everyone()
+        self.log({"save_seconds": time.perf_counter() - started})  # metrics.jsonl: what the checkpoint cost
 
     def _publish(self, out: Path, staging: Path, name: str) -> None:
         staged, final = staging / name, out / name
@@ -278,7 +331,8 @@ class MetricsLog(TrainerCallback):
             return
         if not state.is_world_process_zero:
             return
-        kind = "eval" if "eval_loss" in logs else ("summary" if "train_loss" in logs else "train")
+        kind = ("eval" if "eval_loss" in logs else "summary" if "train_loss" in logs
+                else "save" if "save_seconds" in logs else "train")
         rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
                "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
                **logs}
@@ -289,26 +343,35 @@ class MetricsLog(TrainerCallback):
 
 
 class StepClock(TrainerCallback):
-    """End time of every optimizer step, for the planner's probe and the benchmarks. On a GPU a step is queued,
-    not done, when Trainer returns from it, and waiting for it would stop the queueing being measured: a CUDA
-    event marks each step's end in the GPU's own timeline instead, read once training ends."""
+    """Start and end time of every optimizer step, for the planner's probe and the benchmarks. On a GPU a step
+    is queued, not done, when Trainer returns from it, and waiting for it would stop the queueing being
+    measured: CUDA events mark each step's start and end in the GPU's own timeline instead, read once training
+    ends."""
 
     def __init__(self):
+        self.starts: list[float] = []
         self.ends: list[float] = []
         self._events: list = []
 
     def on_train_begin(self, args, state, control, **kw):
-        self.ends, self._events = [], []
+        self.starts, self.ends, self._events = [], [], []
+
+    def _mark(self, which: str) -> None:
+        if torch.cuda.is_available():
+            self._events.append((which, torch.cuda.Event(enable_timing=True)))
+            self._events[-1][1].record()
+        else:
+            getattr(self, which).append(time.perf_counter())
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._mark("starts")
 
     def on_step_end(self, args, state, control, **kw):
-        if torch.cuda.is_available():
-            self._events.append(torch.cuda.Event(enable_timing=True))
-            self._events[-1].record()
-        else:
-            self.ends.append(time.perf_counter())
+        self._mark("ends")
 
     def on_train_end(self, args, state, control, **kw):
         if self._events:
             synchronize()
-            now, last = time.perf_counter(), self._events[-1]
-            self.ends = [now - e.elapsed_time(last) / 1e3 for e in self._events]  # elapsed_time: milliseconds
+            now, last = time.perf_counter(), self._events[-1][1]
+            for which, e in self._events:  # elapsed_time: milliseconds
+                getattr(self, which).append(now - e.elapsed_time(last) / 1e3)
