@@ -6,6 +6,7 @@
 every chapter and writes the site. The profile's existing run and cache are moved aside for the
 measurement and put back afterwards. Writes benchmarks/results/book_build.json.
 """
+
 import argparse
 import os
 import shutil
@@ -20,8 +21,21 @@ from moviegpt import book
 
 def build(out: Path, env: dict) -> float:
     t = time.perf_counter()
-    subprocess.run([str(Path(os.sys.executable).parent / "jupyter-book"), "build", str(harness.ROOT), "-W", "-n",
-                    "--keep-going", "--path-output", str(out)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(Path(os.sys.executable).parent / "jupyter-book"),
+            "build",
+            str(harness.ROOT),
+            "-W",
+            "-n",
+            "--keep-going",
+            "--path-output",
+            str(out),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - t
 
 
@@ -47,9 +61,20 @@ def main(argv=None):
                 shutil.rmtree(path, ignore_errors=True)
                 to.rename(path)
     print(f"{args.profile}: clean build {clean:.1f} s, rebuild with nothing changed {rebuild:.1f} s")
-    print("wrote", harness.write_result("book_build", {"benchmark": "book_build", "machine": harness.machine(),
-                                                     "profile": args.profile, "clean_s": clean, "rebuild_s": rebuild},
-                                      args.out))
+    print(
+        "wrote",
+        harness.write_result(
+            "book_build",
+            {
+                "benchmark": "book_build",
+                "machine": harness.machine(),
+                "profile": args.profile,
+                "clean_s": clean,
+                "rebuild_s": rebuild,
+            },
+            args.out,
+        ),
+    )
 
 
 if __name__ == "__main__":

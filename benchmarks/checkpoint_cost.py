@@ -8,6 +8,7 @@ step of each recipe on this machine, measured now. The report saved every 200 st
 films (configs/seed.yaml); ours saves every `save_steps` steps of 32k tokens or every
 `save_minutes`, whichever comes first (configs/full.yaml). Writes benchmarks/results/checkpoint_cost.json.
 """
+
 import argparse
 import math
 import tempfile
@@ -27,9 +28,19 @@ def recipe(name: str, size: list[str]) -> list[str]:
     """Overrides that put the report's (seed) or our (full) training settings on a scratch model of this size."""
     prof = load_config(name)
     t = prof.train
-    return COMMON + size + [f"text.batching={prof.text.batching}", f"text.max_length={prof.text.max_length}",
-                            f"text.block_size={prof.text.block_size}", f"train.batch_size={t.batch_size}",
-                            f"train.grad_accum={t.grad_accum}", f"train.precision={t.precision}", f"train.optim={t.optim}"]
+    return (
+        COMMON
+        + size
+        + [
+            f"text.batching={prof.text.batching}",
+            f"text.max_length={prof.text.max_length}",
+            f"text.block_size={prof.text.block_size}",
+            f"train.batch_size={t.batch_size}",
+            f"train.grad_accum={t.grad_accum}",
+            f"train.precision={t.precision}",
+            f"train.optim={t.optim}",
+        ]
+    )
 
 
 def main(argv=None):
@@ -50,8 +61,9 @@ def main(argv=None):
                 save = harness.checkpoint_seconds(cfg, tok, Path(tmp) / "ckpt", atomic=atomic)
                 # a step of the recipe's real shape is too slow for a CPU benchmark at full batch (64 x 512);
                 # its time is tokens per step over the tokens/s measured on a batch of the same sequence length
-                small = load_config("smoke", [*over, f"train.batch_size={min(cfg.train.batch_size, 4)}",
-                                              "train.grad_accum=1"])  # later overrides win
+                small = load_config(
+                    "smoke", [*over, f"train.batch_size={min(cfg.train.batch_size, 4)}", "train.grad_accum=1"]
+                )  # later overrides win
                 splits = data.load_splits(small.data, small.seed)
                 s = harness.setup(name, small, splits, tok, Path(tmp) / "steps")
                 w = harness.window(s, warmup_steps=1, steps=2)
@@ -64,14 +76,32 @@ def main(argv=None):
             films = harness.WYKONOS_ROWS * prof.data.splits[0]
             per_step = cfg.train.batch_size * cfg.train.grad_accum if name == "seed" else tokens_per_step / film_tokens
             steps = math.ceil(films / per_step) * prof.train.epochs
-            rows.append({"model": size, "recipe": "original" if name == "seed" else "ours", "precision": s.precision,
-                         "save_s": save["seconds"], "checkpoint_MB": save["bytes"] / 1e6, "step_s": step,
-                         "save_steps": prof.train.save_steps, "save_minutes": prof.train.save_minutes,
-                         "saving_share": share, "full_data_steps": int(steps)})
+            rows.append(
+                {
+                    "model": size,
+                    "recipe": "original" if name == "seed" else "ours",
+                    "precision": s.precision,
+                    "save_s": save["seconds"],
+                    "checkpoint_MB": save["bytes"] / 1e6,
+                    "step_s": step,
+                    "save_steps": prof.train.save_steps,
+                    "save_minutes": prof.train.save_minutes,
+                    "saving_share": share,
+                    "full_data_steps": int(steps),
+                }
+            )
             print(harness.table(rows[-1:], list(rows[-1])))
-    print(harness.table(rows, ["model", "recipe", "save_s", "checkpoint_MB", "step_s", "saving_share", "full_data_steps"]))
-    print("wrote", harness.write_result(args.name, {"benchmark": "checkpoint_cost", "machine": harness.machine(), "rows": rows,
-                                                  "target_share": 0.05}, args.out))
+    print(
+        harness.table(rows, ["model", "recipe", "save_s", "checkpoint_MB", "step_s", "saving_share", "full_data_steps"])
+    )
+    print(
+        "wrote",
+        harness.write_result(
+            args.name,
+            {"benchmark": "checkpoint_cost", "machine": harness.machine(), "rows": rows, "target_share": 0.05},
+            args.out,
+        ),
+    )
 
 
 if __name__ == "__main__":

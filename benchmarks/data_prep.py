@@ -8,6 +8,7 @@ datasets cache files are reused), and the report's per-row map with padding to 1
 table and writes benchmarks/results/data_prep.json. Peak memory is the process's and its
 workers' maximum resident set.
 """
+
 import argparse
 import json
 import os
@@ -27,40 +28,74 @@ print("RESULT " + json.dumps(r))
 """
 
 
-ROLES = {"ours": "ours (cold cache)", "ours_again": "ours (second prepare)", "baseline": "original (per-row map, pad 128)"}
+ROLES = {
+    "ours": "ours (cold cache)",
+    "ours_again": "ours (second prepare)",
+    "baseline": "original (per-row map, pad 128)",
+}
 
 
 def measure(fn: str, path: str, cache: str, **kw) -> dict:
-    env = dict(os.environ, MOVIEGPT_CACHE=cache, HF_HUB_OFFLINE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", CHILD, fn, path, json.dumps(kw)], env=env, capture_output=True,
-                         text=True, check=True).stdout
+    env = dict(
+        os.environ,
+        MOVIEGPT_CACHE=cache,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_DISABLE_PROGRESS_BARS="1",
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]),
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, fn, path, json.dumps(kw)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=harness.WYKONOS_ROWS)
-    p.add_argument("--original-rows", type=int, default=None, help="measure the original on fewer rows (rows/s is reported)")
+    p.add_argument(
+        "--original-rows", type=int, default=None, help="measure the original on fewer rows (rows/s is reported)"
+    )
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     args = p.parse_args(argv)
     path = str(harness.replica_file(args.rows))
     orig_path = str(harness.replica_file(args.original_rows)) if args.original_rows else path
     with tempfile.TemporaryDirectory() as cache:
-        rows = {ROLES["ours"]: measure("prepare_ours", path, cache),
-                ROLES["ours_again"]: measure("prepare_ours", path, cache),
-                ROLES["baseline"]: measure("prepare_original", orig_path, cache)}
+        rows = {
+            ROLES["ours"]: measure("prepare_ours", path, cache),
+            ROLES["ours_again"]: measure("prepare_ours", path, cache),
+            ROLES["baseline"]: measure("prepare_original", orig_path, cache),
+        }
     for r in rows.values():
         r["rows_per_s"] = r["rows"] / r["seconds"]
     base = rows[ROLES["baseline"]]["rows_per_s"]
-    table = [{"recipe": k, "rows": r["rows"], "seconds": r["seconds"], "rows/s": r["rows_per_s"],
-              "x original": r["rows_per_s"] / base, "peak MB": r["peak_rss_mb"]} for k, r in rows.items()]
+    table = [
+        {
+            "recipe": k,
+            "rows": r["rows"],
+            "seconds": r["seconds"],
+            "rows/s": r["rows_per_s"],
+            "x original": r["rows_per_s"] / base,
+            "peak MB": r["peak_rss_mb"],
+        }
+        for k, r in rows.items()
+    ]
     print(harness.table(table, ["recipe", "rows", "seconds", "rows/s", "x original", "peak MB"]))
     for k, r in rows.items():
         print(f"  {k}: " + ", ".join(f"{s} {t:.1f} s" for s, t in r["stages"].items()))
-    result = {"benchmark": "data_prep", "machine": harness.machine(), "rows": args.rows, "recipes": rows, "roles": ROLES,
-              "targets": {"seconds": 60, "peak_rss_mb": 3072}}
-    print("wrote", harness.write_result("data_prep" if args.rows == harness.WYKONOS_ROWS else f"data_prep-{args.rows}", result, args.out))
+    result = {
+        "benchmark": "data_prep",
+        "machine": harness.machine(),
+        "rows": args.rows,
+        "recipes": rows,
+        "roles": ROLES,
+        "targets": {"seconds": 60, "peak_rss_mb": 3072},
+    }
+    print(
+        "wrote",
+        harness.write_result(
+            "data_prep" if args.rows == harness.WYKONOS_ROWS else f"data_prep-{args.rows}", result, args.out
+        ),
+    )
 
 
 if __name__ == "__main__":

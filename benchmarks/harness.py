@@ -5,6 +5,7 @@ Every benchmark measures the report's original recipe and ours in the same proce
 same data and model, and reports ratios to the original. Nothing here is timed by a test; tests
 check that the harness runs and that its token accounting is right.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,11 @@ def write_result(name: str, result: dict, out_dir: Path | None = None) -> Path:
 
 def table(rows: list[dict], cols: list[str]) -> str:
     """A plain text table of dict rows (floats to 3 significant digits)."""
-    fmt = lambda v: f"{v:,.3g}" if isinstance(v, float) and abs(v) < 1000 else (f"{v:,.0f}" if isinstance(v, (int, float)) else str(v))
+    fmt = lambda v: (
+        f"{v:,.3g}"
+        if isinstance(v, float) and abs(v) < 1000
+        else (f"{v:,.0f}" if isinstance(v, (int, float)) else str(v))
+    )
     cells = [[c for c in cols]] + [[fmt(r.get(c, "")) for c in cols] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
@@ -107,6 +112,7 @@ def replica_overrides(rows: int) -> list[str]:
 @dataclass
 class Stages:
     """Wall time of each named stage, in order."""
+
     times: dict = field(default_factory=dict)
     _t: float = field(default_factory=time.perf_counter)
 
@@ -134,8 +140,14 @@ def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) 
     st.done("load, clean, split")
     ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
     st.done("tokenise and pack")
-    return {"stages": st.times, "seconds": st.total, "rows": splits.counts.rows_in,
-            "train_films": len(splits.train), "examples": len(ds), "tokens": len(ds) * block_size}
+    return {
+        "stages": st.times,
+        "seconds": st.total,
+        "rows": splits.counts.rows_in,
+        "train_films": len(splits.train),
+        "examples": len(ds),
+        "tokens": len(ds) * block_size,
+    }
 
 
 def prepare_original(path: str, max_length: int = 128) -> dict:
@@ -154,11 +166,20 @@ def prepare_original(path: str, max_length: int = 128) -> dict:
     df["text"] = "Movie: " + df["title"] + "\nOverview: " + df["overview"]
     ds = datasets.Dataset.from_pandas(df[["text"]], preserve_index=False)
     st.done("load, clean, split")
-    ds = ds.map(lambda row: tok(row["text"], truncation=True, padding="max_length", max_length=max_length),
-                remove_columns=["text"], load_from_cache_file=False)
+    ds = ds.map(
+        lambda row: tok(row["text"], truncation=True, padding="max_length", max_length=max_length),
+        remove_columns=["text"],
+        load_from_cache_file=False,
+    )
     st.done("tokenise and pad")
-    return {"stages": st.times, "seconds": st.total, "rows": len(df), "train_films": len(ds), "examples": len(ds),
-            "tokens": len(ds) * max_length}
+    return {
+        "stages": st.times,
+        "seconds": st.total,
+        "rows": len(df),
+        "train_films": len(ds),
+        "examples": len(ds),
+        "tokens": len(ds) * max_length,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +206,7 @@ def peak_matmul_flops(precision: str, n: int = 2048, reps: int = 8, trials: int 
         for _ in range(reps):
             a @ b
         synchronize()
-        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t))
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
     return best
 
 
@@ -216,6 +237,7 @@ class CountingCollator:
 @dataclass
 class Setup:
     """One recipe ready to train: its config, model, data, and the instruments on it."""
+
     name: str
     cfg: object
     model: object
@@ -233,8 +255,17 @@ class Setup:
         from moviegpt.trainer import build
 
         cfg = replace(self.cfg, train=replace(self.cfg.train, max_steps=max_steps))
-        return build(cfg, self.model, self.train_ds, self.out / self.name, self.precision, collator=self.collator,
-                     callbacks=[self.clock, *(callbacks or [])], saves=False, logs=False)
+        return build(
+            cfg,
+            self.model,
+            self.train_ds,
+            self.out / self.name,
+            self.precision,
+            collator=self.collator,
+            callbacks=[self.clock, *(callbacks or [])],
+            saves=False,
+            logs=False,
+        )
 
 
 def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
@@ -248,7 +279,9 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
     model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
     seq = cfg.text.seq_len()
-    return Setup(name, cfg, model, ds, CountingCollator(), StepClock(), precision, seq, flops_per_token(model, seq), out)
+    return Setup(
+        name, cfg, model, ds, CountingCollator(), StepClock(), precision, seq, flops_per_token(model, seq), out
+    )
 
 
 def window(s: Setup, warmup_steps: int, steps: int) -> dict:
@@ -262,15 +295,27 @@ def window(s: Setup, warmup_steps: int, steps: int) -> dict:
     s.trainer(warmup_steps + steps).train()
     accum = s.cfg.train.grad_accum
     elapsed = s.clock.ends[-1] - s.clock.ends[warmup_steps - 1]
-    batches = s.collator.counts[warmup_steps * accum:(warmup_steps + steps) * accum]
+    batches = s.collator.counts[warmup_steps * accum : (warmup_steps + steps) * accum]
     total, useful = sum(c[0] for c in batches), sum(c[1] for c in batches)
-    memory = torch.cuda.max_memory_allocated() / 2 ** 20 if torch.cuda.is_available() else None
-    return {"seconds": elapsed, "tokens": total, "useful_tokens": useful, "peak_memory_mb": memory,
-            "tokens_per_s": total / elapsed, "useful_tokens_per_s": useful / elapsed}
+    memory = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    return {
+        "seconds": elapsed,
+        "tokens": total,
+        "useful_tokens": useful,
+        "peak_memory_mb": memory,
+        "tokens_per_s": total / elapsed,
+        "useful_tokens_per_s": useful / elapsed,
+    }
 
 
-def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, window_tokens: int = 8192,
-               peak_size: int = 2048, min_steps: int = 3) -> list[dict]:
+def throughput(
+    setups: list[Setup],
+    rounds: int = 3,
+    warmup_steps: int = 2,
+    window_tokens: int = 8192,
+    peak_size: int = 2048,
+    min_steps: int = 3,
+) -> list[dict]:
     """Interleaved windows: every round runs each recipe once, so drift (thermal, other load) hits all alike.
     Reports the median over rounds of useful and total tokens/s, and MFU against the peak matmul rate of
     the precision each recipe computes in, measured in this run (only the precisions the recipes use;
@@ -281,7 +326,7 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     runs = {s.name: [] for s in setups}
     bar = progress.bar(total=rounds * len(setups), desc="timed windows", unit="window")
     for r in range(rounds):
-        for s in setups[r % len(setups):] + setups[:r % len(setups)]:  # each round starts with another recipe
+        for s in setups[r % len(setups) :] + setups[: r % len(setups)]:  # each round starts with another recipe
             bar.set_postfix_str(f"round {r + 1}: {s.name}")
             runs[s.name].append(window(s, warmup_steps, max(min_steps, -(-window_tokens // s.cfg.tokens_per_step))))
             bar.update(1)
@@ -292,14 +337,26 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
         tps = statistics.median(r["tokens_per_s"] for r in w)
         useful = statistics.median(r["useful_tokens_per_s"] for r in w)
         peak = peaks[s.precision]
-        out.append({"recipe": s.name, "precision": s.precision, "batching": s.cfg.text.batching,
-                    "batch_size": s.cfg.train.batch_size, "optim": s.cfg.train.optim,
-                    "attention": s.cfg.model.attn_implementation, "seq_len": s.seq_len,
-                    "useful_tokens_per_s": useful, "tokens_per_s": tps, "useful_share": useful / tps,
-                    "flops_per_token": s.flops_per_token, "achieved_flops": tps * s.flops_per_token,
-                    "peak_flops": peak, "mfu": tps * s.flops_per_token / peak,
-                    "windows": [round(r["useful_tokens_per_s"], 1) for r in w],
-                    "peak_memory_mb": max((r["peak_memory_mb"] or 0) for r in w) or None})
+        out.append(
+            {
+                "recipe": s.name,
+                "precision": s.precision,
+                "batching": s.cfg.text.batching,
+                "batch_size": s.cfg.train.batch_size,
+                "optim": s.cfg.train.optim,
+                "attention": s.cfg.model.attn_implementation,
+                "seq_len": s.seq_len,
+                "useful_tokens_per_s": useful,
+                "tokens_per_s": tps,
+                "useful_share": useful / tps,
+                "flops_per_token": s.flops_per_token,
+                "achieved_flops": tps * s.flops_per_token,
+                "peak_flops": peak,
+                "mfu": tps * s.flops_per_token / peak,
+                "windows": [round(r["useful_tokens_per_s"], 1) for r in w],
+                "peak_memory_mb": max((r["peak_memory_mb"] or 0) for r in w) or None,
+            }
+        )
     base = out[0]["useful_tokens_per_s"]
     for r in out:
         r["x_original"] = r["useful_tokens_per_s"] / base
@@ -307,8 +364,9 @@ def throughput(setups: list[Setup], rounds: int = 3, warmup_steps: int = 2, wind
     return out, peaks
 
 
-def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16,
-                    stop_at_target: bool = True) -> list[dict]:
+def time_to_quality(
+    setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16, stop_at_target: bool = True
+) -> list[dict]:
     """Each recipe trains its configured epochs of the same films from the same initialisation; the held-out
     token-weighted loss (the same padded validation films for every recipe, moviegpt.evaluate.perplexity)
     is measured `evals` times, with the clock stopped while it is. The target is the loss the first recipe
@@ -330,8 +388,14 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int
                 t = time.perf_counter()
                 loss = perplexity(model, val_ds, batch_size).loss
                 model.train()
-                self.points.append({"step": state.global_step, "train_seconds": t - self.t0 - self.paused,
-                                    "tokens": int(sum(c[0] for c in collator.counts)), "val_loss": loss})
+                self.points.append(
+                    {
+                        "step": state.global_step,
+                        "train_seconds": t - self.t0 - self.paused,
+                        "tokens": int(sum(c[0] for c in collator.counts)),
+                        "val_loss": loss,
+                    }
+                )
                 self.paused += time.perf_counter() - t
                 if self.target is not None and loss <= self.target:
                     control.should_training_stop = True
@@ -344,9 +408,16 @@ def time_to_quality(setups: list[Setup], val_ds, evals: int = 6, batch_size: int
         target = results[0]["final_val_loss"] if results and stop_at_target else None
         probe = Probe(max(1, steps // evals), target)
         s.trainer(-1, callbacks=[probe]).train()
-        results.append({"recipe": s.name, "steps": steps, "curve": probe.points,
-                        "stopped_at_target": probe.points[-1]["step"] < steps,
-                        "final_val_loss": probe.points[-1]["val_loss"], "train_seconds": probe.points[-1]["train_seconds"]})
+        results.append(
+            {
+                "recipe": s.name,
+                "steps": steps,
+                "curve": probe.points,
+                "stopped_at_target": probe.points[-1]["step"] < steps,
+                "final_val_loss": probe.points[-1]["val_loss"],
+                "train_seconds": probe.points[-1]["train_seconds"],
+            }
+        )
     target = results[0]["final_val_loss"]
     for r in results:
         hit = next((p for p in r["curve"] if p["val_loss"] <= target), None)
@@ -372,8 +443,9 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
     ids = [[tok.eos_token_id] * 32] * 2
     ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
     cfg = replace(cfg, train=replace(cfg.train, batch_size=1, max_steps=1, save_total_limit=1))
-    trainer = build(cfg, model, ds, out, resolve_precision(cfg.train.precision)[0], saves=False, logs=False,
-                    atomic=atomic)  # atomic false: Trainer's own checkpoint, in place
+    trainer = build(
+        cfg, model, ds, out, resolve_precision(cfg.train.precision)[0], saves=False, logs=False, atomic=atomic
+    )  # atomic false: Trainer's own checkpoint, in place
     trainer.train()
     times = []
     for i in range(saves):
@@ -382,12 +454,16 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
         trainer._save_checkpoint(trainer.model, trial=None)
         times.append(time.perf_counter() - t)
     ckpt = max(out.glob("checkpoint-*"))
-    return {"seconds": statistics.median(times), "bytes": sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()),
-            "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "seconds": statistics.median(times),
+        "bytes": sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
-def saving_share(save_seconds: float, step_seconds: float, save_every_steps: int | None,
-                 save_minutes: float | None = None) -> float:
+def saving_share(
+    save_seconds: float, step_seconds: float, save_every_steps: int | None, save_minutes: float | None = None
+) -> float:
     """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
     from moviegpt.trainer import save_interval
 

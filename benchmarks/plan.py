@@ -6,6 +6,7 @@ and the planned against the actual training time of a run it planned, on this ma
 The plan cache for this config and machine is cleared first, so the probe really runs; the run goes to a
 temporary folder. Writes benchmarks/results/plan.json.
 """
+
 import argparse
 import tempfile
 
@@ -26,13 +27,25 @@ def main(argv=None):
         planned, plan = train.resolve(cfg)
         run = train.run(planned)
         s = run.summary()
-    result = {"benchmark": "plan", "machine": harness.machine(), "profile": args.profile, "budget_minutes": args.budget,
-              "probe_seconds": plan.probe_seconds, "tokens_per_second_probe": plan.tokens_per_second,
-              "tokens_per_second_run": s.tokens_per_second, "planned_seconds": plan.planned_seconds,
-              "actual_seconds": s.train_runtime_s, "steps": s.steps, "reason": plan.reason,
-              "perplexity_before": s.base.perplexity, "perplexity_after": s.final.perplexity}
-    print(f"probe {plan.probe_seconds:.0f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
-          f"({s.train_runtime_s / plan.planned_seconds - 1:+.0%}); {plan.reason}")
+    result = {
+        "benchmark": "plan",
+        "machine": harness.machine(),
+        "profile": args.profile,
+        "budget_minutes": args.budget,
+        "probe_seconds": plan.probe_seconds,
+        "tokens_per_second_probe": plan.tokens_per_second,
+        "tokens_per_second_run": s.tokens_per_second,
+        "planned_seconds": plan.planned_seconds,
+        "actual_seconds": s.train_runtime_s,
+        "steps": s.steps,
+        "reason": plan.reason,
+        "perplexity_before": s.base.perplexity,
+        "perplexity_after": s.final.perplexity,
+    }
+    print(
+        f"probe {plan.probe_seconds:.0f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
+        f"({s.train_runtime_s / plan.planned_seconds - 1:+.0%}); {plan.reason}"
+    )
     print("wrote", harness.write_result("plan", result, args.out))
 
 

@@ -7,6 +7,7 @@ with the most self time (CPU time, or on a GPU the time its kernels ran) and wri
 benchmarks/results/profile-<recipe>.json. On a GPU it also reports how much of the profiled window the GPU
 was busy: well below 1 means the GPU waited for the host (data loading, launches, synchronisation).
 """
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -34,7 +35,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     recipes = yaml.safe_load(Path(args.recipes).read_text())
     films = harness.replica_overrides(args.replica_rows) if args.replica_rows else []
-    over = recipes["base"] + films + args.extra + ([] if args.recipe == "original" else recipes["variants"][args.recipe])
+    over = (
+        recipes["base"] + films + args.extra + ([] if args.recipe == "original" else recipes["variants"][args.recipe])
+    )
     cfg = load_config("smoke", over)
     tok, _ = tokens.load_tokenizer(cfg.model.tokenizer)
     gpu = torch.cuda.is_available()
@@ -48,17 +51,35 @@ def main(argv=None):
     # on a GPU an operator (aten::mm) and the kernels it launched both carry the kernels' time: sum kernels only
     counted = [e for e in events if not gpu or e.device_type == DeviceType.CUDA]
     total = sum(getattr(e, self_time) for e in counted)
-    rows = [{"op": e.key[:80], "calls": e.count, "self_ms": getattr(e, self_time) / 1e3,
-             "share": getattr(e, self_time) / total} for e in events[: args.top]]
+    rows = [
+        {
+            "op": e.key[:80],
+            "calls": e.count,
+            "self_ms": getattr(e, self_time) / 1e3,
+            "share": getattr(e, self_time) / total,
+        }
+        for e in events[: args.top]
+    ]
     per_step_ms = total / 1e3 / (args.steps + 1)  # the profile spans the warm-up step and the timed ones
-    print(f"{args.recipe}: {w['tokens_per_s']:.0f} tokens/s under the profiler; "
-          + (f"GPU busy {per_step_ms:.1f} ms of {w['seconds'] / args.steps * 1e3:.1f} ms a step" if gpu else ""))
+    print(
+        f"{args.recipe}: {w['tokens_per_s']:.0f} tokens/s under the profiler; "
+        + (f"GPU busy {per_step_ms:.1f} ms of {w['seconds'] / args.steps * 1e3:.1f} ms a step" if gpu else "")
+    )
     print(harness.table(rows, ["op", "calls", "self_ms", "share"]))
-    harness.write_result(f"profile-{args.recipe.replace(' ', '').replace('+', 'plus-').replace(',', '')}",
-                         {"benchmark": "profile_step", "recipe": args.recipe, "machine": harness.machine(),
-                          "time": "gpu kernels" if gpu else "cpu", "tokens_per_s": w["tokens_per_s"],
-                          "step_ms": w["seconds"] / args.steps * 1e3, "busy_ms_per_step": per_step_ms,
-                          "top": rows}, args.out)
+    harness.write_result(
+        f"profile-{args.recipe.replace(' ', '').replace('+', 'plus-').replace(',', '')}",
+        {
+            "benchmark": "profile_step",
+            "recipe": args.recipe,
+            "machine": harness.machine(),
+            "time": "gpu kernels" if gpu else "cpu",
+            "tokens_per_s": w["tokens_per_s"],
+            "step_ms": w["seconds"] / args.steps * 1e3,
+            "busy_ms_per_step": per_step_ms,
+            "top": rows,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

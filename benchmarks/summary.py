@@ -1,7 +1,8 @@
 """Print the committed benchmark results as the Markdown tables the README shows, each with its machine.
 
-    python benchmarks/summary.py
+python benchmarks/summary.py
 """
+
 import harness
 from moviegpt import performance as perf
 
@@ -10,7 +11,10 @@ def markdown(df) -> str:
     df = df.reset_index()
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in row) + " |"
+        for row in df.itertuples(index=False)
+    ]
     return "\n".join([head, rule, *body])
 
 
@@ -18,27 +22,45 @@ def main():
     res = perf.results(harness.ROOT)
     for name in perf.throughput_runs(res):
         n = perf.throughput_numbers(res[name])
-        print(f"**{name}** — {n['machine']}; peak matmul " + ", ".join(
-            f"{k[5:]} {v:,.0f} GFLOP/s" for k, v in n.items() if k.startswith("peak_")) + "\n")
+        print(
+            f"**{name}** — {n['machine']}; peak matmul "
+            + ", ".join(f"{k[5:]} {v:,.0f} GFLOP/s" for k, v in n.items() if k.startswith("peak_"))
+            + "\n"
+        )
         print(markdown(perf.throughput_table(res[name])), "\n")
-        print(f"Ours against the original, paired by round: {n['min_x']:.2f} to {n['max_x']:.2f} "
-              f"({n['rounds']} rounds); skipped here: {n['skipped']}.\n")
+        print(
+            f"Ours against the original, paired by round: {n['min_x']:.2f} to {n['max_x']:.2f} "
+            f"({n['rounds']} rounds); skipped here: {n['skipped']}.\n"
+        )
         q = perf.quality_numbers(res[name])
         if q:
-            print(f"Time to quality: the original reaches held-out loss {q['ttq_target']:.3f} after "
-                  f"{q['ttq_orig_s']:.0f} s; ours " + (f"after {q['ttq_ours_s']:.0f} s ({q['ttq_x']:.1f}x sooner)"
-                                                       if q["ttq_reached"] else "did not reach it") + ".\n")
+            print(
+                f"Time to quality: the original reaches held-out loss {q['ttq_target']:.3f} after "
+                f"{q['ttq_orig_s']:.0f} s; ours "
+                + (
+                    f"after {q['ttq_ours_s']:.0f} s ({q['ttq_x']:.1f}x sooner)"
+                    if q["ttq_reached"]
+                    else "did not reach it"
+                )
+                + ".\n"
+            )
     print(f"**data_prep** — {perf.machine(res['data_prep'])}\n\n{markdown(perf.data_prep_table(res['data_prep']))}\n")
-    print(f"**checkpoint_cost** — {perf.machine(res['checkpoint_cost'])}\n\n"
-          f"{markdown(perf.checkpoint_table(res['checkpoint_cost']))}\n")
+    print(
+        f"**checkpoint_cost** — {perf.machine(res['checkpoint_cost'])}\n\n"
+        f"{markdown(perf.checkpoint_table(res['checkpoint_cost']))}\n"
+    )
     if "plan" in res:
         p = perf.plan_numbers(res["plan"])
-        print(f"**plan** — {p['plan_bench_machine']}: probe {p['plan_probe_s']:.0f} s; a {p['plan_budget_min']:g}-minute "
-              f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n")
+        print(
+            f"**plan** — {p['plan_bench_machine']}: probe {p['plan_probe_s']:.0f} s; a {p['plan_budget_min']:g}-minute "
+            f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n"
+        )
     b = res.get("book_build")
     if b:
-        print(f"**book_build** — {perf.machine(b)}: clean {b['profile']} build {b['clean_s']:.0f} s, "
-              f"rebuild {b['rebuild_s']:.0f} s.")
+        print(
+            f"**book_build** — {perf.machine(b)}: clean {b['profile']} build {b['clean_s']:.0f} s, "
+            f"rebuild {b['rebuild_s']:.0f} s."
+        )
 
 
 if __name__ == "__main__":

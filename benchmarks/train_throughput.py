@@ -18,6 +18,7 @@ Useful tokens are positions with a real next-token target (padding excluded); MF
 training FLOPs per second over the peak matmul rate measured in this run for the precision used.
 Prints tables and writes benchmarks/results/train_throughput.json.
 """
+
 import argparse
 import tempfile
 from pathlib import Path
@@ -51,29 +52,50 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", default=str(HERE / "train_throughput.yaml"))
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--window-tokens", type=int, default=6144, help="tokens per timed window (at least --min-steps steps)")
+    p.add_argument(
+        "--window-tokens", type=int, default=6144, help="tokens per timed window (at least --min-steps steps)"
+    )
     p.add_argument("--skip-quality", action="store_true", help="throughput only")
     p.add_argument("--skip-throughput", action="store_true", help="time to quality only")
-    p.add_argument("--full-curves", action="store_true",
-                   help="time to quality: every recipe trains its whole budget (default: stop at the target)")
-    p.add_argument("--only", action="append", default=None, metavar="NAME",
-                   help="a variant to run beside the original, by its full name (repeat for several)")
+    p.add_argument(
+        "--full-curves",
+        action="store_true",
+        help="time to quality: every recipe trains its whole budget (default: stop at the target)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a variant to run beside the original, by its full name (repeat for several)",
+    )
     p.add_argument("--all", action="store_true", help="every variant, not only the recipes' default list")
     p.add_argument("--min-steps", type=int, default=3, help="at least this many optimizer steps per timed window")
     p.add_argument("--peak-size", type=int, default=2048, help="n of the n x n matmul whose rate is the MFU peak")
     p.add_argument("--set", dest="extra", action="append", default=[], help="an override for every recipe")
-    p.add_argument("--replica-rows", type=int, default=None,
-                   help="throughput on this many bundled films, tiled (a GPU's large batches need more than 256)")
+    p.add_argument(
+        "--replica-rows",
+        type=int,
+        default=None,
+        help="throughput on this many bundled films, tiled (a GPU's large batches need more than 256)",
+    )
     p.add_argument("--out", default=None, help="results folder (default benchmarks/results)")
     p.add_argument("--name", default="train_throughput")
     args = p.parse_args(argv)
     recipes = yaml.safe_load(Path(args.recipes).read_text())
     recipes.setdefault("roles", {"baseline": "original", "ours": "ours"})
-    result = {"benchmark": "train_throughput", "machine": harness.machine(), "recipes": recipes, "extra": args.extra,
-              "replica_rows": args.replica_rows,
-              "roles": recipes.get("roles", {"baseline": "original", "ours": "ours"})}
+    result = {
+        "benchmark": "train_throughput",
+        "machine": harness.machine(),
+        "recipes": recipes,
+        "extra": args.extra,
+        "replica_rows": args.replica_rows,
+        "roles": recipes.get("roles", {"baseline": "original", "ours": "ours"}),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        names = args.only or (list(recipes["variants"]) if args.all else recipes.get("default", list(recipes["variants"])))
+        names = args.only or (
+            list(recipes["variants"]) if args.all else recipes.get("default", list(recipes["variants"]))
+        )
         unknown = sorted(set(names) - set(recipes["variants"]))
         if unknown:
             p.error(f"--only: no variant named {', '.join(unknown)} in {args.recipes}")
@@ -81,23 +103,38 @@ def main(argv=None):
         films = harness.replica_overrides(args.replica_rows) if args.replica_rows else []
         if not args.skip_throughput:
             setups, splits, tok, first = build(recipes, names, "variants", Path(tmp), args.extra + films, skipped)
-            rows, peaks = harness.throughput(setups, rounds=args.rounds, window_tokens=args.window_tokens,
-                                             peak_size=args.peak_size, min_steps=args.min_steps)
-            result.update(throughput=rows, peak_flops=peaks,
-                          parameters=sum(p.numel() for p in setups[0].model.parameters()))
+            rows, peaks = harness.throughput(
+                setups,
+                rounds=args.rounds,
+                window_tokens=args.window_tokens,
+                peak_size=args.peak_size,
+                min_steps=args.min_steps,
+            )
+            result.update(
+                throughput=rows, peak_flops=peaks, parameters=sum(p.numel() for p in setups[0].model.parameters())
+            )
             harness.write_result(args.name, result, args.out)  # written now: a time-to-quality cut short loses nothing
             print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
             print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
             print("mfu: tokens/s x (6N + 12LCT) / the peak matmul above (N without position embeddings)")
-            print(harness.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu",
-                                       "x_original"]))
+            print(
+                harness.table(
+                    rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]
+                )
+            )
         if not args.skip_quality:
-            setups, splits, tok, first = build(recipes, list(recipes["quality"]), "quality", Path(tmp), args.extra, skipped)
+            setups, splits, tok, first = build(
+                recipes, list(recipes["quality"]), "quality", Path(tmp), args.extra, skipped
+            )
             val = tokens.tokenize(splits.validation, tok, first.text, batching="pad", desc="validation films")
             quality = harness.time_to_quality(setups, val, stop_at_target=not args.full_curves)
             result["time_to_quality"] = quality
-            print(harness.table(quality, ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss",
-                                        "seconds_to_target"]))
+            print(
+                harness.table(
+                    quality,
+                    ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss", "seconds_to_target"],
+                )
+            )
     print("wrote", harness.write_result(args.name, result, args.out))
 
 

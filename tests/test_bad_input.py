@@ -4,6 +4,7 @@ The table is the specification: this file reads it, and each row needs a set-up 
 the bad input. Each case must exit 2 with one line on stderr containing the row's text, print no
 traceback, and leave every file that existed before it as it was.
 """
+
 import hashlib
 import json
 import re
@@ -32,6 +33,7 @@ def data_file(name: str, content: bytes):
     def make(tmp: Path) -> list[str]:
         (tmp / name).write_bytes(content)
         return ["prepare", "--set", f"data.source={tmp / name}"]
+
     return make
 
 
@@ -129,7 +131,9 @@ def test_the_readme_table_and_the_cases_agree():
 
 
 def snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
 
 
 def earlier_work(tmp: Path) -> Path:
@@ -200,11 +204,22 @@ def test_disk_full_keeps_the_last_checkpoint(tmp_path):
     if not shutil.which("unshare") or subprocess.run(["unshare", "-rm", "true"]).returncode:
         pytest.skip("needs unshare (user and mount namespaces) to make a small filesystem")
     (tmp_path / "mnt").mkdir()
-    env = {"RUNS": str(tmp_path / "mnt"), "OUT": str(tmp_path), "PY": sys.executable, "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_VERBOSITY": "error", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    env = {
+        "RUNS": str(tmp_path / "mnt"),
+        "OUT": str(tmp_path),
+        "PY": sys.executable,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+    }
     subprocess.run(["unshare", "-rm", "sh", "-c", DISK_FULL], env=env, check=True, timeout=300)
-    check_one_line(int((tmp_path / "rc").read_text()), (tmp_path / "stderr").read_text(), readme_rows()["disk-full"],
-                   progress_before=True)
+    check_one_line(
+        int((tmp_path / "rc").read_text()),
+        (tmp_path / "stderr").read_text(),
+        readme_rows()["disk-full"],
+        progress_before=True,
+    )
     assert "no space left on the device" in (tmp_path / "stderr").read_text()
     run_dir = next((tmp_path / "runs").iterdir())
     ckpts = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
@@ -212,5 +227,6 @@ def test_disk_full_keeps_the_last_checkpoint(tmp_path):
     state = json.loads((run_dir / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     from safetensors.torch import load_file
+
     assert load_file(run_dir / "checkpoints" / "checkpoint-4" / "model.safetensors")  # complete and readable
     assert (run_dir / "config.yaml").exists() and not (run_dir / "summary.json").exists()

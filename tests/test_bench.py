@@ -1,5 +1,6 @@
 """The benchmark harness runs end to end on tiny settings, and its token accounting is right.
 (Benchmarks are never timed here; only that they measure what they say.)"""
+
 import json
 import sys
 
@@ -13,8 +14,17 @@ PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 import harness as bench  # noqa: E402  (the harness lives beside the benchmarks, not in the package)
-TINY = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.n_positions=128",
-        "data.max_train_rows=48", "data.max_eval_rows=16", "text.max_length=64", "text.block_size=64"]
+
+TINY = [
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.n_positions=128",
+    "data.max_train_rows=48",
+    "data.max_eval_rows=16",
+    "text.max_length=64",
+    "text.block_size=64",
+]
 
 
 def test_counting_collator_excludes_padding(gpt2_tok):
@@ -50,15 +60,44 @@ def test_peak_matmul_is_measured_only_for_native_precisions():
 def test_throughput_harness_end_to_end(tmp_path):
     import train_throughput
 
-    recipes = {"base": ["model.name=scratch", "model.tokenizer=gpt2-bundled", "text.batching=pad", "train.batch_size=2",
-                        "train.precision=fp32", *TINY],
-               "variants": {"+ packing": ["text.batching=pack"], "+ bf16": ["train.precision=bf16"],
-                            "pack, auto": ["text.batching=pack", "train.precision=auto"], "unused": []},
-               "quality": {"ours": ["text.batching=pack"]}}
+    recipes = {
+        "base": [
+            "model.name=scratch",
+            "model.tokenizer=gpt2-bundled",
+            "text.batching=pad",
+            "train.batch_size=2",
+            "train.precision=fp32",
+            *TINY,
+        ],
+        "variants": {
+            "+ packing": ["text.batching=pack"],
+            "+ bf16": ["train.precision=bf16"],
+            "pack, auto": ["text.batching=pack", "train.precision=auto"],
+            "unused": [],
+        },
+        "quality": {"ours": ["text.batching=pack"]},
+    }
     (tmp_path / "r.yaml").write_text(json.dumps(recipes))
-    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--rounds", "2", "--window-tokens", "256",
-                           "--only", "+ packing", "--only", "+ bf16", "--only", "pack, auto",  # a name with a comma
-                           "--peak-size", "256", "--out", str(tmp_path)])
+    train_throughput.main(
+        [
+            "--recipes",
+            str(tmp_path / "r.yaml"),
+            "--rounds",
+            "2",
+            "--window-tokens",
+            "256",
+            "--only",
+            "+ packing",
+            "--only",
+            "+ bf16",
+            "--only",
+            "pack, auto",  # a name with a comma
+            "--peak-size",
+            "256",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = json.loads((tmp_path / "train_throughput.json").read_text())
     rows = {r["recipe"]: r for r in out["throughput"]}
     m = out["machine"]
@@ -71,7 +110,9 @@ def test_throughput_harness_end_to_end(tmp_path):
     assert rows["original"]["x_original_by_round"] == [1.0, 1.0] and len(rows["+ packing"]["x_original_by_round"]) == 2
     with pytest.raises(SystemExit):  # a misspelt variant is refused before anything trains
         train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--only", "+ pack", "--out", str(tmp_path)])
-    assert rows["+ packing"]["useful_share"] == pytest.approx(63 / 64)  # packed: every position but the last has a target
+    assert rows["+ packing"]["useful_share"] == pytest.approx(
+        63 / 64
+    )  # packed: every position but the last has a target
     assert all(0 < r["mfu"] < 1 for r in rows.values())
     q = {r["recipe"]: r for r in out["time_to_quality"]}
     assert q["original"]["seconds_to_target"] == q["original"]["train_seconds"]  # the target is where it ends
@@ -80,8 +121,13 @@ def test_throughput_harness_end_to_end(tmp_path):
     if ours["seconds_to_target"] is not None:
         assert ours["curve"][-1]["val_loss"] <= ours["target_val_loss"] < min(p["val_loss"] for p in ours["curve"][:-1])
         assert ours["seconds_to_target"] == ours["train_seconds"]
-    assert ours["stopped_at_target"] == (ours["curve"][-1]["step"] < ours["steps"]) and not q["original"]["stopped_at_target"]
-    train_throughput.main(["--recipes", str(tmp_path / "r.yaml"), "--skip-throughput", "--name", "q", "--out", str(tmp_path)])
+    assert (
+        ours["stopped_at_target"] == (ours["curve"][-1]["step"] < ours["steps"])
+        and not q["original"]["stopped_at_target"]
+    )
+    train_throughput.main(
+        ["--recipes", str(tmp_path / "r.yaml"), "--skip-throughput", "--name", "q", "--out", str(tmp_path)]
+    )
     alone = json.loads((tmp_path / "q.json").read_text())  # gpu.sh runs time to quality last, on its own
     assert "throughput" not in alone and [r["recipe"] for r in alone["time_to_quality"]] == ["original", "ours"]
 

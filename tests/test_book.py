@@ -1,4 +1,5 @@
 """Build the book (smoke profile) and read it as a person would: pages, figures, glued numbers, links."""
+
 import functools
 import http.server
 import json
@@ -27,8 +28,12 @@ def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     env = dict(os.environ, MOVIEGPT_PROFILE="smoke")
     jb = Path(sys.executable).parent / "jupyter-book"
-    r = subprocess.run([str(jb), "build", str(PROJECT_ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-                       capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [str(jb), "build", str(PROJECT_ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return out / "_build" / "html"
 
@@ -85,7 +90,9 @@ def test_performance_chapter_labels_every_table_with_its_machine(site):
         n = perf.throughput_numbers(res[name])
         assert n["machine"] in page and f"{n['ours_useful']:,.0f}" in page, name
     assert f"{perf.data_prep_numbers(res['data_prep'])['prep_rows']:,}" in page
-    assert perf.MEASURED_RULE in page and perf.SPEC_RULE in page and "not measured here" in page  # MFU rules, references
+    assert (
+        perf.MEASURED_RULE in page and perf.SPEC_RULE in page and "not measured here" in page
+    )  # MFU rules, references
     for row in res["external_references"]["rows"]:
         assert row["source"] in page and f"{row['tokens_per_s_per_gpu']:,}" in page
 
@@ -96,8 +103,13 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     run = book.main_run()
     h, iv = report.headline(run), report.held_out(run)
     first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
-    for fact in (h["model"], f"{h['train_films']:,} films", f"{h['steps']} optimizer steps", h["machine"],
-                 f"perplexity went from {iv['before']:,.2f} to {iv['after']:,.2f}"):
+    for fact in (
+        h["model"],
+        f"{h['train_films']:,} films",
+        f"{h['steps']} optimizer steps",
+        h["machine"],
+        f"perplexity went from {iv['before']:,.2f} to {iv['after']:,.2f}",
+    ):
         assert fact in first, fact
     assert "(95% CI " in first
     page = text_of(site / "book" / "results.html").replace(" ,", ",")
@@ -140,15 +152,26 @@ def test_site_in_a_real_browser(server):
     shots = PROJECT_ROOT / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         links = set()
         for chapter in chapters():
             assert page.goto(f"{server}/{chapter}.html").status == 200
             page.wait_for_load_state("load")
-            broken = page.eval_on_selector_all("img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            broken = page.eval_on_selector_all(
+                "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+            )
             assert broken == [], (chapter, broken)
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
             links |= {h.split("#")[0] for h in hrefs if h.startswith(server)}

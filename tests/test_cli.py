@@ -8,20 +8,27 @@ import pytest
 
 def cli(*args, cwd=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-    return subprocess.run([sys.executable, "-m", "moviegpt.cli", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "moviegpt.cli", *args], capture_output=True, text=True, env=env, cwd=cwd
+    )
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["train", "--config", "nosuch"], "unknown profile 'nosuch'"),
-    (["train", "--config", "/tmp/missing.yaml"], "config file not found"),
-    (["train", "--set", "train.batch_size=0"], "train.batch_size=0 must be at least 1"),
-    (["train", "--set", "train.lerning_rate=1"], "did you mean 'train.learning_rate'"),
-    (["prepare", "--set", "data.source=/no/such/films.csv"], "data file not found: /no/such/films.csv"),
-    (["train", "--config", "seed", "--set", "model.name=gpt2", "--set", "data.source=bundled"],
-     "cannot reach the Hugging Face hub to load model 'gpt2'"),
-    (["evaluate", "--model", "/tmp"], "is not a model directory"),
-    (["generate", "--model", "/no/such/dir", "--title", "Heat"], "cannot reach the Hugging Face hub"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "--config", "nosuch"], "unknown profile 'nosuch'"),
+        (["train", "--config", "/tmp/missing.yaml"], "config file not found"),
+        (["train", "--set", "train.batch_size=0"], "train.batch_size=0 must be at least 1"),
+        (["train", "--set", "train.lerning_rate=1"], "did you mean 'train.learning_rate'"),
+        (["prepare", "--set", "data.source=/no/such/films.csv"], "data file not found: /no/such/films.csv"),
+        (
+            ["train", "--config", "seed", "--set", "model.name=gpt2", "--set", "data.source=bundled"],
+            "cannot reach the Hugging Face hub to load model 'gpt2'",
+        ),
+        (["evaluate", "--model", "/tmp"], "is not a model directory"),
+        (["generate", "--model", "/no/such/dir", "--title", "Heat"], "cannot reach the Hugging Face hub"),
+    ],
+)
 def test_user_errors_exit_2_with_one_line(args, fragment, tmp_path):
     r = cli(*args, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
@@ -67,8 +74,21 @@ def test_generate_modes(smoke_run):
     r = cli("generate", "--model", model, "--mode", "concept", "--num", "2", "--max-new-tokens", "12")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("Movie: ") == 2 and r.stdout.count("Overview: ") == 2
-    r = cli("generate", "--model", model, "--mode", "completion", "--title", "Heat", "--text", "A retired safecracker",
-            "--num", "1", "--max-new-tokens", "8")
+    r = cli(
+        "generate",
+        "--model",
+        model,
+        "--mode",
+        "completion",
+        "--title",
+        "Heat",
+        "--text",
+        "A retired safecracker",
+        "--num",
+        "1",
+        "--max-new-tokens",
+        "8",
+    )
     assert r.returncode == 0 and r.stdout.startswith("Movie: Heat\nOverview: A retired safecracker")
     r = cli("generate", "--model", model, "--mode", "completion", "--title", "Heat")
     assert r.returncode == 2 and "needs the start of an overview" in r.stderr

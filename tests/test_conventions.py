@@ -1,6 +1,7 @@
 """What Hugging Face fine-tuning users reach for: tracking, a hub-readable model card, LoRA through peft,
 continuing a run, generation controls, --version, settings that document themselves, chapters that open as
 notebooks, and no import side effects."""
+
 import json
 import os
 import subprocess
@@ -17,8 +18,14 @@ from moviegpt.rundir import RunDir
 from moviegpt.train import run
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["data.max_train_rows=48", "data.max_eval_rows=16", "train.max_steps=4", "train.eval_steps=2",
-         "train.save_steps=2", "train.logging_steps=1"]
+SMALL = [
+    "data.max_train_rows=48",
+    "data.max_eval_rows=16",
+    "train.max_steps=4",
+    "train.eval_steps=2",
+    "train.save_steps=2",
+    "train.logging_steps=1",
+]
 
 
 def test_version(capfd):
@@ -51,8 +58,15 @@ def test_hash_exclusions_come_from_field_metadata():
 
 @pytest.fixture(scope="module")
 def tracked_run(tmp_path_factory):
-    cfg = load_config("smoke", [f"runs_dir={tmp_path_factory.mktemp('tb')}", *SMALL, "train.report_to=tensorboard",
-                                "train.trainer_args.gradient_checkpointing=true"])
+    cfg = load_config(
+        "smoke",
+        [
+            f"runs_dir={tmp_path_factory.mktemp('tb')}",
+            *SMALL,
+            "train.report_to=tensorboard",
+            "train.trainer_args.gradient_checkpointing=true",
+        ],
+    )
     return run(cfg, log=lambda m: None), cfg
 
 
@@ -66,12 +80,30 @@ def test_tensorboard_events_land_in_the_run(tracked_run):
 
 def test_a_wrong_trainer_arg_value_is_one_line(tmp_path, capfd):
     capfd.readouterr()
-    code = cli.main(["train", "--config", "smoke", "--set", f"runs_dir={tmp_path}",
-                     "--set", "train.trainer_args.lr_scheduler_kwargs=7"])
+    code = cli.main(
+        [
+            "train",
+            "--config",
+            "smoke",
+            "--set",
+            f"runs_dir={tmp_path}",
+            "--set",
+            "train.trainer_args.lr_scheduler_kwargs=7",
+        ]
+    )
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "train.trainer_args.lr_scheduler_kwargs=7 must be" in err[0], err
-    code = cli.main(["train", "--config", "smoke", "--set", f"runs_dir={tmp_path}",
-                     "--set", "train.trainer_args.logging_strategy=sometimes"])  # a value TrainingArguments refuses
+    code = cli.main(
+        [
+            "train",
+            "--config",
+            "smoke",
+            "--set",
+            f"runs_dir={tmp_path}",
+            "--set",
+            "train.trainer_args.logging_strategy=sometimes",
+        ]
+    )  # a value TrainingArguments refuses
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("moviegpt: error:"), err
 
@@ -99,8 +131,9 @@ def test_base_model_is_the_real_hub_id():
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory):
-    cfg = load_config("smoke", [f"runs_dir={tmp_path_factory.mktemp('lora')}", *SMALL, "train.lora=true",
-                                "train.learning_rate=1e-2"])
+    cfg = load_config(
+        "smoke", [f"runs_dir={tmp_path_factory.mktemp('lora')}", *SMALL, "train.lora=true", "train.learning_rate=1e-2"]
+    )
     return run(cfg, log=lambda m: None)
 
 
@@ -114,8 +147,9 @@ def test_lora_saves_an_adapter_and_a_merged_model(lora_run):
     assert weights and all("lora_" in k for k in weights)
     info = lora_run.info()
     assert 0 < info.trainable_parameters < info.parameters / 5
-    out = pipeline("text-generation", model=str(lora_run / "model"))("Movie: Heat\nOverview:", max_new_tokens=4,
-                                                                     do_sample=False)[0]["generated_text"]
+    out = pipeline("text-generation", model=str(lora_run / "model"))(
+        "Movie: Heat\nOverview:", max_new_tokens=4, do_sample=False
+    )[0]["generated_text"]
     assert out.startswith("Movie: Heat\nOverview:")
     merged = load_file(lora_run / "model" / "model.safetensors")
     assert not any("lora_" in k for k in merged)  # plain transformers weights
@@ -125,8 +159,21 @@ def test_lora_saves_an_adapter_and_a_merged_model(lora_run):
 
 def test_lora_resumes_after_a_kill(tmp_path):
     """A LoRA run killed after its first checkpoint resumes from it to the same losses as an uninterrupted one."""
-    args = [sys.executable, "-m", "moviegpt.cli", "train", "--config", "smoke", *[a for s in SMALL for a in ("--set", s)],
-            "--set", "train.lora=true", "--set", "train.max_steps=6", "--set", "model.dropout=0"]
+    args = [
+        sys.executable,
+        "-m",
+        "moviegpt.cli",
+        "train",
+        "--config",
+        "smoke",
+        *[a for s in SMALL for a in ("--set", s)],
+        "--set",
+        "train.lora=true",
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "model.dropout=0",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     ref = subprocess.run(args + ["--set", f"runs_dir={tmp_path / 'ref'}"], env=env, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
@@ -146,9 +193,24 @@ def test_lora_resumes_after_a_kill(tmp_path):
 
 def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
     capfd.readouterr()
-    more = ["train.max_steps=4", "train.eval_steps=2", "train.save_steps=2", "data.max_train_rows=48"]  # same test films
-    code = cli.main(["train", "--config", "smoke", "--from", str(smoke_run), "--set", f"runs_dir={tmp_path}",
-                     *[a for s in more for a in ("--set", s)]])
+    more = [
+        "train.max_steps=4",
+        "train.eval_steps=2",
+        "train.save_steps=2",
+        "data.max_train_rows=48",
+    ]  # same test films
+    code = cli.main(
+        [
+            "train",
+            "--config",
+            "smoke",
+            "--from",
+            str(smoke_run),
+            "--set",
+            f"runs_dir={tmp_path}",
+            *[a for s in more for a in ("--set", s)],
+        ]
+    )
     out, err = capfd.readouterr()
     assert code == 0, err
     child = RunDir(json.loads(out)["run_dir"])
@@ -156,8 +218,19 @@ def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
     assert info.parent.run == smoke_run.name and info.parent.final_perplexity == smoke_run.summary().final.perplexity
     assert child.summary().base.perplexity == pytest.approx(smoke_run.summary().final.perplexity, rel=1e-3)
     assert f"Continued from**: run `{smoke_run.name}`" in (child / "model" / "README.md").read_text()
-    code = cli.main(["train", "--config", "smoke", "--from", str(smoke_run), "--set", f"runs_dir={tmp_path}",
-                     "--set", "data.splits=[0.8, 0.1, 0.1]"])
+    code = cli.main(
+        [
+            "train",
+            "--config",
+            "smoke",
+            "--from",
+            str(smoke_run),
+            "--set",
+            f"runs_dir={tmp_path}",
+            "--set",
+            "data.splits=[0.8, 0.1, 0.1]",
+        ]
+    )
     assert code == 2 and "parent's data.source, data.splits and seed" in capfd.readouterr().err
 
 
@@ -169,8 +242,23 @@ def test_generation_controls_are_recorded(smoke_run, capfd):
     words = out[0]["text"].split()
     pairs = list(zip(words, words[1:]))
     assert len(pairs) == len(set(pairs))  # no 2-gram of words repeats (tokens, so words nearly always)
-    code = cli.main(["generate", "--model", str(smoke_run / "model"), "--title", "Heat", "--num", "1",
-                     "--repetition-penalty", "1.2", "--no-repeat-ngram-size", "3", "--max-new-tokens", "5"])
+    code = cli.main(
+        [
+            "generate",
+            "--model",
+            str(smoke_run / "model"),
+            "--title",
+            "Heat",
+            "--num",
+            "1",
+            "--repetition-penalty",
+            "1.2",
+            "--no-repeat-ngram-size",
+            "3",
+            "--max-new-tokens",
+            "5",
+        ]
+    )
     assert code == 0
 
 
@@ -188,12 +276,16 @@ def test_concept_titles_that_exist_are_drawn_again(smoke_run):
 
 
 def test_no_module_changes_global_state_on_import():
-    code = ("import matplotlib, pandas as pd\n"
-            "before = (dict(matplotlib.rcParams), pd.get_option('display.max_colwidth'))\n"
-            "import pkgutil, importlib, moviegpt\n"
-            "for m in pkgutil.iter_modules(moviegpt.__path__): importlib.import_module(f'moviegpt.{m.name}')\n"
-            "assert (dict(matplotlib.rcParams), pd.get_option('display.max_colwidth')) == before\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    code = (
+        "import matplotlib, pandas as pd\n"
+        "before = (dict(matplotlib.rcParams), pd.get_option('display.max_colwidth'))\n"
+        "import pkgutil, importlib, moviegpt\n"
+        "for m in pkgutil.iter_modules(moviegpt.__path__): importlib.import_module(f'moviegpt.{m.name}')\n"
+        "assert (dict(matplotlib.rcParams), pd.get_option('display.max_colwidth')) == before\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1")
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -206,7 +298,9 @@ def test_a_chapter_runs_as_a_notebook_against_the_smoke_run(smoke_run, tmp_path,
     env = {"MOVIEGPT_PROFILE": "smoke", "MOVIEGPT_PROGRESS": "0"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+    NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 5
@@ -214,7 +308,16 @@ def test_a_chapter_runs_as_a_notebook_against_the_smoke_run(smoke_run, tmp_path,
 
 # ------------------------------------------------------------------ progress on screen, and nowhere else
 
-TINY = ["--config", "smoke", "--set", "data.max_train_rows=32", "--set", "train.max_steps=6", "--set", "train.eval_steps=3"]
+TINY = [
+    "--config",
+    "smoke",
+    "--set",
+    "data.max_train_rows=32",
+    "--set",
+    "train.max_steps=6",
+    "--set",
+    "train.eval_steps=3",
+]
 
 
 def test_progress_shows_in_a_terminal_and_not_in_a_log(tmp_path):
@@ -230,8 +333,13 @@ def test_progress_shows_in_a_terminal_and_not_in_a_log(tmp_path):
     assert r.returncode == 0 and "it/s" not in r.stderr and "%|" not in r.stderr and "{'loss'" not in r.stdout
     leader, follower = pty.openpty()  # a real terminal on stderr, with a real terminal's size
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # (tqdm draws nothing at 0 columns)
-    p = subprocess.Popen(args + ["--set", f"runs_dir={tmp_path / 'tty'}"], env=env, stdout=subprocess.DEVNULL,
-                         stderr=follower, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        args + ["--set", f"runs_dir={tmp_path / 'tty'}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+        stdin=subprocess.DEVNULL,
+    )
     os.close(follower)
     seen = b""
     while True:
@@ -253,8 +361,10 @@ def test_train_run_in_a_notebook_shows_trainer_progress(tmp_path, monkeypatch):
 
     for quiet in ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         monkeypatch.delenv(quiet, raising=False)
-    code = ("from moviegpt import load_config\nfrom moviegpt.train import run\n"
-            f"run(load_config('smoke', {[f'runs_dir={tmp_path}', 'data.max_train_rows=32', 'train.max_steps=4']!r}))")
+    code = (
+        "from moviegpt import load_config\nfrom moviegpt.train import run\n"
+        f"run(load_config('smoke', {[f'runs_dir={tmp_path}', 'data.max_train_rows=32', 'train.max_steps=4']!r}))"
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     NotebookClient(nb, timeout=600, kernel_name="python3").execute()
     html = [o["data"].get("text/html", "") for o in nb.cells[0].outputs if o.get("output_type") == "display_data"]

@@ -24,7 +24,9 @@ def test_both_schemas_normalise_to_the_same_films(bundled, tmp_path):
     wyk = bundled.head(50)
     # The Kaggle TMDB 5000 layout: genres as a JSON list of {id, name}
     kaggle = wyk.copy()
-    kaggle["genres"] = [json.dumps([{"id": i, "name": g} for i, g in enumerate(s.split("-")) if g]) for s in wyk["genres"]]
+    kaggle["genres"] = [
+        json.dumps([{"id": i, "name": g} for i, g in enumerate(s.split("-")) if g]) for s in wyk["genres"]
+    ]
     path = tmp_path / "kaggle.csv"
     kaggle.to_csv(path, index=False)
     a, b = data.normalise(wyk), data.normalise(data.read_table(str(path)))
@@ -47,8 +49,17 @@ def test_cleaning_counts_every_reason(bundled):
     too_long = films.iloc[[8]].copy()
     too_long["id"], too_long["overview"] = -1, "x" * (data.MAX_OVERVIEW_CHARS + 1)
     kept, counts = data.clean(data.normalise(pd.concat([films, extra, same_id, too_long])))
-    assert counts == {"rows_in": 24, "dropped": {"missing_title": 1, "missing_overview": 2, "overview_too_long": 1,
-                                                 "duplicate_title_overview": 2, "duplicate_id": 1}, "rows_out": 17}
+    assert counts == {
+        "rows_in": 24,
+        "dropped": {
+            "missing_title": 1,
+            "missing_overview": 2,
+            "overview_too_long": 1,
+            "duplicate_title_overview": 2,
+            "duplicate_id": 1,
+        },
+        "rows_out": 17,
+    }
     assert len(kept) == 17 and not kept["title"].str.startswith(" ").any()
 
 
@@ -75,18 +86,23 @@ def test_load_splits_caps_after_a_seeded_shuffle():
     assert len(s1.train) == 100 and len(s1.test) == 10
     assert s1.train["id"].tolist() == s2.train["id"].tolist() != s3.train["id"].tolist()
     # not the 100 most popular films: the shuffle happened before the cap
-    assert s1.train["popularity"].median() < data.normalise(data.read_table("bundled"))["popularity"].nlargest(100).min()
+    assert (
+        s1.train["popularity"].median() < data.normalise(data.read_table("bundled"))["popularity"].nlargest(100).min()
+    )
     assert not set(s1.train["id"]) & set(s1.test["id"])
 
 
-@pytest.mark.parametrize("name, content, fragment", [
-    ("nope.csv", None, "data file not found"),
-    ("", None, "is a directory"),
-    ("empty.csv", b"", "is empty"),
-    ("cols.csv", b"name,plot\nA,B\n", "missing column(s) title, overview; columns found: name, plot"),
-    ("x.txt", b"hi", "unknown type '.txt'"),
-    ("bin.csv", b"title,overview\n\xff\xfe,\x81\n", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, content, fragment",
+    [
+        ("nope.csv", None, "data file not found"),
+        ("", None, "is a directory"),
+        ("empty.csv", b"", "is empty"),
+        ("cols.csv", b"name,plot\nA,B\n", "missing column(s) title, overview; columns found: name, plot"),
+        ("x.txt", b"hi", "unknown type '.txt'"),
+        ("bin.csv", b"title,overview\n\xff\xfe,\x81\n", "not UTF-8"),
+    ],
+)
 def test_bad_files_get_one_clear_line(tmp_path, name, content, fragment):
     if content is not None:
         (tmp_path / name).write_bytes(content)

@@ -1,4 +1,5 @@
 """The demonstration page, driven in a real (headless) browser, and its input bounds."""
+
 import json
 import os
 import shutil
@@ -34,10 +35,14 @@ def post(url, body: bytes):
 def test_inputs_are_bounded(server):
     status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "num": 50}).encode())
     assert status == 400 and "num=50 must be at most" in out["error"]
-    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "max_new_tokens": 10_000}).encode())
+    status, out = post(
+        f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "max_new_tokens": 10_000}).encode()
+    )
     assert status == 400 and "max_new_tokens" in out["error"]
-    status, out = post(f"{server}/api/generate", json.dumps({"mode": "title", "title": "Heat", "num": demo.LIMITS["num"],
-                                                             "max_new_tokens": 12}).encode())
+    status, out = post(
+        f"{server}/api/generate",
+        json.dumps({"mode": "title", "title": "Heat", "num": demo.LIMITS["num"], "max_new_tokens": 12}).encode(),
+    )
     assert status == 200 and len(out["results"]) == demo.LIMITS["num"]
     assert all(r["new_tokens"] <= 12 for r in out["results"]) and out["sampling"]["max_new_tokens"] == 12
     status, out = post(f"{server}/api/generate", b"x" * (demo.LIMITS["body_bytes"] + 1))
@@ -56,9 +61,18 @@ def test_page_in_a_real_browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page()
         page.goto(server + "/")
         page.fill("#title", "<b>Heat</b>")  # markup in the input must come back as text, never as HTML

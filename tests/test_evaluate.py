@@ -1,4 +1,5 @@
 """Evaluation metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
+
 import json
 import math
 
@@ -47,7 +48,7 @@ def test_token_weighted_perplexity_is_exp_of_mean_token_loss(smoke_run, gpt2_tok
     losses, count = [], 0
     with torch.no_grad():  # one film at a time, no padding: the plain definition
         for ids, mask in zip(ds["input_ids"], ds["attention_mask"]):
-            ids = torch.tensor(ids[:sum(mask)])[None]
+            ids = torch.tensor(ids[: sum(mask)])[None]
             losses.append(model(input_ids=ids, labels=ids).loss.item() * (ids.shape[1] - 1))
             count += ids.shape[1] - 1
     assert got.tokens == count

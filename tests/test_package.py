@@ -1,5 +1,6 @@
 """moviegpt installs as a package: a wheel built from the repository, installed into a fresh virtual
 environment outside it, runs from an empty folder (profiles and the bundled films are package data)."""
+
 import os
 import shutil
 import subprocess
@@ -20,18 +21,31 @@ def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
     # built from a copy of the sources: setuptools writes build/ and *.egg-info into the tree it builds
     src = tmp_path_factory.mktemp("src") / "moviegpt"
-    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "runs", "_build", ".jupyter_cache", "build", "*.egg-info", "__pycache__", ".hypothesis"))
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                        str(src)], capture_output=True, text=True)
+    shutil.copytree(
+        ROOT,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "runs", "_build", ".jupyter_cache", "build", "*.egg-info", "__pycache__", ".hypothesis"
+        ),
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     return next(out.glob("moviegpt-*.whl"))
 
 
 def test_the_wheel_carries_profiles_and_data(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for needed in ("moviegpt/profiles/smoke.yaml", "moviegpt/profiles/demo.yaml", "moviegpt/bundled/tmdb5000.parquet",
-                   "moviegpt/assets/gpt2-tokenizer/vocab.json"):
+    for needed in (
+        "moviegpt/profiles/smoke.yaml",
+        "moviegpt/profiles/demo.yaml",
+        "moviegpt/bundled/tmdb5000.parquet",
+        "moviegpt/assets/gpt2-tokenizer/vocab.json",
+    ):
         assert needed in names, needed
 
 
@@ -39,24 +53,38 @@ def test_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # the dependencies come from this environment (no download); moviegpt itself only from the wheel
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    r = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)} | {"HF_HUB_OFFLINE": "1"}
-    where = subprocess.run([str(python), "-c", "import moviegpt; print(moviegpt.__file__)"], cwd=empty, env=env,
-                           capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(python), "-c", "import moviegpt; print(moviegpt.__file__)"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert str(env_dir) in where and str(ROOT) not in where  # the installed copy, not the repository
     moviegpt = env_dir / "bin" / "moviegpt"
     r = subprocess.run([str(moviegpt), "profiles"], cwd=empty, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and {"smoke", "demo", "seed", "full"} <= set(r.stdout.split()), r.stderr
-    r = subprocess.run([str(moviegpt), "train", "--config", "smoke"], cwd=empty, env=env, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run(
+        [str(moviegpt), "train", "--config", "smoke"], cwd=empty, env=env, capture_output=True, text=True, timeout=900
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     runs = list((empty / "runs").glob("smoke-*/summary.json"))
     assert len(runs) == 1 and (runs[0].parent / "model" / "model.safetensors").exists()

@@ -1,4 +1,5 @@
 """moviegpt.performance: the committed benchmark results as the Performance chapter reads them."""
+
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,11 @@ def test_llmc_rule_against_its_published_arithmetic(res):
     assert hardware.spec_peak("NVIDIA H100 80GB HBM3") == 989e12 and hardware.spec_peak("AMD EPYC") is None
     gpu = res["train_throughput_gpu"]
     ours = next(r for r in gpu["throughput"] if r["recipe"] == "ours")
-    expected = ours["useful_tokens_per_s"] * hardware.llmc_flops_per_token(gpu["parameters"], 12, 768, ours["seq_len"]) / 989e12
+    expected = (
+        ours["useful_tokens_per_s"]
+        * hardware.llmc_flops_per_token(gpu["parameters"], 12, 768, ours["seq_len"])
+        / 989e12
+    )
     assert perf.throughput_numbers(gpu)["ours_mfu_spec"] == pytest.approx(expected)
 
 

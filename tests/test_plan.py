@@ -1,5 +1,6 @@
 """The budget planner (train.budget_minutes): a probe on this machine becomes a plan that is cached, recorded
 in config.yaml, deterministic to train, and overridden by an explicit step count."""
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,10 @@ def test_an_explicit_step_count_overrides_the_budget(plans, tmp_path, monkeypatc
 def test_a_planned_run_is_deterministic_recorded_and_its_schedule_ends_at_its_last_step(plans, tmp_path):
     cfg = budget(tmp_path, 0.1, "train.epochs=1")
     first = run(cfg, log=lambda m: None)
-    again = run(load_config("smoke", [f"runs_dir={tmp_path / 'again'}", "train.budget_minutes=0.1", "train.epochs=1"]),
-                log=lambda m: None)
+    again = run(
+        load_config("smoke", [f"runs_dir={tmp_path / 'again'}", "train.budget_minutes=0.1", "train.epochs=1"]),
+        log=lambda m: None,
+    )
     plan = first.info().plan
     assert plan is not None and again.info().plan == plan
     assert first.summary().steps == plan.max_steps  # the whole schedule ran: none cut off, none extended

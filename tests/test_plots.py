@@ -1,4 +1,5 @@
 """moviegpt.plots: every figure draws from a real smoke run's artifacts, with what its caption promises."""
+
 import matplotlib
 
 matplotlib.use("Agg")

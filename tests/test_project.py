@@ -24,10 +24,13 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
 def test_torch_is_a_range_that_cpu_and_cuda_builds_satisfy():
     from packaging.requirements import Requirement
 
-    deps = {Requirement(r).name: Requirement(r) for r in
-            tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
-    assert {"2.13.0", "2.13.0+cpu", "2.11.0+cu130"} <= {v for v in ("2.13.0", "2.13.0+cpu", "2.11.0+cu130")
-                                                         if deps["torch"].specifier.contains(v, prereleases=True)}
+    deps = {
+        Requirement(r).name: Requirement(r)
+        for r in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    assert {"2.13.0", "2.13.0+cpu", "2.11.0+cu130"} <= {
+        v for v in ("2.13.0", "2.13.0+cpu", "2.11.0+cu130") if deps["torch"].specifier.contains(v, prereleases=True)
+    }
     assert str(deps["jupyter-book"].specifier) in ("<2,>=1.0.4", ">=1.0.4,<2")
     setup = (PROJECT_ROOT / "scripts" / "setup.sh").read_text()
     assert 'pip install --quiet "torch==2.13.0"' in setup and "nvidia-smi" in setup  # the CPU build where no GPU
@@ -48,7 +51,10 @@ USED_WITHOUT_IMPORT = {  # declared, used, but not imported by moviegpt's own co
 def test_no_declared_dependency_goes_unused():
     from packaging.requirements import Requirement
 
-    deps = [Requirement(r).name for r in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    deps = [
+        Requirement(r).name
+        for r in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
     code = "\n".join(p.read_text() for p in (PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
     for dep in deps:
         name = IMPORT_NAMES.get(dep, dep.replace("-", "_"))

@@ -4,6 +4,7 @@ Real training processes (the CLI, a tiny GPT-2 on bundled films) are killed with
 random step: before the first checkpoint, between checkpoints, and in the middle of writing one.
 Rerunning the same command must end with the same validation losses as a run never interrupted.
 """
+
 import json
 import os
 import random
@@ -20,8 +21,15 @@ from moviegpt.rundir import RunDir
 from moviegpt.train import run
 
 # 12 steps over about 2.4 epochs of 64 films; checkpoints at steps 4, 8 and 12
-RECIPE = ["data.max_train_rows=64", "data.max_eval_rows=16", "train.max_steps=12", "train.save_steps=4",
-          "train.eval_steps=4", "train.logging_steps=1", "train.save_total_limit=2"]
+RECIPE = [
+    "data.max_train_rows=64",
+    "data.max_eval_rows=16",
+    "train.max_steps=12",
+    "train.save_steps=4",
+    "train.eval_steps=4",
+    "train.logging_steps=1",
+    "train.save_total_limit=2",
+]
 TIMING_KEYS = ("wall_time", "runtime", "per_second")
 
 
@@ -29,8 +37,11 @@ def outcome(run_dir: Path) -> dict:
     """What a run learned, without its timings: every logged loss by step, and the held-out result."""
     logs = [{k: v for k, v in m.items() if not any(t in k for t in TIMING_KEYS)} for m in RunDir(run_dir).metrics()]
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {"evals": [(m["step"], m["eval_loss"]) for m in logs if m["kind"] == "eval"],
-            "final": summary["final"]["loss"], "logs": logs}
+    return {
+        "evals": [(m["step"], m["eval_loss"]) for m in logs if m["kind"] == "eval"],
+        "final": summary["final"]["loss"],
+        "logs": logs,
+    }
 
 
 def only_run(runs: Path) -> Path:
@@ -72,7 +83,9 @@ def wait_for(cond, proc: subprocess.Popen, timeout=180.0) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    return outcome(run(load_config("smoke", [f"runs_dir={tmp_path_factory.mktemp('ref')}", *RECIPE]), log=lambda m: None))
+    return outcome(
+        run(load_config("smoke", [f"runs_dir={tmp_path_factory.mktemp('ref')}", *RECIPE]), log=lambda m: None)
+    )
 
 
 def test_same_config_and_seed_give_the_same_metrics(uninterrupted, tmp_path):
@@ -128,7 +141,9 @@ def test_sigterm_saves_and_says_how_to_resume_and_a_second_start_is_refused(unin
     last = [line for line in log.read_text().splitlines() if line.strip()][-1]
     assert last.startswith("moviegpt: SIGTERM: stopped at step") and "rerun the same command to resume" in last
     stopped = int(last.split("stopped at step ")[1].split()[0])
-    assert stopped >= step and (only_run(runs) / "checkpoints" / f"checkpoint-{stopped}" / "trainer_state.json").exists()
+    assert (
+        stopped >= step and (only_run(runs) / "checkpoints" / f"checkpoint-{stopped}" / "trainer_state.json").exists()
+    )
     assert start(runs, log).wait(timeout=300) == 0, log.read_text()
     resumed = outcome(only_run(runs))
     assert resumed["final"] == pytest.approx(uninterrupted["final"], abs=1e-6)

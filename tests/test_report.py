@@ -1,4 +1,5 @@
 """moviegpt.report and moviegpt.results: what the chapters show, computed from a real smoke run's artifacts."""
+
 import os
 import subprocess
 import sys
@@ -27,7 +28,8 @@ def test_chapters_that_read_artifacts_run_without_torch(monkeypatch):
         "for ch in ('intro', 'results', 'limitations'):\n"
         "    nb = jupytext.read(f'{ch}.md')\n"
         "    exec(compile('\\n'.join(c.source for c in nb.cells if c.cell_type == 'code'), ch, 'exec'), {})\n"
-        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n")
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+    )
     env = dict(os.environ, MOVIEGPT_PROFILE="smoke", MPLBACKEND="Agg")
     r = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT / "book", env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]

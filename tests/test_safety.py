@@ -1,5 +1,6 @@
 """What the project trusts: safetensors only, no remote code, no unpickling of anything a user hands
 in, and generated text escaped wherever it becomes HTML."""
+
 import re
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def calls(text: str, name: str) -> list[str]:
         while depth:
             depth += {"(": 1, ")": -1}.get(text[i], 0)
             i += 1
-        out.append(text[m.start():i])
+        out.append(text[m.start() : i])
     return out
 
 
@@ -59,7 +60,11 @@ def test_runs_hold_no_pickles_but_trainer_state(smoke_run):
     files = [p for p in smoke_run.path.rglob("*") if p.is_file()]
     assert (smoke_run / "model" / "model.safetensors").exists()
     assert not [p for p in files if p.name == "training_args.bin" or p.suffix in (".pkl", ".pickle")]
-    assert {p.name for p in files if p.suffix in (".bin", ".pt", ".pth")} <= {"optimizer.pt", "scheduler.pt", "rng_state.pth"}
+    assert {p.name for p in files if p.suffix in (".bin", ".pt", ".pth")} <= {
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+    }
 
 
 def test_generated_text_is_escaped_in_the_book():

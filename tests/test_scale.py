@@ -1,5 +1,6 @@
 """Scale-out in miniature: two data-parallel CPU processes (torchrun, gloo), the accelerate configs
 for the larger models, streaming, and the token cache that makes a second prepare a load."""
+
 import json
 import os
 import subprocess
@@ -18,9 +19,17 @@ from moviegpt.train import run
 
 ACCELERATE = sorted((PROJECT_ROOT / "configs" / "accelerate").glob("*.yaml"))
 # dropout off and fp32, so one process with batch 8 and two with batch 4 compute the same global batch
-DDP_RECIPE = ["model.dropout=0", "train.precision=fp32", "data.max_train_rows=96", "data.max_eval_rows=16",
-              "train.max_steps=6", "train.logging_steps=1", "train.eval_steps=3", "train.save_steps=3",
-              "train.save_total_limit=2"]
+DDP_RECIPE = [
+    "model.dropout=0",
+    "train.precision=fp32",
+    "data.max_train_rows=96",
+    "data.max_eval_rows=16",
+    "train.max_steps=6",
+    "train.logging_steps=1",
+    "train.eval_steps=3",
+    "train.save_steps=3",
+    "train.save_total_limit=2",
+]
 
 
 def train_cli(launcher: list[str], runs: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -33,8 +42,11 @@ def train_cli(launcher: list[str], runs: Path, *extra: str) -> subprocess.Comple
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):
     one = train_cli([sys.executable], tmp_path / "one", "train.batch_size=8")
     assert one.returncode == 0, one.stderr[-3000:]
-    two = train_cli([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-                    tmp_path / "two", "train.batch_size=4")
+    two = train_cli(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+        tmp_path / "two",
+        "train.batch_size=4",
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     [d1], [d2] = (list((tmp_path / n).iterdir()) for n in ("one", "two"))
     losses = lambda d: [(m["step"], m["loss"]) for m in RunDir(d).metrics() if m["kind"] == "train"]
@@ -65,6 +77,7 @@ def test_accelerate_configs_parse_and_are_complete(path):
     assert cfg.distributed_type.value == raw["distributed_type"] and str(cfg.mixed_precision) == "bf16"
     if raw["distributed_type"] == "FSDP":
         from transformers.models.gpt2 import modeling_gpt2  # the class it wraps exists in GPT-2's code
+
         assert hasattr(modeling_gpt2, cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"])
     if raw["distributed_type"] == "DEEPSPEED":
         assert cfg.deepspeed_config["gradient_accumulation_steps"] == load_config("full").train.grad_accum
@@ -76,20 +89,38 @@ def test_fsdp_config_is_accepted_by_the_trainer_on_cpu(tmp_path):
     from transformers import TrainingArguments
 
     fsdp = yaml.safe_load((PROJECT_ROOT / "configs/accelerate/fsdp-gpt2-large.yaml").read_text())["fsdp_config"]
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, fsdp="full_shard auto_wrap",
-                             fsdp_config={k.removeprefix("fsdp_"): v for k, v in fsdp.items()}, report_to="none")
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        fsdp="full_shard auto_wrap",
+        fsdp_config={k.removeprefix("fsdp_"): v for k, v in fsdp.items()},
+        report_to="none",
+    )
     assert args.fsdp_config["transformer_layer_cls_to_wrap"] == ["GPT2Block"]
 
 
 def test_streaming_trains_for_max_steps_on_the_same_split(tmp_path):
-    cfg = load_config("smoke", [f"runs_dir={tmp_path}", "data.streaming=true", "train.max_steps=4",
-                                "train.eval_steps=2", "train.save_steps=2", "data.max_eval_rows=16"])
+    cfg = load_config(
+        "smoke",
+        [
+            f"runs_dir={tmp_path}",
+            "data.streaming=true",
+            "train.max_steps=4",
+            "train.eval_steps=2",
+            "train.save_steps=2",
+            "data.max_eval_rows=16",
+        ],
+    )
     stream_test = data.take_films(data.stream_films(cfg.data, "test"), 10_000)
     table_test = data.load_splits(load_config("smoke", ["data.max_eval_rows=10000"]).data, cfg.seed).test
-    assert sorted(stream_test["id"]) == sorted(table_test["id"].astype(str))  # a film's split does not depend on how it is read
+    assert sorted(stream_test["id"]) == sorted(
+        table_test["id"].astype(str)
+    )  # a film's split does not depend on how it is read
     d = run(cfg, log=lambda m: None)
     s = json.loads((d / "summary.json").read_text())
-    assert s["steps"] == 4 and s["tokens_seen"] == 4 * 8 * 128 and s["train_examples"] is None  # a stream's size is unknown
+    assert (
+        s["steps"] == 4 and s["tokens_seen"] == 4 * 8 * 128 and s["train_examples"] is None
+    )  # a stream's size is unknown
     assert s["data"]["streaming"] and s["data"]["splits"]["train"]["used"] is None
     assert s["final"]["films"] == 16 and s["final"]["loss"] < s["base"]["loss"]
 

@@ -1,4 +1,5 @@
 """moviegpt.stats: the book's intervals, checked against a direct computation on a real tiny run."""
+
 import math
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_a_paired_ratio_is_narrower_than_its_parts_suggest():
 
 def test_wilson_interval_against_its_formula():
     iv = stats.wilson(8, 8)
-    assert iv.value == 1.0 and iv.hi == 1.0 and iv.lo == pytest.approx(8 / (8 + 1.959963984540054 ** 2))
+    assert iv.value == 1.0 and iv.hi == 1.0 and iv.lo == pytest.approx(8 / (8 + 1.959963984540054**2))
     assert stats.share([True, False, True, False]) == stats.wilson(2, 4)
     mid = stats.wilson(16, 32)
     assert mid.lo == pytest.approx(1 - mid.hi) and 0.32 < mid.lo < 0.34  # symmetric at one half

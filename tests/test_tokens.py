@@ -45,8 +45,15 @@ def test_template_and_prompt():
     from moviegpt.generate import build_prompt
 
     assert build_prompt("title", TextConfig.template, title="Heat") == "Movie: Heat\nOverview:"
-    assert build_prompt("title", "Genres: {genres}\nMovie: {title}\nOverview: {overview}", title="Heat",
-                        fields={"genres": ["Action", "Crime"]}) == "Genres: Action, Crime\nMovie: Heat\nOverview:"
+    assert (
+        build_prompt(
+            "title",
+            "Genres: {genres}\nMovie: {title}\nOverview: {overview}",
+            title="Heat",
+            fields={"genres": ["Action", "Crime"]},
+        )
+        == "Genres: Action, Crime\nMovie: Heat\nOverview:"
+    )
 
 
 @pytest.mark.parametrize("batching", ["pad", "pack"])

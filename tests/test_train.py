@@ -77,7 +77,9 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     from moviegpt.hardware import resolve_precision
     from moviegpt.trainer import loss_only, training_args
 
-    cfg = load_config("smoke", ["model.n_layer=1", "data.max_train_rows=64", "train.max_steps=3", "train.logging_steps=1"])
+    cfg = load_config(
+        "smoke", ["model.n_layer=1", "data.max_train_rows=64", "train.max_steps=3", "train.logging_steps=1"]
+    )
     ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
     precision, _ = resolve_precision("auto")  # bf16 where the CPU has it: the case loss_only is for
     runs = {}
@@ -109,8 +111,18 @@ def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
     from moviegpt import data, model as model_stage, tokens
     from moviegpt.trainer import CountOnDevice, training_args
 
-    cfg = load_config("smoke", ["model.n_layer=1", "data.max_train_rows=40", "train.max_steps=5", "train.logging_steps=2",
-                                "text.batching=pad", "train.batch_size=4", "train.grad_accum=2"])
+    cfg = load_config(
+        "smoke",
+        [
+            "model.n_layer=1",
+            "data.max_train_rows=40",
+            "train.max_steps=5",
+            "train.logging_steps=2",
+            "text.batching=pad",
+            "train.batch_size=4",
+            "train.grad_accum=2",
+        ],
+    )
     ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
     seen = {}
     for cls in (Trainer, CountOnDevice):

@@ -6,6 +6,7 @@ src/moviegpt, or on a machine whose plan differs would otherwise show stale outp
 folder is named after the book's resolved runs, a hash of the package's source files and of the
 committed benchmark results that the Performance chapter reads.
 """
+
 import hashlib
 import os
 from pathlib import Path
@@ -25,8 +26,6 @@ def _cache_path(app, config):
     book.write_manifest(cfgs, ROOT)  # the chapters find the runs by it, without importing torch
     runs = "-".join(cfg.run_name for cfg in cfgs.values())
     config.nb_execution_cache_path = str(ROOT / ".jupyter_cache" / f"{runs}-{src.hexdigest()[:8]}")
-
-
 
 
 def _is_notebook(app, pagename: str) -> bool:

@@ -1,4 +1,5 @@
 """moviegpt: fine-tune a causal language model on movie overviews, evaluate it, and report on it."""
+
 from importlib.metadata import PackageNotFoundError, version
 
 try:

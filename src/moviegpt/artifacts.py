@@ -9,6 +9,7 @@ Records are dataclasses; `from_dict` reads one back from its JSON form (nested r
 unknown keys ignored, so a newer file still loads) and `to_dict` writes it. Where the files live and how
 a run directory lives and dies: moviegpt.rundir.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ EVAL_VERSION = 4  # eval.json's layout; a file of another version, or made with 
 EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
 EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
-                 # not per title (one batch of 32 instead of four of 8); the sampled texts depend on it
+# not per title (one batch of 32 instead of four of 8); the sampled texts depend on it
 
 
 def describe_machine(hw: dict) -> str:
@@ -36,8 +37,15 @@ def describe_machine(hw: dict) -> str:
 
 def eval_settings(n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5) -> dict:
     """What an eval.json was made with; RunDir.evaluation and evaluate_run compare it."""
-    return {"n_titles": n_titles, "n_concepts": EVAL_CONCEPTS, "batch": EVAL_BATCH, "max_new_tokens": max_new_tokens,
-            "seed": seed, "k": k, "version": EVAL_VERSION}
+    return {
+        "n_titles": n_titles,
+        "n_concepts": EVAL_CONCEPTS,
+        "batch": EVAL_BATCH,
+        "max_new_tokens": max_new_tokens,
+        "seed": seed,
+        "k": k,
+        "version": EVAL_VERSION,
+    }
 
 
 @dataclass
@@ -71,6 +79,7 @@ class HeldOut:
 @dataclass
 class Plan:
     """What moviegpt.plan decided for train.budget_minutes on one machine, and why."""
+
     key: str
     machine: str
     budget_minutes: float
@@ -90,6 +99,7 @@ class Plan:
 @dataclass
 class Parent:
     """The finished run a `--from` run continued."""
+
     run: str
     path: str
     final_perplexity: float
@@ -98,6 +108,7 @@ class Parent:
 @dataclass
 class RunInfo:
     """config.yaml's `resolved`: what actually ran."""
+
     model: str
     model_choice: str
     parameters: int
@@ -140,6 +151,7 @@ class Summary:
 @dataclass
 class Group:
     """Token-weighted perplexity of a group of test films (a genre, a length bucket)."""
+
     group: str
     films: int
     tokens: int
@@ -158,6 +170,7 @@ class ModelPerplexity:
 @dataclass
 class Quality:
     """What moviegpt.metrics measures over a set of texts (generated, or the real overviews)."""
+
     n: int
     eos_share: float
     mean_words: float
@@ -180,6 +193,7 @@ class Sample:
 @dataclass
 class Example:
     """One unseen test title: its real overview and what each model wrote for it."""
+
     title: str
     real: str
     generated: dict[str, Sample]
@@ -189,6 +203,7 @@ class Example:
 class ConceptCheck:
     """Invented films of one model: how many titles were new (not in the data) at the first draw, and after
     a known title is drawn again (moviegpt.generate.concepts)."""
+
     n: int
     new_first: float
     new_final: float
@@ -206,6 +221,7 @@ class Neighbour:
 @dataclass
 class Evaluation:
     """eval.json: base against fine-tuned on the run's test films (moviegpt.evaluate.evaluate_run)."""
+
     version: int
     run: str
     settings: dict
@@ -220,10 +236,11 @@ class Evaluation:
     faithfulness: dict[str, list[float]] = field(default_factory=dict)  # per title (moviegpt.similarity)
     similarity_model: str = ""
     validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
-                                                                  # (the fine-tuned model's)
+    # (the fine-tuned model's)
 
 
 # ------------------------------------------------------------------ records <-> JSON
+
 
 def _convert(tp, value, where: str):
     if value is None:

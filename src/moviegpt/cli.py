@@ -3,6 +3,7 @@
 User errors (missing file or column, unknown profile, bad value, unreachable hub id) print one line on
 stderr and exit with code 2; an interrupted training run saves, says how to resume and exits with 130.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ from moviegpt import __version__
 from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import Interrupted, UserError, first_line
 
-EPILOG = ("Profiles: `moviegpt profiles`; settings: `moviegpt config --keys`; --set section.key=value overrides any "
-          "setting.")
+EPILOG = (
+    "Profiles: `moviegpt profiles`; settings: `moviegpt config --keys`; --set section.key=value overrides any setting."
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,8 +30,14 @@ class Parser(argparse.ArgumentParser):
 
 def _config_args(p) -> None:
     p.add_argument("--config", "-c", default="smoke", help="profile name (`moviegpt profiles`) or a YAML path")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set train.max_steps=20 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train.max_steps=20 (repeatable)",
+    )
 
 
 def _sampling_args(p) -> None:
@@ -57,17 +65,27 @@ def _train_parsers(sub) -> None:
     p = sub.add_parser("prepare", help="load, clean, split and tokenise; print counts and token statistics")
     _config_args(p)
     p.set_defaults(func=cmd_prepare)
-    p = sub.add_parser("train", help="fine-tune (or reuse/resume the run with the same config)",
-                       description="Fine-tune with the profile's recipe. A finished run with the same resolved config "
-                                   "is reused, an interrupted one resumed; a changed config gets a new run directory.")
+    p = sub.add_parser(
+        "train",
+        help="fine-tune (or reuse/resume the run with the same config)",
+        description="Fine-tune with the profile's recipe. A finished run with the same resolved config "
+        "is reused, an interrupted one resumed; a changed config gets a new run directory.",
+    )
     _config_args(p)
-    p.add_argument("--from", dest="parent", metavar="RUN", help="continue from a finished run's model (its test films "
-                   "stay held out); the new run records its parent")
+    p.add_argument(
+        "--from",
+        dest="parent",
+        metavar="RUN",
+        help="continue from a finished run's model (its test films stay held out); the new run records its parent",
+    )
     p.add_argument("--evaluate", action="store_true", help="also write the full evaluation (eval.json) afterwards")
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", help="held-out loss and perplexity of a model (or a whole run's eval.json), as JSON",
-                       description="With --model: token-weighted loss and perplexity on one split of a data source. "
-                                   "With --run: the full evaluation of a run, base against fine-tuned, to RUN/eval.json.")
+    p = sub.add_parser(
+        "evaluate",
+        help="held-out loss and perplexity of a model (or a whole run's eval.json), as JSON",
+        description="With --model: token-weighted loss and perplexity on one split of a data source. "
+        "With --run: the full evaluation of a run, base against fine-tuned, to RUN/eval.json.",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", "-m", help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
     who.add_argument("--run", "-r", help="a finished run directory (e.g. runs/smoke-XXXX)")
@@ -79,9 +97,12 @@ def _train_parsers(sub) -> None:
 
 
 def _use_parsers(sub) -> None:
-    p = sub.add_parser("generate", help="write overviews for a title, invent films, or complete an overview",
-                       description="title: an overview for a title; concept: a new film, title and overview (a title "
-                                   "that exists in the run's data is drawn again); completion: finish --text.")
+    p = sub.add_parser(
+        "generate",
+        help="write overviews for a title, invent films, or complete an overview",
+        description="title: an overview for a title; concept: a new film, title and overview (a title "
+        "that exists in the run's data is drawn again); completion: finish --text.",
+    )
     p.add_argument("--model", "-m", required=True, help="a save_pretrained directory (e.g. runs/smoke-XXXX/model)")
     p.add_argument("--mode", choices=["title", "concept", "completion"], default="title")
     p.add_argument("--title", "-t", default="", help="the film's title (title mode; optional for completion)")
@@ -105,9 +126,12 @@ def _use_parsers(sub) -> None:
 
 
 def _other_parsers(sub) -> None:
-    p = sub.add_parser("book", help="train and evaluate every run the book shows, with progress (then build it)",
-                       description="What scripts/build_book.sh runs before `jupyter-book build`: the book's runs "
-                                   "(MOVIEGPT_PROFILE, default demo) trained or reused, and evaluated.")
+    p = sub.add_parser(
+        "book",
+        help="train and evaluate every run the book shows, with progress (then build it)",
+        description="What scripts/build_book.sh runs before `jupyter-book build`: the book's runs "
+        "(MOVIEGPT_PROFILE, default demo) trained or reused, and evaluated.",
+    )
     p.set_defaults(func=cmd_book)
     p = sub.add_parser("config", help="print a profile's resolved settings, or every key with its help")
     _config_args(p)
@@ -146,11 +170,24 @@ def cmd_prepare(args) -> None:
     lengths = tokens.token_lengths(splits.train, p.tok, cfg.text.template)
     stats = tokens.batching_stats(lengths, cfg.text.max_length, cfg.text.block_size)
     c = splits.counts
-    print(json.dumps({"run": cfg.run_name, "source": cfg.data.source, "tokenizer": tok_source, "rows_in": c.rows_in,
-                      "rows_out": c.rows_out, "dropped": c.dropped,
-                      "splits": {k: v.__dict__ for k, v in c.splits.items()}, "batching": cfg.text.batching,
-                      "train_examples": len(train_ds), "train_tokens": stats,
-                      "token_length": {"mean": float(lengths.mean()), "max": int(lengths.max())}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run": cfg.run_name,
+                "source": cfg.data.source,
+                "tokenizer": tok_source,
+                "rows_in": c.rows_in,
+                "rows_out": c.rows_out,
+                "dropped": c.dropped,
+                "splits": {k: v.__dict__ for k, v in c.splits.items()},
+                "batching": cfg.text.batching,
+                "train_examples": len(train_ds),
+                "train_tokens": stats,
+                "token_length": {"mean": float(lengths.mean()), "max": int(lengths.max())},
+            },
+            indent=2,
+        )
+    )
 
 
 def from_run(parent: str, overrides: list[str]) -> list[str]:
@@ -161,8 +198,13 @@ def from_run(parent: str, overrides: list[str]) -> list[str]:
     run = RunDir(parent)
     need(run.finished and run.model_dir.is_dir(), f"--from {parent}: not a finished moviegpt run (no summary.json)")
     model = str(run.model_dir.resolve())
-    return [f"model.name={model}", f"model.tokenizer={model}", f"model.parent={run.path.resolve()}",
-            "model.fallback=null", *overrides]
+    return [
+        f"model.name={model}",
+        f"model.tokenizer={model}",
+        f"model.parent={run.path.resolve()}",
+        "model.fallback=null",
+        *overrides,
+    ]
 
 
 def cmd_train(args) -> None:
@@ -180,16 +222,26 @@ def cmd_train(args) -> None:
     s = run_dir.summary()
     if args.evaluate:
         evaluate_run(run_dir.path, log=lambda m: print(m, file=sys.stderr))
-    print(json.dumps({"run_dir": str(run_dir.path), "base_perplexity": s.base.perplexity,
-                      "final_perplexity": s.final.perplexity}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(run_dir.path),
+                "base_perplexity": s.base.perplexity,
+                "final_perplexity": s.final.perplexity,
+            },
+            indent=2,
+        )
+    )
 
 
 def _same_split(parent, cfg) -> None:
     from moviegpt.validate import need
 
-    need(parent.data.source == cfg.data.source and parent.data.splits == cfg.data.splits and parent.seed == cfg.seed,
-         "--from: the new run must use the parent's data.source, data.splits and seed, or its test films would "
-         "include films the parent trained on")
+    need(
+        parent.data.source == cfg.data.source and parent.data.splits == cfg.data.splits and parent.seed == cfg.seed,
+        "--from: the new run must use the parent's data.source, data.splits and seed, or its test films would "
+        "include films the parent trained on",
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -198,23 +250,41 @@ def cmd_evaluate(args) -> None:
     if args.run:
         print(json.dumps(headline(evaluate_run(Path(args.run), log=lambda m: print(m, file=sys.stderr))), indent=2))
         return
-    rows = None if args.max_rows is None else _n("--max-rows", args.max_rows, 1, 10 ** 9)
-    print(json.dumps(evaluate_model(args.model, args.data, args.split, rows, _n("--batch-size", args.batch_size, 1, 4096)),
-                     indent=2))
+    rows = None if args.max_rows is None else _n("--max-rows", args.max_rows, 1, 10**9)
+    print(
+        json.dumps(
+            evaluate_model(args.model, args.data, args.split, rows, _n("--batch-size", args.batch_size, 1, 4096)),
+            indent=2,
+        )
+    )
 
 
 def cmd_generate(args) -> None:
     from moviegpt.generate import Sampling, generate_for, shown
 
-    how = Sampling(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed,
-                   max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty,
-                   no_repeat_ngram_size=args.no_repeat_ngram_size)
+    how = Sampling(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+    )
     fields = dict(f.partition("=")[::2] for f in args.field)
     if args.genre is not None:
         fields["genres"] = args.genre
     known = _known_titles(args.model) if args.mode == "concept" else None
-    out = generate_for(args.model, [args.title], mode=args.mode, text=args.text, fields=fields,
-                       num=_n("--num", args.num, 1, 20), how=how, known=known)
+    out = generate_for(
+        args.model,
+        [args.title],
+        mode=args.mode,
+        text=args.text,
+        fields=fields,
+        num=_n("--num", args.num, 1, 20),
+        how=how,
+        known=known,
+    )
     for r in out:
         if args.mode == "concept":
             _say(f"Movie: {r['title']}\nOverview: {shown(r, 'overview')}\n")
@@ -238,8 +308,11 @@ def cmd_recommend(args) -> None:
     if not found:
         from moviegpt.validate import plain
 
-        print(f"'{plain(args.title, 200)}' is not a title in the corpus; showing films whose overviews are closest to it "
-              "as text.", file=sys.stderr)
+        print(
+            f"'{plain(args.title, 200)}' is not a title in the corpus; showing films whose overviews are closest to it "
+            "as text.",
+            file=sys.stderr,
+        )
     _say(table.to_string(index=False))
 
 
@@ -322,8 +395,11 @@ def reporting(work) -> int:
     except Exception as e:
         if os.environ.get("MOVIEGPT_DEBUG"):
             raise
-        print(f"moviegpt: internal error: {type(e).__name__}: {first_line(e)} (MOVIEGPT_DEBUG=1 shows where; "
-              "please report it)", file=sys.stderr)
+        print(
+            f"moviegpt: internal error: {type(e).__name__}: {first_line(e)} (MOVIEGPT_DEBUG=1 shows where; "
+            "please report it)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -6,6 +6,7 @@ whose sections mirror the dataclasses below; anything not given keeps the defaul
 (`moviegpt config --keys` prints them all) and is read in exactly one place: search for
 `cfg.<section>.<key>` to find it. Loading and checking the values is `moviegpt.settings`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,34 +50,49 @@ _optimizers.common = ("adamw_torch", "adamw_torch_fused")
 _schedulers.common = ("linear", "cosine", "constant", "constant_with_warmup")
 
 
-BIG = 10 ** 9  # upper bound of counts: larger values are typos, and some libraries overflow on them
+BIG = 10**9  # upper bound of counts: larger values are typos, and some libraries overflow on them
 
 
 @dataclass
 class DataConfig:
-    source: str = setting("bundled", "'bundled' (the shipped TMDB 5000 sample), a hub dataset id such as "
-                          "wykonos/movies, or a local/fsspec path to a .csv, .parquet or .jsonl file")
+    source: str = setting(
+        "bundled",
+        "'bundled' (the shipped TMDB 5000 sample), a hub dataset id such as "
+        "wykonos/movies, or a local/fsspec path to a .csv, .parquet or .jsonl file",
+    )
     hub_split: str = setting("train", "which split of a hub dataset to read (wykonos/movies has only 'train')")
-    splits: list = setting(help="train / validation / test fractions; each film's split is a hash of its id",
-                           factory=lambda: [0.9, 0.05, 0.05])
+    splits: list = setting(
+        help="train / validation / test fractions; each film's split is a hash of its id",
+        factory=lambda: [0.9, 0.05, 0.05],
+    )
     max_train_rows: int | None = setting(None, "cap on training films, taken after a seeded shuffle", lo=1, hi=BIG)
     max_eval_rows: int | None = setting(None, "cap on validation and on test films, likewise", lo=1, hi=BIG)
     streaming: bool = setting(False, "read the source as a datasets stream (larger than memory); needs train.max_steps")
-    timeout_s: float = setting(60.0, "give up on a remote (http, s3, hub) read that sends nothing for this long",
-                               hash="no", lo=1, hi=3600)
+    timeout_s: float = setting(
+        60.0, "give up on a remote (http, s3, hub) read that sends nothing for this long", hash="no", lo=1, hi=3600
+    )
 
 
 @dataclass
 class TextConfig:
-    template: str = setting("Movie: {title}\nOverview: {overview}", "how a film becomes text; {field} names a "
-                            "column (title, overview, genres, ...); the end-of-text token is appended")
-    batching: str = setting("pack", "'pad': one film per row, padded to max_length (the report's); 'pack': films "
-                            "joined and cut into block_size blocks (run_clm's group_texts)", choices=("pad", "pack"))
-    max_length: int = setting(128, "pad mode, and held-out evaluation: tokens per film (longer films are cut)",
-                              lo=8, hi=1 << 20)
+    template: str = setting(
+        "Movie: {title}\nOverview: {overview}",
+        "how a film becomes text; {field} names a "
+        "column (title, overview, genres, ...); the end-of-text token is appended",
+    )
+    batching: str = setting(
+        "pack",
+        "'pad': one film per row, padded to max_length (the report's); 'pack': films "
+        "joined and cut into block_size blocks (run_clm's group_texts)",
+        choices=("pad", "pack"),
+    )
+    max_length: int = setting(
+        128, "pad mode, and held-out evaluation: tokens per film (longer films are cut)", lo=8, hi=1 << 20
+    )
     block_size: int = setting(128, "pack mode: tokens per packed block", lo=8, hi=1 << 20)
-    num_proc: int | None = setting(None, "tokenisation worker processes (Dataset.map num_proc); none = in-process",
-                                   hash="no", lo=1, hi=1024)
+    num_proc: int | None = setting(
+        None, "tokenisation worker processes (Dataset.map num_proc); none = in-process", hash="no", lo=1, hi=1024
+    )
 
     def seq_len(self, batching: str | None = None) -> int:
         """Tokens per training row: the block in pack mode, the padded film in pad mode."""
@@ -85,68 +101,120 @@ class TextConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = setting("gpt2", "hub id, local save_pretrained directory, a stand-in (smollm2-135m), or 'scratch' "
-                        "(a GPT-2 built from n_layer/n_head/n_embd below)")
-    fallback: str | None = setting(None, "used instead of name when name is a hub id that is neither reachable "
-                                   "nor in the local cache")
+    name: str = setting(
+        "gpt2",
+        "hub id, local save_pretrained directory, a stand-in (smollm2-135m), or 'scratch' "
+        "(a GPT-2 built from n_layer/n_head/n_embd below)",
+    )
+    fallback: str | None = setting(
+        None, "used instead of name when name is a hub id that is neither reachable nor in the local cache"
+    )
     requested: str | None = setting(None, "set by moviegpt when the fallback replaced the requested model")
-    tokenizer: str | None = setting(None, "none = the model's own; 'gpt2-bundled' = the GPT-2 files shipped in moviegpt")
-    parent: str | None = setting(None, "the run this one continues from (set by `moviegpt train --from RUN`)",
-                                 hash="changed")
+    tokenizer: str | None = setting(
+        None, "none = the model's own; 'gpt2-bundled' = the GPT-2 files shipped in moviegpt"
+    )
+    parent: str | None = setting(
+        None, "the run this one continues from (set by `moviegpt train --from RUN`)", hash="changed"
+    )
     n_layer: int = setting(2, "scratch only: transformer blocks", lo=1, hi=1024)
     n_head: int = setting(2, "scratch only: attention heads", lo=1, hi=1024)
     n_embd: int = setting(128, "scratch only: hidden width", lo=1, hi=1 << 16)
     n_positions: int = setting(1024, "scratch only: context length", lo=8, hi=1 << 20)
     dropout: float = setting(0.1, "scratch only: GPT-2's residual, embedding and attention dropout", lo=0, hi=0.99)
-    attn_implementation: str = setting("sdpa", "attention kernel: 'sdpa' (PyTorch's fused scaled-dot-product "
-                                       "attention) or 'eager'", choices=("sdpa", "eager"))
+    attn_implementation: str = setting(
+        "sdpa",
+        "attention kernel: 'sdpa' (PyTorch's fused scaled-dot-product attention) or 'eager'",
+        choices=("sdpa", "eager"),
+    )
 
 
 @dataclass
 class TrainConfig:
     epochs: float = setting(2.0, "passes over the training films (ignored when max_steps > 0)", lo=0, hi=1e6)
-    max_steps: int = setting(-1, "> 0: exactly this many optimizer steps (overrides epochs and budget_minutes)",
-                             lo=-1, hi=BIG)
-    budget_minutes: float | None = setting(None, "plan the run to this many minutes of training on this machine: a "
-                                           "short probe measures tokens/s, then the step count and the number of "
-                                           "training films are set to fit (moviegpt.plan); cached per machine",
-                                           hash="changed", lo=0.1, hi=1e6)
+    max_steps: int = setting(
+        -1, "> 0: exactly this many optimizer steps (overrides epochs and budget_minutes)", lo=-1, hi=BIG
+    )
+    budget_minutes: float | None = setting(
+        None,
+        "plan the run to this many minutes of training on this machine: a "
+        "short probe measures tokens/s, then the step count and the number of "
+        "training films are set to fit (moviegpt.plan); cached per machine",
+        hash="changed",
+        lo=0.1,
+        hi=1e6,
+    )
     batch_size: int = setting(4, "rows per device per micro-batch", lo=1, hi=1 << 16)
     eval_batch_size: int = setting(8, "rows per batch when evaluating", lo=1, hi=1 << 16)
     grad_accum: int = setting(1, "micro-batches per optimizer step", lo=1, hi=1 << 16)
     learning_rate: float = setting(5e-5, "peak learning rate", lo=1e-12, hi=10)
-    lr_scheduler: str = setting("linear", "any transformers SchedulerType (linear, cosine, constant, ...)",
-                                choices=_schedulers)
+    lr_scheduler: str = setting(
+        "linear", "any transformers SchedulerType (linear, cosine, constant, ...)", choices=_schedulers
+    )
     warmup_steps: float = setting(0, "warm-up steps, or a fraction of all steps when below 1", lo=0, hi=BIG)
     weight_decay: float = setting(0.0, "AdamW weight decay", lo=0, hi=10)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", lo=0, hi=1e6)
-    precision: str = setting("auto", "auto | fp32 | bf16 | fp16; auto = bf16 where it is native (moviegpt.hardware), "
-                             "else fp16 on CUDA, else fp32", choices=("auto", "fp32", "bf16", "fp16"))
-    optim: str = setting("adamw_torch", "any transformers OptimizerNames (adamw_torch, adamw_torch_fused, ...)",
-                         choices=_optimizers)
+    precision: str = setting(
+        "auto",
+        "auto | fp32 | bf16 | fp16; auto = bf16 where it is native (moviegpt.hardware), else fp16 on CUDA, else fp32",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    )
+    optim: str = setting(
+        "adamw_torch", "any transformers OptimizerNames (adamw_torch, adamw_torch_fused, ...)", choices=_optimizers
+    )
     compile: bool = setting(False, "torch.compile the model (Inductor): fused kernels, compiled once per shape")
-    vocab_multiple: int = setting(1, "compute the output layer as if the vocabulary were padded to a multiple of "
-                                  "this (64: GPT-2's 50,257 rows become nanoGPT's 50,304); GPU matmul kernels want "
-                                  "aligned sizes; the logits are the same; GPU only (moviegpt.model.align_output)",
-                                  hash="no", lo=1, hi=4096)
-    loss_only: bool = setting(True, "training steps return the loss alone, no logits: the same numbers, faster "
-                              "under bf16 (moviegpt.trainer.loss_only)", hash="no")
-    lora: bool = setting(False, "train LoRA adapters (peft, settings in the lora section) instead of every weight; "
-                         "model/ still holds the merged model", hash="changed")
-    report_to: str = setting("none", "experiment tracking through Trainer: none, tensorboard, trackio, wandb, "
-                             "mlflow, ... (comma-separated for several)", hash="no")
-    trainer_args: dict = setting(help="any other transformers TrainingArguments field, e.g. "
-                                 "train.trainer_args.gradient_checkpointing=true (TrainingArguments checks it)",
-                                 factory=dict, hash="changed")
+    vocab_multiple: int = setting(
+        1,
+        "compute the output layer as if the vocabulary were padded to a multiple of "
+        "this (64: GPT-2's 50,257 rows become nanoGPT's 50,304); GPU matmul kernels want "
+        "aligned sizes; the logits are the same; GPU only (moviegpt.model.align_output)",
+        hash="no",
+        lo=1,
+        hi=4096,
+    )
+    loss_only: bool = setting(
+        True,
+        "training steps return the loss alone, no logits: the same numbers, faster "
+        "under bf16 (moviegpt.trainer.loss_only)",
+        hash="no",
+    )
+    lora: bool = setting(
+        False,
+        "train LoRA adapters (peft, settings in the lora section) instead of every weight; "
+        "model/ still holds the merged model",
+        hash="changed",
+    )
+    report_to: str = setting(
+        "none",
+        "experiment tracking through Trainer: none, tensorboard, trackio, wandb, "
+        "mlflow, ... (comma-separated for several)",
+        hash="no",
+    )
+    trainer_args: dict = setting(
+        help="any other transformers TrainingArguments field, e.g. "
+        "train.trainer_args.gradient_checkpointing=true (TrainingArguments checks it)",
+        factory=dict,
+        hash="changed",
+    )
     logging_steps: int = setting(50, "log the training loss every N steps", lo=1, hi=BIG)
     eval_steps: int | None = setting(None, "validate every N steps; none = once per epoch", lo=1, hi=BIG)
-    eval_rows: int | None = setting(None, "validation examples in each in-loop validation pass (the first N); "
-                                    "none = all; a planned run sizes it to the budget (moviegpt.plan)",
-                                    hash="changed", lo=1, hi=BIG)
-    save_steps: int | None = setting(None, "checkpoint every N steps; none = once per epoch; 0 = only on a signal "
-                                     "or after save_minutes (a short planned run)", lo=0, hi=BIG)
-    save_minutes: float | None = setting(None, "also checkpoint when this many minutes passed since the last save",
-                                         lo=0.01, hi=1e6)
+    eval_rows: int | None = setting(
+        None,
+        "validation examples in each in-loop validation pass (the first N); "
+        "none = all; a planned run sizes it to the budget (moviegpt.plan)",
+        hash="changed",
+        lo=1,
+        hi=BIG,
+    )
+    save_steps: int | None = setting(
+        None,
+        "checkpoint every N steps; none = once per epoch; 0 = only on a signal "
+        "or after save_minutes (a short planned run)",
+        lo=0,
+        hi=BIG,
+    )
+    save_minutes: float | None = setting(
+        None, "also checkpoint when this many minutes passed since the last save", lo=0.01, hi=1e6
+    )
     save_total_limit: int | None = setting(1, "checkpoints kept (the best one too, with keep_best)", lo=1, hi=BIG)
     keep_best: bool = setting(False, "load the checkpoint with the lowest validation loss at the end")
 
@@ -156,15 +224,19 @@ class LoraConfig:
     r: int = setting(8, "rank of each adapter", lo=1, hi=4096, hash="changed")
     alpha: float = setting(16.0, "scaling numerator: updates are scaled by alpha / r", lo=1e-6, hi=1e6, hash="changed")
     dropout: float = setting(0.05, "dropout on the adapters' input", lo=0, hi=0.99, hash="changed")
-    target_modules: list | None = setting(None, "module names to adapt; none = the attention and MLP projections "
-                                          "of the architecture (GPT-2: c_attn, c_proj, c_fc; Llama-style: "
-                                          "q/k/v/o_proj, gate/up/down_proj)", hash="changed")
+    target_modules: list | None = setting(
+        None,
+        "module names to adapt; none = the attention and MLP projections "
+        "of the architecture (GPT-2: c_attn, c_proj, c_fc; Llama-style: "
+        "q/k/v/o_proj, gate/up/down_proj)",
+        hash="changed",
+    )
 
 
 @dataclass
 class Config:
     profile: str = setting("custom", "the profile's name: the run directory is <profile>-<hash>")
-    seed: int = setting(42, "seeds the split shuffle, the model initialisation and Trainer", lo=0, hi=2 ** 32 - 1)
+    seed: int = setting(42, "seeds the split shuffle, the model initialisation and Trainer", lo=0, hi=2**32 - 1)
     runs_dir: str = setting("runs", "where run directories are written (relative to the current folder)", hash="no")
     data: DataConfig = field(default_factory=DataConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -177,6 +249,7 @@ class Config:
 
     def hash(self) -> str:
         """Short hash of everything that changes what a run computes (derived from each field's `hash`)."""
+
         def keep(obj) -> dict:
             out = {}
             for f in dataclasses.fields(obj):
@@ -190,6 +263,7 @@ class Config:
                 if rule == "yes" or (rule == "changed" and value != default):
                     out[f.name] = value
             return out
+
         return hashlib.sha256(json.dumps(keep(self), sort_keys=True).encode()).hexdigest()[:8]
 
     @property
@@ -223,5 +297,7 @@ def default_of(f: dataclasses.Field):
 
 def keys_help() -> list[dict]:
     """Every key with its type, default and help (`moviegpt config --keys`)."""
-    return [{"key": k, "type": str(f.type), "default": default_of(f), "help": f.metadata.get("help", "")}
-            for k, f in all_keys().items()]
+    return [
+        {"key": k, "type": str(f.type), "default": default_of(f), "help": f.metadata.get("help", "")}
+        for k, f in all_keys().items()
+    ]

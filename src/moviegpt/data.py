@@ -3,6 +3,7 @@
 Sources (`cfg.data.source`): "bundled" (TMDB 5000 in wykonos layout, shipped in data/), a
 local or fsspec path to CSV / parquet / JSON lines, or a hub dataset id such as wykonos/movies.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,9 +30,13 @@ REQUIRED = ("title", "overview")
 WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card): the scale the full recipe meets
 MAX_REMOTE_BYTES = 4 << 30
 MAX_OVERVIEW_CHARS = 10_000  # TMDB caps overviews near 1,000; a longer cell is a broken row, and in pack mode
-                             # one 1 MB overview would fill hundreds of blocks with one film
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".jsonl": lambda p: pd.read_json(p, lines=True),
-           ".json": lambda p: pd.read_json(p, lines=True)}
+# one 1 MB overview would fill hundreds of blocks with one film
+READERS = {
+    ".csv": pd.read_csv,
+    ".parquet": pd.read_parquet,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".json": lambda p: pd.read_json(p, lines=True),
+}
 
 
 def _looks_like_path(source: str) -> bool:
@@ -110,8 +115,10 @@ def _read_hub(source: str, split: str) -> pd.DataFrame:
         try:  # a copy in the local datasets cache still works offline
             return datasets.load_dataset(source, split=split, download_mode="reuse_cache_if_exists").to_pandas()
         except Exception:
-            raise UserError(f"cannot reach the Hugging Face hub to load dataset '{source}' and it is not in the "
-                            f"local cache; {hub.OFFLINE_HINT}") from None
+            raise UserError(
+                f"cannot reach the Hugging Face hub to load dataset '{source}' and it is not in the "
+                f"local cache; {hub.OFFLINE_HINT}"
+            ) from None
     try:
         return datasets.load_dataset(source, split=split).to_pandas()
     except Exception as e:
@@ -160,14 +167,18 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
         hint = ""
         if len(df.columns) == 1 and (sep := next((d for d in ";\t|" if d in str(df.columns[0])), None)):
             hint = f" (the file looks {sep!r}-separated; moviegpt reads comma-separated CSV)"
-        raise UserError(f"data is missing column(s) {', '.join(missing)}; columns found: "
-                        f"{', '.join(map(str, df.columns)) or 'none'}{hint}")
+        raise UserError(
+            f"data is missing column(s) {', '.join(missing)}; columns found: "
+            f"{', '.join(map(str, df.columns)) or 'none'}{hint}"
+        )
     if pd.api.types.is_numeric_dtype(df["overview"]) and df["overview"].notna().any():
         raise UserError("column 'overview' holds numbers, not text; is it the right column?")
     for col in REQUIRED:
         bad = df[col].map(lambda v: isinstance(v, (list, dict, np.ndarray)))
         if bad.any():
-            raise UserError(f"column '{col}' holds lists or records, not text (first at row {int(bad.values.argmax())})")
+            raise UserError(
+                f"column '{col}' holds lists or records, not text (first at row {int(bad.values.argmax())})"
+            )
     out = df.copy()
     for col in REQUIRED:
         try:
@@ -199,9 +210,13 @@ def clean(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     has_id = kept["id"].map(_has_id).astype(bool)
     dup_id = has_id & kept["id"].astype(str).duplicated(keep="first")
     kept = kept[~dup_id].reset_index(drop=True)
-    counts["dropped"] = {"missing_title": int(no_title.sum()), "missing_overview": int(no_overview.sum()),
-                         "overview_too_long": int(too_long.sum()), "duplicate_title_overview": int(dup.sum()),
-                         "duplicate_id": int(dup_id.sum())}
+    counts["dropped"] = {
+        "missing_title": int(no_title.sum()),
+        "missing_overview": int(no_overview.sum()),
+        "overview_too_long": int(too_long.sum()),
+        "duplicate_title_overview": int(dup.sum()),
+        "duplicate_id": int(dup_id.sum()),
+    }
     counts["rows_out"] = len(kept)
     return kept, counts
 
@@ -213,14 +228,17 @@ def _has_id(v) -> bool:
 def split_keys(df: pd.DataFrame) -> list[str]:
     """What decides a film's split: its id, or where there is none (a hand-made list of titles and overviews)
     its content: title, year and overview. Either depends on the film alone."""
-    return [f"id:{i}" if _has_id(i) else f"film:{t}|{'' if pd.isna(y) else y}|{o}"
-            for i, t, y, o in zip(df["id"], df["title"], df["year"], df["overview"])]
+    return [
+        f"id:{i}" if _has_id(i) else f"film:{t}|{'' if pd.isna(y) else y}|{o}"
+        for i, t, y, o in zip(df["id"], df["title"], df["year"], df["overview"])
+    ]
 
 
 def assign_splits(df: pd.DataFrame, fractions: list[float]) -> np.ndarray:
     """Hash each film's key to [0, 1): the split depends on the film alone, not on the other rows or their order."""
-    u = np.array([int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") / 2**64
-                  for k in split_keys(df)])
+    u = np.array(
+        [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") / 2**64 for k in split_keys(df)]
+    )
     edges = np.cumsum(fractions)
     return np.array(SPLITS)[np.searchsorted(edges[:-1], u, side="right")]
 
@@ -243,8 +261,9 @@ def load_clean(cfg: DataConfig) -> tuple[pd.DataFrame, dict]:
 
 def content_hash(films: pd.DataFrame) -> str:
     """A hash of the films' titles and overviews, in order: what a cache of anything computed from them keys on."""
-    return hashlib.sha256(pd.util.hash_pandas_object(films[["title", "overview"]].astype(str), index=False)
-                          .values.tobytes()).hexdigest()[:16]
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(films[["title", "overview"]].astype(str), index=False).values.tobytes()
+    ).hexdigest()[:16]
 
 
 def known_titles(cfg: DataConfig) -> set[str]:
@@ -272,8 +291,12 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         parts[name] = part.head(cap) if cap else part
     if parts["train"].empty or parts["test"].empty:
         raise UserError(f"data source {cfg.source} has too few films ({len(df)}) for a train and a test split")
-    return Splits(**parts, counts=DataCounts(rows_in=counts["rows_in"], rows_out=counts["rows_out"],
-                                             dropped=counts["dropped"], splits=sizes))
+    return Splits(
+        **parts,
+        counts=DataCounts(
+            rows_in=counts["rows_in"], rows_out=counts["rows_out"], dropped=counts["dropped"], splits=sizes
+        ),
+    )
 
 
 def cap_train(splits: Splits, n: int) -> Splits:
@@ -282,8 +305,9 @@ def cap_train(splits: Splits, n: int) -> Splits:
     if n >= len(splits.train):
         return splits
     count = splits.counts.splits["train"]
-    counts = dataclasses.replace(splits.counts, splits={**splits.counts.splits, "train": SplitCount(
-        available=count.available, used=n)})
+    counts = dataclasses.replace(
+        splits.counts, splits={**splits.counts.splits, "train": SplitCount(available=count.available, used=n)}
+    )
     return dataclasses.replace(splits, train=splits.train.head(n), counts=counts)
 
 
@@ -307,7 +331,9 @@ def stream_films(cfg: DataConfig, split: str):
                 _read_file(source)  # the same clear error as without streaming
             builder = BUILDERS.get(Path(source).suffix.lower())
             if builder is None:
-                raise UserError(f"data file {source} has an unknown type '{Path(source).suffix}'; use .csv, .parquet or .jsonl")
+                raise UserError(
+                    f"data file {source} has an unknown type '{Path(source).suffix}'; use .csv, .parquet or .jsonl"
+                )
             ds = datasets.load_dataset(builder, data_files=source, split="train", streaming=True)
         elif hub.reachable():
             ds = datasets.load_dataset(source, split=cfg.hub_split, streaming=True)
@@ -324,6 +350,7 @@ def stream_films(cfg: DataConfig, split: str):
         out = {c: films[c].tolist() for c in STREAM_COLUMNS}
         out["id"] = [str(v) if _has_id(v) else None for v in films["id"]]
         return out
+
     return ds.map(keep, batched=True, batch_size=1000, remove_columns=list(ds.column_names or []) or None)
 
 

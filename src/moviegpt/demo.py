@@ -8,6 +8,7 @@ Standard library only (http.server): one HTML page and two JSON endpoints, safe 
   gets a 4xx JSON answer, a slow client is cut off after LIMITS["timeout_s"], and generation runs one at a time.
 Generated text reaches the page only through `textContent`, never as HTML.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -100,12 +101,17 @@ class Demo:
         title, text = (validate.plain(req.get(k, ""), LIMITS["chars"]) for k in ("title", "text"))
         genre = validate.plain(req.get("genre", ""), LIMITS["chars"])
         num = validate.number("num", req.get("num", 1), integer=True, lo=1, hi=LIMITS["num"])
-        how = Sampling(max_new_tokens=validate.number("max_new_tokens", req.get("max_new_tokens", 80), integer=True,
-                                                      lo=1, hi=LIMITS["max_new_tokens"]),
-                       seed=req.get("seed", 0), temperature=req.get("temperature", Sampling.temperature),
-                       top_p=req.get("top_p", Sampling.top_p), top_k=req.get("top_k", Sampling.top_k),
-                       repetition_penalty=req.get("repetition_penalty", 1.0),
-                       no_repeat_ngram_size=req.get("no_repeat_ngram_size", 0))
+        how = Sampling(
+            max_new_tokens=validate.number(
+                "max_new_tokens", req.get("max_new_tokens", 80), integer=True, lo=1, hi=LIMITS["max_new_tokens"]
+            ),
+            seed=req.get("seed", 0),
+            temperature=req.get("temperature", Sampling.temperature),
+            top_p=req.get("top_p", Sampling.top_p),
+            top_k=req.get("top_k", Sampling.top_k),
+            repetition_penalty=req.get("repetition_penalty", 1.0),
+            no_repeat_ngram_size=req.get("no_repeat_ngram_size", 0),
+        )
         prompt = build_prompt(mode, self.settings["template"], title=title, text=text, fields={"genres": genre})
         with self.lock:
             out = sample(self.model, self.tok, [prompt], num=num, how=how)
@@ -117,8 +123,11 @@ class Demo:
         k = validate.number("k", req.get("k", 5), integer=True, lo=1, hi=LIMITS["k"])
         with self.lock:
             table, found = self.recommender.by_title(query, k)
-        note = (f"Films like '{query}':" if found else
-                f"'{query}' is not a film in this run's data; these overviews are closest to it as text:")
+        note = (
+            f"Films like '{query}':"
+            if found
+            else f"'{query}' is not a film in this run's data; these overviews are closest to it as text:"
+        )
         return {"note": note, "results": json.loads(table.to_json(orient="records"))}
 
 
@@ -133,7 +142,7 @@ def host_name(header: str) -> str:
     """The host part of a Host header: 'localhost:8765' -> 'localhost', '[::1]:80' -> '::1'."""
     header = header.strip().lower()
     if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
+        return header[1 : header.find("]")] if "]" in header else header
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
@@ -171,7 +180,9 @@ class Handler(BaseHTTPRequestHandler):
         except BadRequest as e:
             return self._json(e.status, {"error": str(e)})
         if self.path == "/":
-            self._send(HTTPStatus.OK, PAGE.replace("{chars}", str(LIMITS["chars"])).encode(), "text/html; charset=utf-8")
+            self._send(
+                HTTPStatus.OK, PAGE.replace("{chars}", str(LIMITS["chars"])).encode(), "text/html; charset=utf-8"
+            )
         elif self.path == "/api/info":
             self._json(HTTPStatus.OK, {"model": self.server.demo.model_dir, "limits": LIMITS})
         else:
@@ -223,10 +234,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False) -> ThreadingHTTPServer:
+def make_server(
+    model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False
+) -> ThreadingHTTPServer:
     if not is_loopback(host) and not allow_remote:
-        raise UserError(f"--host {host} is not a loopback address; the demo would be reachable from other machines "
-                        "(add --allow-remote if that is what you want)")
+        raise UserError(
+            f"--host {host} is not a loopback address; the demo would be reachable from other machines "
+            "(add --allow-remote if that is what you want)"
+        )
     demo = Demo(model_dir)
     try:
         server = ThreadingHTTPServer((host, port), Handler)
@@ -234,8 +249,11 @@ def make_server(model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow
         raise UserError(f"cannot serve on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
     server.demo, server.allow_remote = demo, allow_remote
     if not is_loopback(host):
-        print(f"moviegpt: warning: the demo is served on {host}, reachable by anyone who can reach this machine; it has "
-              "no login", file=sys.stderr)
+        print(
+            f"moviegpt: warning: the demo is served on {host}, reachable by anyone who can reach this machine; it has "
+            "no login",
+            file=sys.stderr,
+        )
     return server
 
 

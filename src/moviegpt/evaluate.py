@@ -6,6 +6,7 @@ batches hold different numbers of tokens, would not; nor would `evaluate`'s perp
 per-text perplexities.) Each film is scored on its own (pad mode), so the number does not depend on how
 training batched.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,23 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from moviegpt import data, metrics, progress, recommend, similarity, tokens
-from moviegpt.artifacts import (EVAL_BATCH, EVAL_CONCEPTS, EVAL_TITLES, EVAL_VERSION, ConceptCheck, Evaluation, Example, Group, HeldOut, ModelPerplexity, Neighbour, Quality,
-                                Sample, eval_settings, from_dict)
+from moviegpt.artifacts import (
+    EVAL_BATCH,
+    EVAL_CONCEPTS,
+    EVAL_TITLES,
+    EVAL_VERSION,
+    ConceptCheck,
+    Evaluation,
+    Example,
+    Group,
+    HeldOut,
+    ModelPerplexity,
+    Neighbour,
+    Quality,
+    Sample,
+    eval_settings,
+    from_dict,
+)
 from moviegpt.config import DataConfig, TextConfig
 from moviegpt.errors import UserError
 from moviegpt.generate import Sampling, concepts, generate_overviews
@@ -34,14 +50,15 @@ MODELS = ("base", "fine-tuned")
 
 
 @torch.no_grad()
-def token_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8,
-              desc: str = "held-out") -> tuple[torch.Tensor, torch.Tensor]:
+def token_nll(
+    model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-film summed NLL and target-token counts for a pad-mode dataset (labels -100 on padding)."""
     model.eval()
     device = next(model.parameters()).device
     nll, counts = [], []
     for i in progress.bar(range(0, len(ds), batch_size), desc=desc, unit="batch"):
-        batch = ds[i:i + batch_size]
+        batch = ds[i : i + batch_size]
         mask = torch.tensor(batch["attention_mask"])
         width = int(mask.sum(1).max())  # drop columns that are padding in every row of this batch
         ids = torch.tensor(batch["input_ids"])[:, :width].to(device)
@@ -57,8 +74,14 @@ def token_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8,
 def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out") -> HeldOut:
     nll, n = token_nll(model, ds, batch_size, desc)
     loss = float(nll.sum() / n.sum())
-    return HeldOut(loss=loss, perplexity=math.exp(loss) if loss < 700 else math.inf, tokens=int(n.sum()), films=len(ds),
-                   film_nll=nll.tolist(), film_tokens=n.tolist())
+    return HeldOut(
+        loss=loss,
+        perplexity=math.exp(loss) if loss < 700 else math.inf,
+        tokens=int(n.sum()),
+        films=len(ds),
+        film_nll=nll.tolist(),
+        film_tokens=n.tolist(),
+    )
 
 
 def cached_perplexity(key: dict, compute) -> HeldOut:
@@ -80,12 +103,14 @@ def cached_perplexity(key: dict, compute) -> HeldOut:
         return held
 
 
-def evaluate_model(model_dir: str, source: str = "bundled", split: str = "test", max_rows: int | None = None,
-                   batch_size: int = 8) -> dict:
+def evaluate_model(
+    model_dir: str, source: str = "bundled", split: str = "test", max_rows: int | None = None, batch_size: int = 8
+) -> dict:
     """`moviegpt evaluate --model`: a trained model on one split of any data source (split by the same film hashes)."""
     model, tok, s = load_trained(model_dir)
-    splits = data.load_splits(DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows,
-                                         max_eval_rows=max_rows), s["seed"])
+    splits = data.load_splits(
+        DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows, max_eval_rows=max_rows), s["seed"]
+    )
     text = TextConfig(template=s["template"], max_length=s["max_length"])
     ds = tokens.tokenize(splits[split], tok, text, batching="pad", desc=f"{split} films")
     held = perplexity(model, ds, batch_size, desc=f"{split} films")
@@ -98,14 +123,19 @@ def breakdown(nll: torch.Tensor, n: torch.Tensor, films: pd.DataFrame, top_genre
     by_genre = df.explode("genres").dropna(subset=["genres"]).groupby("genres")[["nll", "n"]].sum()
     by_genre = by_genre.assign(films=df.explode("genres").groupby("genres").size()).nlargest(top_genres, "films")
     df["bucket"] = pd.cut(df["n"], LENGTH_BUCKETS, right=True)
-    by_len = df.groupby("bucket", observed=True)[["nll", "n"]].sum().assign(films=df.groupby("bucket", observed=True).size())
-    groups = lambda t: [Group(group=str(i), films=int(r.films), tokens=int(r.n), perplexity=math.exp(r.nll / r.n))
-                        for i, r in t.iterrows()]
+    by_len = (
+        df.groupby("bucket", observed=True)[["nll", "n"]].sum().assign(films=df.groupby("bucket", observed=True).size())
+    )
+    groups = lambda t: [
+        Group(group=str(i), films=int(r.films), tokens=int(r.n), perplexity=math.exp(r.nll / r.n))
+        for i, r in t.iterrows()
+    ]
     return {"by_genre": groups(by_genre), "by_length": groups(by_len)}
 
 
-def evaluate_run(run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5,
-                 log=print) -> Evaluation:
+def evaluate_run(
+    run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5, log=print
+) -> Evaluation:
     """Base against fine-tuned on the run's test films: perplexity (overall, by genre, by length), generation
     quality and faithfulness (moviegpt.similarity) for unseen titles, invented films (are their titles new?), and recommendation quality (genre
     overlap@k) against TF-IDF. Written once to RUN/eval.json, then read back (recomputed when asked for
@@ -122,17 +152,30 @@ def evaluate_run(run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int
     tok, _ = tokens.load_tokenizer(str(run.model_dir))
     per_film = TextConfig(template=cfg.text.template, max_length=cfg.text.max_length)
     ds = tokens.tokenize(test, tok, per_film, batching="pad", desc="test films")
-    val_ds = tokens.tokenize(splits.validation, tok, per_film, batching="pad", desc="validation films") \
-        if len(splits.validation) else None
+    val_ds = (
+        tokens.tokenize(splits.validation, tok, per_film, batching="pad", desc="validation films")
+        if len(splits.validation)
+        else None
+    )
     copy_index = metrics.CopyIndex(splits.train["overview"].tolist())
     known = data.known_titles(cfg.data)
     how = Sampling(max_new_tokens=max_new_tokens, seed=seed)
     films = titles.to_dict("records")
-    out = {"perplexity": {}, "generation": {"real": metrics.generation_quality(
-        [{"text": t, "ended_with_eos": True} for t in titles["overview"]], copy_index)}, "concepts": {},
-        "recommendation": {"tf-idf": recommend.genre_overlap_at_k(recommend.tfidf(test["overview"].tolist()),
-                                                                  test["genres"].tolist(), k),
-                           "random": recommend.random_overlap(test["genres"].tolist())}}
+    out = {
+        "perplexity": {},
+        "generation": {
+            "real": metrics.generation_quality(
+                [{"text": t, "ended_with_eos": True} for t in titles["overview"]], copy_index
+            )
+        },
+        "concepts": {},
+        "recommendation": {
+            "tf-idf": recommend.genre_overlap_at_k(
+                recommend.tfidf(test["overview"].tolist()), test["genres"].tolist(), k
+            ),
+            "random": recommend.random_overlap(test["genres"].tolist()),
+        },
+    }
     gens, vecs, validation = {}, {}, {}
     held = {"base": run.base_eval(), "fine-tuned": run.summary().final}  # measured by train on the same films
     for name in MODELS:
@@ -144,32 +187,57 @@ def evaluate_run(run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int
         else:
             nll, n = token_nll(model, ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
         loss = float(nll.sum() / n.sum())
-        out["perplexity"][name] = {"loss": loss, "perplexity": math.exp(loss), "tokens": int(n.sum()),
-                                   **breakdown(nll, n, test)}
+        out["perplexity"][name] = {
+            "loss": loss,
+            "perplexity": math.exp(loss),
+            "tokens": int(n.sum()),
+            **breakdown(nll, n, test),
+        }
         if val_ds is not None and name == "fine-tuned":  # validation films scored per film: the curve's last
-            validation[name] = perplexity(model, val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")  # point, measured as the headline
+            validation[name] = perplexity(
+                model, val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}"
+            )  # point, measured as the headline
         gens[name] = generate_overviews(model, tok, films, cfg.text.template, how=how, batch_size=EVAL_BATCH)
         out["generation"][name] = metrics.generation_quality(gens[name], copy_index)
-        invented = concepts(model, tok, cfg.text.template, EVAL_CONCEPTS, how, known,
-                            fields=_concept_fields(cfg.text.template, test))
-        out["concepts"][name] = ConceptCheck(n=len(invented), new_first=float(np.mean([not r["first_title_known"] for r in invented])),
-                                             new_final=float(np.mean([not r["title_known"] for r in invented])),
-                                             titles=[r["title"] for r in invented])
+        invented = concepts(
+            model, tok, cfg.text.template, EVAL_CONCEPTS, how, known, fields=_concept_fields(cfg.text.template, test)
+        )
+        out["concepts"][name] = ConceptCheck(
+            n=len(invented),
+            new_first=float(np.mean([not r["first_title_known"] for r in invented])),
+            new_final=float(np.mean([not r["title_known"] for r in invented])),
+            titles=[r["title"] for r in invented],
+        )
         vecs[name] = recommend.embed(model, tok, test["overview"].tolist(), desc=f"embeddings, {name}")
         out["recommendation"][name] = recommend.genre_overlap_at_k(vecs[name], test["genres"].tolist(), k)
     del model
     log("Scoring faithfulness to the real overviews (all-MiniLM-L6-v2)...")
-    faithful = similarity.faithfulness(titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in MODELS},
-                                       seed)
-    ev = Evaluation(version=EVAL_VERSION, run=run.name, settings=want, test_films=len(test), k=k,
-                    perplexity={m: from_dict(ModelPerplexity, p) for m, p in out["perplexity"].items()},
-                    generation={m: from_dict(Quality, q) for m, q in out["generation"].items()},
-                    examples=[Example(title=str(f["title"]), real=str(f["overview"]),
-                                      generated={m: Sample(gens[m][i]["text"], gens[m][i]["ended_with_eos"]) for m in MODELS})
-                              for i, f in enumerate(films)],
-                    recommendation=out["recommendation"], concepts=out["concepts"],
-                    neighbours=neighbours(vecs["fine-tuned"], test), faithfulness=faithful, validation=validation,
-                    similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})")
+    faithful = similarity.faithfulness(
+        titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in MODELS}, seed
+    )
+    ev = Evaluation(
+        version=EVAL_VERSION,
+        run=run.name,
+        settings=want,
+        test_films=len(test),
+        k=k,
+        perplexity={m: from_dict(ModelPerplexity, p) for m, p in out["perplexity"].items()},
+        generation={m: from_dict(Quality, q) for m, q in out["generation"].items()},
+        examples=[
+            Example(
+                title=str(f["title"]),
+                real=str(f["overview"]),
+                generated={m: Sample(gens[m][i]["text"], gens[m][i]["ended_with_eos"]) for m in MODELS},
+            )
+            for i, f in enumerate(films)
+        ],
+        recommendation=out["recommendation"],
+        concepts=out["concepts"],
+        neighbours=neighbours(vecs["fine-tuned"], test),
+        faithfulness=faithful,
+        validation=validation,
+        similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})",
+    )
     run.write_json(run.eval_json, ev)
     return ev
 
@@ -185,15 +253,20 @@ def _concept_fields(template: str, films: pd.DataFrame) -> dict:
 def neighbours(vecs: np.ndarray, films: pd.DataFrame, n: int = 3, k: int = 3) -> list[Neighbour]:
     """For the first n films, their k nearest films (cosine of the embeddings)."""
     label = lambda i: f"{films['title'].iloc[i]} ({', '.join(films['genres'].iloc[i])})"
-    return [Neighbour(film=label(i), rank=r + 1, neighbour=label(j), similarity=sim)
-            for i in range(min(n, len(films))) for r, (j, sim) in enumerate(recommend.neighbours(vecs, vecs[i], k, exclude=i))]
+    return [
+        Neighbour(film=label(i), rank=r + 1, neighbour=label(j), similarity=sim)
+        for i in range(min(n, len(films)))
+        for r, (j, sim) in enumerate(recommend.neighbours(vecs, vecs[i], k, exclude=i))
+    ]
 
 
 def headline(ev: Evaluation) -> dict:
     """The few numbers of eval.json worth printing."""
     keys = ("eos_share", "mean_words", "distinct_2", "repeated_3gram_rate", "longest_copy_words")
-    return {"run": ev.run,
-            "perplexity": {m: round(v.perplexity, 3) for m, v in ev.perplexity.items()},
-            "generation": {m: {k: round(getattr(v, k), 3) for k in keys} for m, v in ev.generation.items()},
-            "new_concept_titles": {m: round(c.new_final, 3) for m, c in ev.concepts.items()},
-            f"genre_overlap@{ev.k}": {m: round(v, 3) for m, v in ev.recommendation.items()}}
+    return {
+        "run": ev.run,
+        "perplexity": {m: round(v.perplexity, 3) for m, v in ev.perplexity.items()},
+        "generation": {m: {k: round(getattr(v, k), 3) for k in keys} for m, v in ev.generation.items()},
+        "new_concept_titles": {m: round(c.new_final, 3) for m, c in ev.concepts.items()},
+        f"genre_overlap@{ev.k}": {m: round(v, 3) for m, v in ev.recommendation.items()},
+    }

@@ -5,6 +5,7 @@ model's EOS and run prompts in batches, left-padded with an attention mask (deco
 from the right edge). Prompts follow the model's own training template, and every field that template
 names before the overview is filled (the title, and e.g. {genres} from --genre) or asked for by name.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ FLAGS = {"genres": "--genre"}  # the command-line flag that fills a template fie
 @dataclass
 class Sampling:
     """How to sample; checked once (validate), used by the CLI, the demo page and the evaluation."""
+
     temperature: float = GENERATION_DEFAULTS["temperature"]
     top_p: float = GENERATION_DEFAULTS["top_p"]
     top_k: int = GENERATION_DEFAULTS["top_k"]
@@ -44,7 +46,7 @@ class Sampling:
         self.max_new_tokens = n("max_new_tokens", self.max_new_tokens, integer=True, lo=1, hi=4096)
         self.repetition_penalty = n("repetition_penalty", self.repetition_penalty, lo=1.0, hi=10)
         self.no_repeat_ngram_size = n("no_repeat_ngram_size", self.no_repeat_ngram_size, integer=True, lo=0, hi=20)
-        self.seed = n("seed", self.seed, integer=True, lo=0, hi=2 ** 32 - 1)
+        self.seed = n("seed", self.seed, integer=True, lo=0, hi=2**32 - 1)
 
     def replace(self, **kw) -> "Sampling":
         return dataclasses.replace(self, **kw)
@@ -72,8 +74,10 @@ def build_prompt(mode: str, template: str, title: str = "", text: str = "", fiel
         raise UserError(f"the prompt is longer than {MAX_PROMPT_CHARS} characters")
     extra = [f for f in fields if f not in validate.fields_of(template)]
     if extra:
-        raise UserError(f"this model's template has no {{{extra[0]}}} field to fill (its template: {template!r}); "
-                        "train with e.g. text.template='Genres: {genres}\\n...' to condition on genres")
+        raise UserError(
+            f"this model's template has no {{{extra[0]}}} field to fill (its template: {template!r}); "
+            "train with e.g. text.template='Genres: {genres}\\n...' to condition on genres"
+        )
     if mode == "title":
         if not title.strip():
             raise UserError("title mode needs a title")
@@ -88,33 +92,56 @@ def build_prompt(mode: str, template: str, title: str = "", text: str = "", fiel
 
 
 @torch.no_grad()
-def sample(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str], num: int = 1,
-           how: Sampling | None = None, batch_size: int = 8) -> list[dict]:
+def sample(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    prompts: list[str],
+    num: int = 1,
+    how: Sampling | None = None,
+    batch_size: int = 8,
+) -> list[dict]:
     """`num` continuations per prompt; each result says whether the model stopped with its EOS."""
     how = how or Sampling()
     prompts = [p for p in prompts for _ in range(num)]
     longest = max(len(tok(p)["input_ids"]) for p in prompts)
     if longest + how.max_new_tokens > context_length(model):
-        raise UserError(f"prompt of {longest} tokens plus max_new_tokens={how.max_new_tokens} exceeds the model's "
-                        f"context of {context_length(model)} tokens")
+        raise UserError(
+            f"prompt of {longest} tokens plus max_new_tokens={how.max_new_tokens} exceeds the model's "
+            f"context of {context_length(model)} tokens"
+        )
     set_seed(how.seed)
     model.eval()
     side, tok.padding_side = tok.padding_side, "left"
     out = []
     try:
         for i in range(0, len(prompts), batch_size):
-            chunk = prompts[i:i + batch_size]
+            chunk = prompts[i : i + batch_size]
             enc = tok(chunk, return_tensors="pt", padding=True).to(model.device)
-            gen = model.generate(**enc, do_sample=True, temperature=how.temperature, top_p=how.top_p, top_k=how.top_k,
-                                 max_new_tokens=how.max_new_tokens, repetition_penalty=how.repetition_penalty,
-                                 no_repeat_ngram_size=how.no_repeat_ngram_size, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=tok.eos_token_id)
-            for prompt, seq in zip(chunk, gen[:, enc["input_ids"].shape[1]:].tolist()):
+            gen = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=how.temperature,
+                top_p=how.top_p,
+                top_k=how.top_k,
+                max_new_tokens=how.max_new_tokens,
+                repetition_penalty=how.repetition_penalty,
+                no_repeat_ngram_size=how.no_repeat_ngram_size,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+            for prompt, seq in zip(chunk, gen[:, enc["input_ids"].shape[1] :].tolist()):
                 ended = tok.eos_token_id in seq
-                seq = seq[:seq.index(tok.eos_token_id)] if ended else seq
+                seq = seq[: seq.index(tok.eos_token_id)] if ended else seq
                 raw = tok.decode(seq, skip_special_tokens=True)  # keeps its leading space (or not) for joining
-                out.append({"prompt": prompt, "text": raw.strip(), "raw": raw,
-                            "ended_with_eos": ended, "new_tokens": len(seq) + int(ended)})
+                out.append(
+                    {
+                        "prompt": prompt,
+                        "text": raw.strip(),
+                        "raw": raw,
+                        "ended_with_eos": ended,
+                        "new_tokens": len(seq) + int(ended),
+                    }
+                )
     finally:
         tok.padding_side = side
     return out
@@ -125,12 +152,23 @@ def shown(result: dict, key: str = "text") -> str:
     return result[key] + ("" if result["ended_with_eos"] else CUT)
 
 
-def generate_overviews(model: PreTrainedModel, tok: PreTrainedTokenizerBase, films: list[dict], template: str,
-                       num: int = 1, how: Sampling | None = None, batch_size: int = 8) -> list[dict]:
+def generate_overviews(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    films: list[dict],
+    template: str,
+    num: int = 1,
+    how: Sampling | None = None,
+    batch_size: int = 8,
+) -> list[dict]:
     """For each film (a title and whatever other fields the template names), `num` sampled overviews."""
     names = validate.fields_of(template)
-    prompts = [build_prompt("title", template, title=str(f.get("title", "")), fields={k: v for k, v in f.items() if k in names})
-               for f in films]
+    prompts = [
+        build_prompt(
+            "title", template, title=str(f.get("title", "")), fields={k: v for k, v in f.items() if k in names}
+        )
+        for f in films
+    ]
     out = sample(model, tok, prompts, num=num, how=how, batch_size=batch_size)
     for r, film in zip(out, [f for f in films for _ in range(num)]):
         r["title"] = str(film.get("title", ""))
@@ -153,8 +191,16 @@ def attach(out: list[dict], mode: str, title: str = "", text: str = "") -> list[
     return out
 
 
-def concepts(model, tok, template: str, num: int, how: Sampling, known: set[str] | None = None,
-             fields: dict | None = None, tries: int = 3) -> list[dict]:
+def concepts(
+    model,
+    tok,
+    template: str,
+    num: int,
+    how: Sampling,
+    known: set[str] | None = None,
+    fields: dict | None = None,
+    tries: int = 3,
+) -> list[dict]:
     """`num` invented films. Those whose title already exists in `known` (casefolded) are sampled again, in one
     batch per round, up to `tries` draws in all; each result records whether its first draw was known, whether
     its final one is, and how many draws it took."""
@@ -168,20 +214,31 @@ def concepts(model, tok, template: str, num: int, how: Sampling, known: set[str]
         again = [r for r in out if r["title_known"]]
         if not again:
             break
-        redrawn = attach(sample(model, tok, [prompt], num=len(again), how=how.replace(seed=how.seed + attempt)), "concept")
+        redrawn = attach(
+            sample(model, tok, [prompt], num=len(again), how=how.replace(seed=how.seed + attempt)), "concept"
+        )
         for r, new in zip(again, redrawn):
             r.update(new, title_known=new["title"].casefold() in known, draws=attempt + 1)
     return out
 
 
-def generate_for(model_dir: str, titles: list[str] | None = None, mode: str = "title", text: str = "",
-                 fields: dict | None = None, num: int = 1, how: Sampling | None = None,
-                 known: set[str] | None = None) -> list[dict]:
+def generate_for(
+    model_dir: str,
+    titles: list[str] | None = None,
+    mode: str = "title",
+    text: str = "",
+    fields: dict | None = None,
+    num: int = 1,
+    how: Sampling | None = None,
+    known: set[str] | None = None,
+) -> list[dict]:
     """`moviegpt generate`: load a trained model directory and generate in one of MODES with its own template."""
     model, tok, settings = load_trained(model_dir)
     template, how = settings["template"], how or Sampling()
     if mode == "title":
-        return generate_overviews(model, tok, [{**(fields or {}), "title": t} for t in titles or [""]], template, num, how)
+        return generate_overviews(
+            model, tok, [{**(fields or {}), "title": t} for t in titles or [""]], template, num, how
+        )
     if mode == "concept":
         return concepts(model, tok, template, num, how, known, fields)
     title = (titles or [""])[0]

@@ -4,6 +4,7 @@ Nothing here assumes one CPU. bf16 is native on a GPU that reports it and on a C
 elsewhere torch emulates it in software (hundreds of times slower for a large matmul), so no default,
 plan or benchmark should pick it there.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,9 +69,15 @@ def cpu_name() -> str:
 def hardware() -> dict:
     """The machine a run or a benchmark ran on, with what decides its speed."""
     cuda = torch.cuda.is_available()
-    return {"cpu": cpu_name(), "cpu_capability": cpu_capability(), "cpu_bf16": cpu_bf16(),
-            "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if cuda else None, "native_precisions": native_precisions()}
+    return {
+        "cpu": cpu_name(),
+        "cpu_capability": cpu_capability(),
+        "cpu_bf16": cpu_bf16(),
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "native_precisions": native_precisions(),
+    }
 
 
 def spec_peak(gpu: str | None) -> float | None:
@@ -129,14 +136,14 @@ class PeakMemory:
         self._thread.join()
         self.peak = max(self.peak, _rss_mb())
         if torch.cuda.is_available():
-            self.peak = torch.cuda.max_memory_allocated() / 2 ** 20
+            self.peak = torch.cuda.max_memory_allocated() / 2**20
         return False
 
 
 def _rss_mb() -> float:
     try:
         with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         import resource
 

@@ -3,6 +3,7 @@
 huggingface_hub retries an unreachable host for ~45 s per file; we ask once, quickly, and
 then either load from the hub, load from the local hub cache, or say plainly what to do.
 """
+
 from __future__ import annotations
 
 import functools
@@ -10,8 +11,9 @@ import os
 import socket
 from urllib.parse import urlparse
 
-OFFLINE_HINT = ("work offline with data.source=bundled or a local file, and model.name=scratch "
-                "or a local save_pretrained directory")
+OFFLINE_HINT = (
+    "work offline with data.source=bundled or a local file, and model.name=scratch or a local save_pretrained directory"
+)
 
 
 @functools.cache

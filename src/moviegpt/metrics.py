@@ -3,6 +3,7 @@
 distinct-n (Li et al., 2016), the repeated word n-gram rate within a text, and the longest run of words a
 text shares with any training overview (memorisation shows). Perplexity lives in moviegpt.evaluate.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -16,7 +17,7 @@ def words(text: str) -> list[str]:
 
 
 def ngrams(ws: list[str], n: int) -> list[tuple]:
-    return [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    return [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
 
 
 def distinct_n(texts: list[str], n: int) -> float:
@@ -44,7 +45,9 @@ class CopyIndex:
 
     def longest(self, text: str) -> int:
         ws = words(text)
-        candidates = set().union(*(self.index.get(g, set()) for g in ngrams(ws, self.n))) if len(ws) >= self.n else set()
+        candidates = (
+            set().union(*(self.index.get(g, set()) for g in ngrams(ws, self.n))) if len(ws) >= self.n else set()
+        )
         best = 0  # overlaps shorter than n words (common words, always shared) count as 0
         for i in candidates:
             m = difflib.SequenceMatcher(None, ws, self.docs[i], autojunk=False)
@@ -58,9 +61,16 @@ def generation_quality(gens: list[dict], copy_index: CopyIndex) -> dict:
     longest = [copy_index.longest(t) for t in texts]
     lengths = [len(words(t)) for t in texts]
     repeated = [repeated_ngram_rate(t) for t in texts]
-    return {"n": len(texts), "eos_share": float(np.mean([g["ended_with_eos"] for g in gens])),
-            "mean_words": float(np.mean(lengths)), "words": lengths,
-            "distinct_1": distinct_n(texts, 1), "distinct_2": distinct_n(texts, 2),
-            "repeated_3gram_rate": float(np.mean(repeated)), "repeated_3grams": repeated,
-            "longest_copy_words": float(np.mean(longest)), "copy_words": longest,
-            "copy_share": float(np.mean([c / max(n, 1) for c, n in zip(longest, lengths)]))}
+    return {
+        "n": len(texts),
+        "eos_share": float(np.mean([g["ended_with_eos"] for g in gens])),
+        "mean_words": float(np.mean(lengths)),
+        "words": lengths,
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "repeated_3gram_rate": float(np.mean(repeated)),
+        "repeated_3grams": repeated,
+        "longest_copy_words": float(np.mean(longest)),
+        "copy_words": longest,
+        "copy_share": float(np.mean([c / max(n, 1) for c, n in zip(longest, lengths)])),
+    }

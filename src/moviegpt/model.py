@@ -4,6 +4,7 @@ optionally wrapped in LoRA adapters (peft).
 Weights load only as safetensors, remote code is never trusted (`trust_remote_code=False` on every
 load, and a local directory that names its own code is refused before transformers sees it).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,12 +20,22 @@ from moviegpt.errors import UserError, first_line
 from moviegpt.tokens import load_tokenizer
 
 SETTINGS_FILE = "moviegpt.json"  # written beside the weights: the text settings a trained model expects
-DEFAULT_SETTINGS = {"template": TextConfig.template, "max_length": TextConfig.max_length,
-                    "splits": DataConfig().splits, "seed": 42}
-HUB_IDS = {"gpt2": "openai-community/gpt2", "gpt2-medium": "openai-community/gpt2-medium",
-           "gpt2-large": "openai-community/gpt2-large", "gpt2-xl": "openai-community/gpt2-xl"}
-LORA_TARGETS = {"gpt2": ["c_attn", "c_proj", "c_fc"],
-                "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+DEFAULT_SETTINGS = {
+    "template": TextConfig.template,
+    "max_length": TextConfig.max_length,
+    "splits": DataConfig().splits,
+    "seed": 42,
+}
+HUB_IDS = {
+    "gpt2": "openai-community/gpt2",
+    "gpt2-medium": "openai-community/gpt2-medium",
+    "gpt2-large": "openai-community/gpt2-large",
+    "gpt2-xl": "openai-community/gpt2-xl",
+}
+LORA_TARGETS = {
+    "gpt2": ["c_attn", "c_proj", "c_fc"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
 LLAMA_STYLE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "olmo", "olmo2", "smollm3"}
 
 
@@ -32,10 +43,19 @@ def load_model(cfg: ModelConfig, tok: PreTrainedTokenizerBase, seed: int = 0) ->
     """Return the model and a one-line description of what was loaded."""
     if cfg.name == "scratch":
         torch.manual_seed(seed)  # the "base model" of a scratch run is this seeded initialisation
-        config = GPT2Config(vocab_size=len(tok), n_positions=cfg.n_positions, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                            n_embd=cfg.n_embd, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                            attn_pdrop=cfg.dropout)
+        config = GPT2Config(
+            vocab_size=len(tok),
+            n_positions=cfg.n_positions,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_embd=cfg.n_embd,
+            bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            resid_pdrop=cfg.dropout,
+            embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout,
+        )
         model = GPT2LMHeadModel(config)
         model.config._attn_implementation = cfg.attn_implementation
         desc = f"GPT-2 from config ({cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} dims), random init"
@@ -66,8 +86,10 @@ def choose(cfg: Config) -> Config:
 def choice_note(cfg: ModelConfig) -> str:
     """One sentence for the report: which model ran, and why."""
     if cfg.requested:
-        return (f"The {cfg.requested} weights were not reachable (no Hugging Face hub, not in the local cache), "
-                f"so this run used the stand-in {cfg.name}: {assets.STAND_INS[cfg.name]['describes']}.")
+        return (
+            f"The {cfg.requested} weights were not reachable (no Hugging Face hub, not in the local cache), "
+            f"so this run used the stand-in {cfg.name}: {assets.STAND_INS[cfg.name]['describes']}."
+        )
     if cfg.parent:
         return f"This run continued the fine-tuned model of run {cfg.parent}."
     return f"This run used {cfg.name}, as its profile asks."
@@ -102,8 +124,10 @@ def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTr
     try:
         return _load(name, dict(kw, local_files_only=True)), f"local hub cache: {name}"
     except UserError:
-        raise UserError(f"cannot reach the Hugging Face hub to load model '{name}' and it is not in the local "
-                        f"cache; {hub.OFFLINE_HINT}") from None
+        raise UserError(
+            f"cannot reach the Hugging Face hub to load model '{name}' and it is not in the local "
+            f"cache; {hub.OFFLINE_HINT}"
+        ) from None
 
 
 def _load(name: str, kw: dict) -> PreTrainedModel:
@@ -118,8 +142,11 @@ def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
     model, _ = load_pretrained(model_dir)
     tok, _ = load_tokenizer(model_dir)
     path = Path(model_dir) / SETTINGS_FILE
-    settings = validate.read_json(path, "model settings", "retrain, or delete the file to use defaults") \
-        if path.exists() else {}
+    settings = (
+        validate.read_json(path, "model settings", "retrain, or delete the file to use defaults")
+        if path.exists()
+        else {}
+    )
     return model, tok, {**DEFAULT_SETTINGS, **(settings if isinstance(settings, dict) else {})}
 
 
@@ -133,6 +160,7 @@ def count_parameters(model, trainable: bool = False) -> int:
 
 
 # ------------------------------------------------------------------ LoRA (peft)
+
 
 def lora_targets(model: PreTrainedModel, cfg: Config) -> list[str]:
     if cfg.lora.target_modules:
@@ -155,10 +183,18 @@ def adapt(model: PreTrainedModel, cfg: Config):
     targets = lora_targets(model, cfg)
     names = {n.split(".")[-1] for n, _ in model.named_modules()}
     missing = [t for t in targets if t not in names]
-    validate.need(not missing, f"lora.target_modules {', '.join(missing)} are not modules of this model "
-                  f"({model.config.model_type})")
-    lc = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
-                    task_type="CAUSAL_LM", fan_in_fan_out=model.config.model_type == "gpt2")  # GPT-2's Conv1D layers
+    validate.need(
+        not missing,
+        f"lora.target_modules {', '.join(missing)} are not modules of this model ({model.config.model_type})",
+    )
+    lc = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=model.config.model_type == "gpt2",
+    )  # GPT-2's Conv1D layers
     return get_peft_model(model, lc)
 
 

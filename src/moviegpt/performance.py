@@ -2,6 +2,7 @@
 numbers. Each result names its machine and the roles of its rows (which one is the baseline, which ours), so
 nothing here knows a benchmark's row labels. Sentences are the chapter's.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,20 @@ def recipe_numbers(result: dict, prefix: str, names=("ours",), kind: str = "vari
     out = {f"{prefix}layers": base["n_layer"], f"{prefix}width": base["n_embd"]}
     for label, name in (("orig", "base"), *((n.replace(" ", "_"), n) for n in names)):
         r = recipe(result, name, kind)
-        out |= {f"{prefix}{label}_{k}": r[k] for k in ("batching", "max_length", "block_size", "batch_size", "precision",
-                                                      "learning_rate", "lr_scheduler", "warmup_steps") if k in r}
+        out |= {
+            f"{prefix}{label}_{k}": r[k]
+            for k in (
+                "batching",
+                "max_length",
+                "block_size",
+                "batch_size",
+                "precision",
+                "learning_rate",
+                "lr_scheduler",
+                "warmup_steps",
+            )
+            if k in r
+        }
     return out
 
 
@@ -56,20 +69,27 @@ def _rows(result: dict) -> dict:
 
 def throughput_table(result: dict) -> pd.DataFrame:
     rows = result["throughput"]
-    return pd.DataFrame({"recipe": [r["recipe"] for r in rows],
-                         "useful tokens/s": [round(r["useful_tokens_per_s"]) for r in rows],
-                         "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
-                         "useful share": [round(r["useful_share"], 3) for r in rows],
-                         "precision": [r["precision"] for r in rows],
-                         MEASURED_RULE: [f"{r['mfu']:.1%}" for r in rows],
-                         **({SPEC_RULE: [f"{spec_mfu(result, r):.1%}" for r in rows]} if spec_peak_of(result) else {}),
-                         "x original": [round(r["x_original"], 2) for r in rows],
-                         "x original, by round": [" ".join(f"{x:.2f}" for x in r["x_original_by_round"]) for r in rows],
-                         }).set_index("recipe")
+    return pd.DataFrame(
+        {
+            "recipe": [r["recipe"] for r in rows],
+            "useful tokens/s": [round(r["useful_tokens_per_s"]) for r in rows],
+            "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
+            "useful share": [round(r["useful_share"], 3) for r in rows],
+            "precision": [r["precision"] for r in rows],
+            MEASURED_RULE: [f"{r['mfu']:.1%}" for r in rows],
+            **({SPEC_RULE: [f"{spec_mfu(result, r):.1%}" for r in rows]} if spec_peak_of(result) else {}),
+            "x original": [round(r["x_original"], 2) for r in rows],
+            "x original, by round": [" ".join(f"{x:.2f}" for x in r["x_original_by_round"]) for r in rows],
+        }
+    ).set_index("recipe")
 
 
-MEASURED_RULE = "MFU (6N + 12LCT, measured peak)"  # the harness's FLOPs per token (PaLM, nanoGPT) / matmul peak measured
-SPEC_RULE = "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (hardware.SPEC_BF16_PEAK)
+MEASURED_RULE = (
+    "MFU (6N + 12LCT, measured peak)"  # the harness's FLOPs per token (PaLM, nanoGPT) / matmul peak measured
+)
+SPEC_RULE = (
+    "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (hardware.SPEC_BF16_PEAK)
+)
 
 
 def spec_peak_of(result: dict) -> float | None:
@@ -88,15 +108,30 @@ def throughput_numbers(result: dict, prefix: str = "") -> dict:
     rows, roles = _rows(result), result.get("roles", {"baseline": "original", "ours": "ours"})
     base, ours = rows[roles["baseline"]], rows[roles["ours"]]
     by_round = ours["x_original_by_round"]
-    out = {"machine": machine(result), "orig_useful": base["useful_tokens_per_s"], "ours_useful": ours["useful_tokens_per_s"],
-           "orig_share": base["useful_share"], "ours_x": ours["x_original"], "min_x": min(by_round), "max_x": max(by_round),
-           "rounds": len(by_round), "orig_mfu": base["mfu"], "ours_mfu": ours["mfu"], "ours_precision": ours["precision"],
-           "orig_precision": base["precision"], "params_m": result.get("parameters", 0) / 1e6,
-           "skipped": ", ".join(result.get("skipped", {})) or "none",
-           **{f"peak_{k}": v / 1e9 for k, v in result.get("peak_flops", {}).items()}}
+    out = {
+        "machine": machine(result),
+        "orig_useful": base["useful_tokens_per_s"],
+        "ours_useful": ours["useful_tokens_per_s"],
+        "orig_share": base["useful_share"],
+        "ours_x": ours["x_original"],
+        "min_x": min(by_round),
+        "max_x": max(by_round),
+        "rounds": len(by_round),
+        "orig_mfu": base["mfu"],
+        "ours_mfu": ours["mfu"],
+        "ours_precision": ours["precision"],
+        "orig_precision": base["precision"],
+        "params_m": result.get("parameters", 0) / 1e6,
+        "skipped": ", ".join(result.get("skipped", {})) or "none",
+        **{f"peak_{k}": v / 1e9 for k, v in result.get("peak_flops", {}).items()},
+    }
     if spec_peak_of(result):
-        out |= {"ours_mfu_spec": spec_mfu(result, ours), "orig_mfu_spec": spec_mfu(result, base),
-                "spec_peak_tflops": spec_peak_of(result) / 1e12, "ours_seq_len": ours["seq_len"]}
+        out |= {
+            "ours_mfu_spec": spec_mfu(result, ours),
+            "orig_mfu_spec": spec_mfu(result, base),
+            "spec_peak_tflops": spec_peak_of(result) / 1e12,
+            "ours_seq_len": ours["seq_len"],
+        }
     if "ours_logits" in roles and roles["ours_logits"] in rows:
         out["loss_only_x"] = ours["useful_tokens_per_s"] / rows[roles["ours_logits"]]["useful_tokens_per_s"]
     if ours.get("peak_memory_mb"):
@@ -118,27 +153,48 @@ def quality_numbers(result: dict, prefix: str = "") -> dict:
         return {}
     orig, ours = q["original"], q["ours"]
     hit = ours["seconds_to_target"]
-    out = {"ttq_machine": machine(result), "ttq_target": orig["target_val_loss"], "ttq_orig_s": orig["train_seconds"],
-           "ttq_ours_s": hit or float("nan"),
-           "ttq_x": orig["train_seconds"] / hit if hit else float("nan"), "ttq_ours_final": ours["final_val_loss"],
-           "ttq_reached": hit is not None}
+    out = {
+        "ttq_machine": machine(result),
+        "ttq_target": orig["target_val_loss"],
+        "ttq_orig_s": orig["train_seconds"],
+        "ttq_ours_s": hit or float("nan"),
+        "ttq_x": orig["train_seconds"] / hit if hit else float("nan"),
+        "ttq_ours_final": ours["final_val_loss"],
+        "ttq_reached": hit is not None,
+    }
     return {f"{prefix}{k}": v for k, v in out.items()}
 
 
 def data_prep_table(result: dict) -> pd.DataFrame:
     d, roles = result["recipes"], result["roles"]
     base = d[roles["baseline"]]["rows_per_s"]
-    return pd.DataFrame([{"recipe": k, "rows": r["rows"], "seconds": round(r["seconds"], 1), "rows/s": round(r["rows_per_s"]),
-                          "x original": round(r["rows_per_s"] / base, 1), "peak memory (MB)": round(r["peak_rss_mb"])}
-                         for k, r in d.items()]).set_index("recipe")
+    return pd.DataFrame(
+        [
+            {
+                "recipe": k,
+                "rows": r["rows"],
+                "seconds": round(r["seconds"], 1),
+                "rows/s": round(r["rows_per_s"]),
+                "x original": round(r["rows_per_s"] / base, 1),
+                "peak memory (MB)": round(r["peak_rss_mb"]),
+            }
+            for k, r in d.items()
+        ]
+    ).set_index("recipe")
 
 
 def data_prep_numbers(result: dict) -> dict:
     d, roles = result["recipes"], result["roles"]
     ours, orig = d[roles["ours"]], d[roles["baseline"]]
-    return {"prep_machine": machine(result), "prep_rows": ours["rows"], "prep_s": ours["seconds"],
-            "prep_mb": ours["peak_rss_mb"], "prep_orig_s": orig["seconds"], "prep_x": ours["rows_per_s"] / orig["rows_per_s"],
-            "prep_again_s": d[roles["ours_again"]]["seconds"]}
+    return {
+        "prep_machine": machine(result),
+        "prep_rows": ours["rows"],
+        "prep_s": ours["seconds"],
+        "prep_mb": ours["peak_rss_mb"],
+        "prep_orig_s": orig["seconds"],
+        "prep_x": ours["rows_per_s"] / orig["rows_per_s"],
+        "prep_again_s": d[roles["ours_again"]]["seconds"],
+    }
 
 
 def saves_over_full_data(r: dict) -> int:
@@ -146,39 +202,75 @@ def saves_over_full_data(r: dict) -> int:
 
 
 def checkpoint_table(result: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"model": r["model"], "recipe": r["recipe"], "checkpoint (MB)": round(r["checkpoint_MB"]),
-                          "save (s)": round(r["save_s"], 2), "step (s)": round(r["step_s"], 2),
-                          "saves every": f"{r['save_steps']} steps" + (f" or {r['save_minutes']:g} min" if r["save_minutes"] else ""),
-                          "time saving": f"{r['saving_share']:.2%}", "saves, full data": saves_over_full_data(r)}
-                         for r in result["rows"]]).set_index(["model", "recipe"])
+    return pd.DataFrame(
+        [
+            {
+                "model": r["model"],
+                "recipe": r["recipe"],
+                "checkpoint (MB)": round(r["checkpoint_MB"]),
+                "save (s)": round(r["save_s"], 2),
+                "step (s)": round(r["step_s"], 2),
+                "saves every": f"{r['save_steps']} steps"
+                + (f" or {r['save_minutes']:g} min" if r["save_minutes"] else ""),
+                "time saving": f"{r['saving_share']:.2%}",
+                "saves, full data": saves_over_full_data(r),
+            }
+            for r in result["rows"]
+        ]
+    ).set_index(["model", "recipe"])
 
 
 def checkpoint_numbers(result: dict, model: str = "gpt2-124m") -> dict:
     ck = {r["recipe"]: r for r in result["rows"] if r["model"] == model}
-    return {"ckpt_machine": machine(result), "ckpt_orig_share": ck["original"]["saving_share"],
-            "ckpt_orig_every": ck["original"]["save_steps"], "ckpt_ours_every": ck["ours"]["save_steps"],
-            "ckpt_ours_minutes": ck["ours"]["save_minutes"] or 0,
-            "ckpt_ours_share": ck["ours"]["saving_share"], "ckpt_mb": ck["original"]["checkpoint_MB"],
-            "ckpt_orig_saves": saves_over_full_data(ck["original"])}
+    return {
+        "ckpt_machine": machine(result),
+        "ckpt_orig_share": ck["original"]["saving_share"],
+        "ckpt_orig_every": ck["original"]["save_steps"],
+        "ckpt_ours_every": ck["ours"]["save_steps"],
+        "ckpt_ours_minutes": ck["ours"]["save_minutes"] or 0,
+        "ckpt_ours_share": ck["ours"]["saving_share"],
+        "ckpt_mb": ck["original"]["checkpoint_MB"],
+        "ckpt_orig_saves": saves_over_full_data(ck["original"]),
+    }
 
 
 def external_table(result: dict) -> pd.DataFrame:
     """Published figures of other projects (benchmarks/results/external_references.json): not measured here."""
-    return pd.DataFrame([{"project": r["project"], "GPU": r["gpu"], "useful tokens/s per GPU": r["tokens_per_s_per_gpu"],
-                          "MFU as reported": "" if r["mfu_reported"] is None else f"{r['mfu_reported']:.0%}",
-                          "source": r["source"]} for r in result["rows"]]).set_index("project")
+    return pd.DataFrame(
+        [
+            {
+                "project": r["project"],
+                "GPU": r["gpu"],
+                "useful tokens/s per GPU": r["tokens_per_s_per_gpu"],
+                "MFU as reported": "" if r["mfu_reported"] is None else f"{r['mfu_reported']:.0%}",
+                "source": r["source"],
+            }
+            for r in result["rows"]
+        ]
+    ).set_index("project")
 
 
 def gpu_run_numbers(result: dict) -> dict:
     """The full profile's end-to-end run on a GPU (benchmarks/gpu.sh)."""
     s = result["summary"]
-    return {"gpu_full_machine": machine(result), "gpu_full_steps": s["steps"], "gpu_full_tokens": s["tokens_seen"],
-            "gpu_full_precision": result["precision"], "gpu_full_seconds": s["train_runtime_s"],
-            "gpu_full_ppl_before": s["base"]["perplexity"], "gpu_full_ppl_after": s["final"]["perplexity"]}
+    return {
+        "gpu_full_machine": machine(result),
+        "gpu_full_steps": s["steps"],
+        "gpu_full_tokens": s["tokens_seen"],
+        "gpu_full_precision": result["precision"],
+        "gpu_full_seconds": s["train_runtime_s"],
+        "gpu_full_ppl_before": s["base"]["perplexity"],
+        "gpu_full_ppl_after": s["final"]["perplexity"],
+    }
 
 
 def plan_numbers(result: dict) -> dict:
     """benchmarks/plan.py: the planner's probe cost and its planned against actual training time."""
-    return {"plan_bench_machine": machine(result), "plan_probe_s": result["probe_seconds"],
-            "plan_planned_s": result["planned_seconds"], "plan_actual_s": result["actual_seconds"],
-            "plan_error": result["actual_seconds"] / result["planned_seconds"] - 1, "plan_budget_min": result["budget_minutes"]}
+    return {
+        "plan_bench_machine": machine(result),
+        "plan_probe_s": result["probe_seconds"],
+        "plan_planned_s": result["planned_seconds"],
+        "plan_actual_s": result["actual_seconds"],
+        "plan_error": result["actual_seconds"] / result["planned_seconds"] - 1,
+        "plan_budget_min": result["budget_minutes"],
+    }

@@ -14,6 +14,7 @@ optimizer step is planned inside the budget, not on top of it:
 The plan is cached per machine and config, so a rebuild reuses it (and so the same run); a given plan is
 deterministic. An explicit train.max_steps > 0 skips all of this.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,7 +42,9 @@ def machine_key() -> dict:
     hw = hardware.hardware()
     import torch
 
-    return {k: hw[k] for k in ("cpu", "cpu_capability", "cpu_cores", "torch_threads", "gpu")} | {"torch": torch.__version__}
+    return {k: hw[k] for k in ("cpu", "cpu_capability", "cpu_cores", "torch_threads", "gpu")} | {
+        "torch": torch.__version__
+    }
 
 
 def plan_key(cfg: Config) -> str:
@@ -53,8 +56,22 @@ def probe_key(cfg: Config) -> str:
     Not the learning rate, the films or LoRA: the book's full and LoRA runs share one probe (of full training,
     the dearer of the two, so a LoRA run planned from it fits its budget too)."""
     m, t = cfg.model, cfg.train
-    shape = [m.name, m.tokenizer, m.n_layer, m.n_head, m.n_embd, m.attn_implementation, t.batch_size,
-             cfg.text.seq_len(), t.precision, t.optim, t.compile, t.loss_only, t.vocab_multiple, t.trainer_args]
+    shape = [
+        m.name,
+        m.tokenizer,
+        m.n_layer,
+        m.n_head,
+        m.n_embd,
+        m.attn_implementation,
+        t.batch_size,
+        cfg.text.seq_len(),
+        t.precision,
+        t.optim,
+        t.compile,
+        t.loss_only,
+        t.vocab_multiple,
+        t.trainer_args,
+    ]
     return hashlib.sha256(json.dumps([shape, machine_key()], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -87,9 +104,14 @@ def _planned(cfg: Config, plan: Plan) -> tuple[Config, Plan]:
 
 
 def apply(cfg: Config, plan: Plan) -> Config:
-    t = dataclasses.replace(cfg.train, max_steps=plan.max_steps, eval_steps=plan.eval_steps, save_steps=plan.save_steps,
-                            eval_rows=plan.eval_rows,
-                            logging_steps=max(1, min(cfg.train.logging_steps, plan.max_steps // 20 or 1)))
+    t = dataclasses.replace(
+        cfg.train,
+        max_steps=plan.max_steps,
+        eval_steps=plan.eval_steps,
+        save_steps=plan.save_steps,
+        eval_rows=plan.eval_rows,
+        logging_steps=max(1, min(cfg.train.logging_steps, plan.max_steps // 20 or 1)),
+    )
     d = dataclasses.replace(cfg.data, max_train_rows=plan.max_train_rows)
     return dataclasses.replace(cfg, train=t, data=d)
 
@@ -128,19 +150,32 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     films_needed = math.ceil(steps * rows_per_step / max(t.epochs, 1) * films / max(blocks, 1) * 1.05) + 8
     every = max(1, steps // EVALS)
     save_every = 0 if t.budget_minutes <= SHORT_RUN else max(every, steps // 2 // every * every)
-    why = (f"{t.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
-           f"{steps} steps of {cfg.tokens_per_step:,} tokens; {EVALS} validation passes and one at step 0 on "
-           f"{eval_rows} of {val_rows} validation blocks"
-           + ("; no checkpoint in a run this short" if save_every == 0 else f"; a checkpoint every {save_every} steps"))
+    why = (
+        f"{t.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
+        f"{steps} steps of {cfg.tokens_per_step:,} tokens; {EVALS} validation passes and one at step 0 on "
+        f"{eval_rows} of {val_rows} validation blocks"
+        + ("; no checkpoint in a run this short" if save_every == 0 else f"; a checkpoint every {save_every} steps")
+    )
     if steps == data_steps and budget_steps > data_steps:
         why += f"; all {films:,} training films fit ({t.epochs:g} epoch(s)), so the run ends early"
     elif budget_steps < MIN_STEPS:
         why += f"; the budget allows fewer than {MIN_STEPS} steps on this machine, so {MIN_STEPS} are run"
-    plan = Plan(key=key, machine=hardware.describe(hardware.hardware()), budget_minutes=t.budget_minutes,
-                probe_seconds=probe_s, step_seconds=step_s, tokens_per_second=tok_s, eval_seconds=eval_s,
-                max_steps=steps, max_train_rows=min(films, films_needed), eval_steps=every, save_steps=save_every,
-                eval_rows=eval_rows or None,
-                planned_seconds=probe_s + steps * step_s + (steps // every + 1) * eval_s, reason=why)
+    plan = Plan(
+        key=key,
+        machine=hardware.describe(hardware.hardware()),
+        budget_minutes=t.budget_minutes,
+        probe_seconds=probe_s,
+        step_seconds=step_s,
+        tokens_per_second=tok_s,
+        eval_seconds=eval_s,
+        max_steps=steps,
+        max_train_rows=min(films, films_needed),
+        eval_steps=every,
+        save_steps=save_every,
+        eval_rows=eval_rows or None,
+        planned_seconds=probe_s + steps * step_s + (steps // every + 1) * eval_s,
+        reason=why,
+    )
     log(f"Plan: {why}.")
     return plan
 
@@ -178,15 +213,21 @@ def probe(cfg: Config, model, train_ds, precision: str) -> float:
     warm_rows = t.batch_size if t.compile or torch.cuda.is_available() else 1
     rows = train_ds.select([i % len(train_ds) for i in range(t.batch_size)])
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    shaped = lambda n: dataclasses.replace(cfg, train=dataclasses.replace(
-        t, batch_size=n, grad_accum=1, max_steps=1, eval_steps=None, save_steps=0, save_minutes=None))
+    shaped = lambda n: dataclasses.replace(
+        cfg,
+        train=dataclasses.replace(
+            t, batch_size=n, grad_accum=1, max_steps=1, eval_steps=None, save_steps=0, save_minutes=None
+        ),
+    )
     clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp, progress.bar(total=2, desc="probe") as bar:
-        build(shaped(warm_rows), model, rows.select(range(warm_rows)), Path(tmp), precision, saves=False,
-              logs=False).train()
+        build(
+            shaped(warm_rows), model, rows.select(range(warm_rows)), Path(tmp), precision, saves=False, logs=False
+        ).train()
         bar.update(1)
-        build(shaped(t.batch_size), model, rows, Path(tmp), precision, saves=False, logs=False,
-              callbacks=[clock]).train()
+        build(
+            shaped(t.batch_size), model, rows, Path(tmp), precision, saves=False, logs=False, callbacks=[clock]
+        ).train()
         bar.update(1)
     model.load_state_dict(saved)
     model.zero_grad(set_to_none=True)

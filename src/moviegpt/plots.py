@@ -2,6 +2,7 @@
 
 No global state changes on import; a chapter calls `style()` once to get the book's look.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ import pandas as pd
 from moviegpt.artifacts import Evaluation
 
 BLUE, RED, GREEN, PURPLE, GREY = "#4C72B0", "#C44E52", "#55A868", "#8172B2", "#C8C8C8"
-STYLE = {"figure.figsize": (7, 3.6), "figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False,
-         "axes.grid": True, "grid.alpha": 0.3}
+STYLE = {
+    "figure.figsize": (7, 3.6),
+    "figure.dpi": 110,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
 
 
 def style() -> None:
@@ -38,8 +45,14 @@ def val_perplexity(ax, metrics: pd.DataFrame, views: dict | None = None) -> None
     ax.plot(ev["step"], ev["eval_perplexity"], "o-", color=RED, label="validation films, packed blocks (the curve)")
     if views:
         last = ev["step"].iloc[-1]
-        ax.plot([0, last], [views["test_before"], views["test_after"]], "s", color=BLUE, ms=7,
-                label="test films, each on its own (the headline)")
+        ax.plot(
+            [0, last],
+            [views["test_before"], views["test_after"]],
+            "s",
+            color=BLUE,
+            ms=7,
+            label="test films, each on its own (the headline)",
+        )
         if "val_after" in views:
             ax.plot([last], [views["val_after"]], "D", color=GREEN, ms=6, label="validation films, each on its own")
     ax.set(xlabel="optimizer step", ylabel="perplexity")
@@ -88,11 +101,16 @@ def perplexity_breakdown(axes, ev: Evaluation) -> None:
         for off, m, color in ((-0.2, "base", GREY), (0.2, "fine-tuned", BLUE)):
             by = {g.group: g.perplexity for g in getattr(ev.perplexity[m], key)}
             ax.barh(y + off, [by.get(g.group, np.nan) for g in tuned], height=0.4, color=color, label=m)
-        ax.set(yticks=y, yticklabels=[f"{_bucket(g.group)} ({g.films:,} films)" for g in tuned], xlabel="held-out perplexity",
-               title=title)
+        ax.set(
+            yticks=y,
+            yticklabels=[f"{_bucket(g.group)} ({g.films:,} films)" for g in tuned],
+            xlabel="held-out perplexity",
+            title=title,
+        )
         ax.invert_yaxis()
-    axes[0].figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
-                          bbox_to_anchor=(0.5, -0.02))
+    axes[0].figure.legend(
+        *axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.02)
+    )
     axes[0].figure.tight_layout(rect=(0, 0.06, 1, 1))
 
 
@@ -106,7 +124,9 @@ def _bucket(label: str) -> str:
 
 def generation_lengths(ax, ev: Evaluation) -> None:
     names = ("real", "base", "fine-tuned")
-    ax.boxplot([ev.generation[k].words for k in names], tick_labels=["real overviews", "base", "fine-tuned"], vert=False)
+    ax.boxplot(
+        [ev.generation[k].words for k in names], tick_labels=["real overviews", "base", "fine-tuned"], vert=False
+    )
     ax.set(xlabel="words per overview")
 
 
@@ -120,8 +140,13 @@ def throughput(ax, rows: list[dict]) -> None:
 
 def time_to_quality(ax, curves: list[dict]) -> None:
     for r, color in zip(curves, (GREY, BLUE)):
-        ax.plot([p["train_seconds"] for p in r["curve"]], [p["val_loss"] for p in r["curve"]], "o-", color=color,
-                label=r["recipe"])
+        ax.plot(
+            [p["train_seconds"] for p in r["curve"]],
+            [p["val_loss"] for p in r["curve"]],
+            "o-",
+            color=color,
+            label=r["recipe"],
+        )
     ax.axhline(curves[0]["target_val_loss"], color="#999999", ls=":", lw=1, label="original's final loss")
     ax.set(xlabel="training seconds (evaluation excluded)", ylabel="held-out loss")
     ax.legend(fontsize=8)

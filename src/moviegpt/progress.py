@@ -2,6 +2,7 @@
 
 MOVIEGPT_PROGRESS=1 forces progress on, =0 off (the book's Sphinx extension sets 0, so pages stay clean).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,5 +26,13 @@ def bar(iterable=None, desc: str = "", total: int | None = None, unit: str = "it
     """A tqdm bar on stderr when progress is enabled; the bare iterable otherwise."""
     from tqdm import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not enabled(), file=sys.stderr,
-                dynamic_ncols=True, leave=False)
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        unit=unit,
+        disable=not enabled(),
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    )

@@ -6,6 +6,7 @@ similarity. `genre_overlap_at_k` scores a set of embeddings by how often a film'
 neighbours share one of its genres, so the fine-tuned model, the base model and a TF-IDF
 baseline can be compared on the same films.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,16 +27,23 @@ from moviegpt.model import load_trained
 
 
 @torch.no_grad()
-def embed(model: PreTrainedModel, tok: PreTrainedTokenizerBase, texts: list[str], batch_size: int = 16,
-          max_length: int = 256, desc: str = "embeddings") -> np.ndarray:
+def embed(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    texts: list[str],
+    batch_size: int = 16,
+    max_length: int = 256,
+    desc: str = "embeddings",
+) -> np.ndarray:
     """Mean-pooled, L2-normalised last hidden states, one row per text."""
     model.eval()
     out = []
     order = np.argsort([len(t) for t in texts])  # similar lengths per batch: less padding computed
     for i in progress.bar(range(0, len(texts), batch_size), desc=desc, unit="batch"):
-        idx = order[i:i + batch_size]
-        enc = tok([texts[j] for j in idx], return_tensors="pt", padding=True, truncation=True,
-                  max_length=max_length).to(model.device)
+        idx = order[i : i + batch_size]
+        enc = tok(
+            [texts[j] for j in idx], return_tensors="pt", padding=True, truncation=True, max_length=max_length
+        ).to(model.device)
         hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
         mask = enc["attention_mask"].unsqueeze(-1).float()
         out.append((idx, ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()))
@@ -81,8 +89,14 @@ class Recommender:
     """kNN over a corpus of films; embeddings are computed once and cached (a .npy next to the model), keyed by
     a hash of the model's weights and the films' text, so a stale, truncated or wrong-width file is rebuilt."""
 
-    def __init__(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, films: pd.DataFrame,
-                 cache: Path | None = None, model_dir: Path | None = None):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tok: PreTrainedTokenizerBase,
+        films: pd.DataFrame,
+        cache: Path | None = None,
+        model_dir: Path | None = None,
+    ):
         self.model, self.tok, self.films = model, tok, films.reset_index(drop=True)
         key = cache_key(self.films, model_dir) if cache is not None else None
         self.vecs = _load_cached(cache, key, len(self.films), model) if cache is not None else None
@@ -107,8 +121,14 @@ class Recommender:
 
     def _table(self, hits: list[tuple[int, float]]) -> pd.DataFrame:
         rows = self.films.iloc[[i for i, _ in hits]]
-        return pd.DataFrame({"title": rows["title"].values, "year": rows["year"].values,
-                             "genres": [", ".join(g) for g in rows["genres"]], "similarity": [s for _, s in hits]})
+        return pd.DataFrame(
+            {
+                "title": rows["title"].values,
+                "year": rows["year"].values,
+                "genres": [", ".join(g) for g in rows["genres"]],
+                "similarity": [s for _, s in hits],
+            }
+        )
 
 
 def cache_key(films: pd.DataFrame, model_dir: Path | None) -> str:
@@ -147,8 +167,11 @@ def for_model(model_dir: str) -> Recommender:
     """A recommender over the run's films, with the fine-tuned model's embeddings cached in the run directory."""
     run_dir = Path(model_dir).resolve().parent
     if not (run_dir / "config.yaml").exists():
-        raise UserError(f"{model_dir} is not the model/ directory of a moviegpt run (no config.yaml beside it); "
-                        "recommend searches the films of the run that trained the model")
+        raise UserError(
+            f"{model_dir} is not the model/ directory of a moviegpt run (no config.yaml beside it); "
+            "recommend searches the films of the run that trained the model"
+        )
     model, tok, _ = load_trained(model_dir)
-    return Recommender(model, tok, corpus(load_run_config(run_dir)), cache=run_dir / "embeddings.npy",
-                       model_dir=Path(model_dir))
+    return Recommender(
+        model, tok, corpus(load_run_config(run_dir)), cache=run_dir / "embeddings.npy", model_dir=Path(model_dir)
+    )

@@ -5,6 +5,7 @@ Numbers and tables only: sentences live in the chapters, figures in moviegpt.plo
 moviegpt.book. Importing this module loads neither torch nor transformers and changes no global state; the few
 functions that need a tokenizer or a model (marked) import them when called.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,11 @@ from moviegpt.rundir import RunDir
 from moviegpt.settings import load_config, load_run_config
 
 MODELS = ("base", "fine-tuned")
-GPT2_SIZES = {"gpt2_parameters": 124_439_808, "gpt2_medium_parameters": 354_823_168,  # GPT2LMHeadModel
-              "gpt2_large_parameters": 774_030_080}                                     # parameter counts
+GPT2_SIZES = {
+    "gpt2_parameters": 124_439_808,
+    "gpt2_medium_parameters": 354_823_168,  # GPT2LMHeadModel
+    "gpt2_large_parameters": 774_030_080,
+}  # parameter counts
 ORIGINAL = "GPT-2 Fine-Tuning on Movie Dataset: Condensed Report"  # the report this book reproduces
 DATASET_URL = "https://huggingface.co/datasets/wykonos/movies"
 
@@ -44,9 +48,12 @@ def metrics_log(run: RunDir) -> pd.DataFrame:
 
 def texts(df: pd.DataFrame):
     """A table of whole texts: nothing cut, newlines kept, left-aligned, no index column."""
-    return (df.style.hide(axis="index").format(na_rep="", escape="html")  # generated text is data, never markup
-            .set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
-            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+    return (
+        df.style.hide(axis="index")
+        .format(na_rep="", escape="html")  # generated text is data, never markup
+        .set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
+        .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+    )
 
 
 def numbers(df: pd.DataFrame, digits: int = 2):
@@ -56,14 +63,18 @@ def numbers(df: pd.DataFrame, digits: int = 2):
 
 # ---------------------------------------------------------------- what ran, and the report it reproduces
 
+
 def held_out(run: RunDir) -> dict[str, stats.Interval]:
     """Held-out perplexity before and after, and after/before, with bootstrap intervals over the test films."""
     s = run.summary()
     b, f = s.base, s.final
     film_ppl = lambda h: np.array(h.film_nll) / np.maximum(np.array(h.film_tokens), 1)
-    return {"before": stats.perplexity(b.film_nll, b.film_tokens), "after": stats.perplexity(f.film_nll, f.film_tokens),
-            "ratio": stats.perplexity_ratio(b.film_nll, b.film_tokens, f.film_nll, f.film_tokens),
-            "improved": stats.share(film_ppl(f) < film_ppl(b))}
+    return {
+        "before": stats.perplexity(b.film_nll, b.film_tokens),
+        "after": stats.perplexity(f.film_nll, f.film_tokens),
+        "ratio": stats.perplexity_ratio(b.film_nll, b.film_tokens, f.film_nll, f.film_tokens),
+        "improved": stats.share(film_ppl(f) < film_ppl(b)),
+    }
 
 
 def machine(run: RunDir) -> str:
@@ -74,54 +85,90 @@ def headline(run: RunDir) -> dict:
     """The introduction's numbers: what ran, on what, for how long, and what came of it."""
     s, info, cfg = run.summary(), run.info(), run_config(run)
     p, iv = info.plan, held_out(run)
-    return {"profile": cfg.profile, "model": info.model.split(" (")[0], "model_full": info.model,
-            "model_why": model_why(cfg, info.model), "model_choice": info.model_choice,
-            "source": cfg.data.source, "films_available": info.data.rows_out or 0,
-            "train_films": s.data.used("train") or 0, "train_available": info.data.splits["train"].available or 0,
-            "test_films": s.final.films, "test_tokens": s.final.tokens, "steps": s.steps, "tokens_trained": s.tokens_seen,
-            "epochs": s.epochs, "machine": machine(run), "precision": info.precision,
-            "train_minutes": s.train_runtime_s / 60, "minutes": s.wall_time_s / 60, "tok_s": s.tokens_per_second or 0.0,
-            "ppl_before": s.base.perplexity, "ppl_after": s.final.perplexity,
-            "ppl_before_ci": f"{iv['before']:,.2f}", "ppl_after_ci": f"{iv['after']:,.2f}", "ratio_ci": f"{iv['ratio']:.2f}",
-            "ratio": iv["ratio"].value, "improved_films": round(iv["improved"].value * iv["improved"].n),
-            "planned": p is not None, "budget": p.budget_minutes if p else 0.0,
-            "plan_reason": p.reason if p else "a fixed step count (no budget)", "resamples": stats.RESAMPLES,
-            "original": ORIGINAL, "wykonos_rows": data.WYKONOS_ROWS, **original_recipe()}
+    return {
+        "profile": cfg.profile,
+        "model": info.model.split(" (")[0],
+        "model_full": info.model,
+        "model_why": model_why(cfg, info.model),
+        "model_choice": info.model_choice,
+        "source": cfg.data.source,
+        "films_available": info.data.rows_out or 0,
+        "train_films": s.data.used("train") or 0,
+        "train_available": info.data.splits["train"].available or 0,
+        "test_films": s.final.films,
+        "test_tokens": s.final.tokens,
+        "steps": s.steps,
+        "tokens_trained": s.tokens_seen,
+        "epochs": s.epochs,
+        "machine": machine(run),
+        "precision": info.precision,
+        "train_minutes": s.train_runtime_s / 60,
+        "minutes": s.wall_time_s / 60,
+        "tok_s": s.tokens_per_second or 0.0,
+        "ppl_before": s.base.perplexity,
+        "ppl_after": s.final.perplexity,
+        "ppl_before_ci": f"{iv['before']:,.2f}",
+        "ppl_after_ci": f"{iv['after']:,.2f}",
+        "ratio_ci": f"{iv['ratio']:.2f}",
+        "ratio": iv["ratio"].value,
+        "improved_films": round(iv["improved"].value * iv["improved"].n),
+        "planned": p is not None,
+        "budget": p.budget_minutes if p else 0.0,
+        "plan_reason": p.reason if p else "a fixed step count (no budget)",
+        "resamples": stats.RESAMPLES,
+        "original": ORIGINAL,
+        "wykonos_rows": data.WYKONOS_ROWS,
+        **original_recipe(),
+    }
 
 
 def model_why(cfg: Config, model: str) -> str:
     """Why this model ran, in one sentence, from the run's config."""
     if cfg.model.requested:
         source = model.split("), ", 1)[-1] if "), " in model else model
-        return (f"It stands in for {cfg.model.requested}, whose weights this machine could not reach (no Hugging Face "
-                f"hub, nothing in the local cache); it comes {source}.")
+        return (
+            f"It stands in for {cfg.model.requested}, whose weights this machine could not reach (no Hugging Face "
+            f"hub, nothing in the local cache); it comes {source}."
+        )
     return f"The profile asks for it ({cfg.model.name})."
 
 
 def original_recipe() -> dict:
     """The original report's recipe as configs/seed.yaml states it."""
     seed = load_config("seed")
-    return {"orig_epochs": seed.train.epochs, "orig_batch": seed.train.batch_size, "orig_length": seed.text.max_length,
-            "orig_batching": seed.text.batching, "orig_lr": seed.train.learning_rate, "orig_precision": seed.train.precision,
-            "orig_scheduler": seed.train.lr_scheduler}
+    return {
+        "orig_epochs": seed.train.epochs,
+        "orig_batch": seed.train.batch_size,
+        "orig_length": seed.text.max_length,
+        "orig_batching": seed.text.batching,
+        "orig_lr": seed.train.learning_rate,
+        "orig_precision": seed.train.precision,
+        "orig_scheduler": seed.train.lr_scheduler,
+    }
 
 
 def provenance(run: RunDir) -> pd.DataFrame:
     """Everything that produced the book's numbers, read from the run's config.yaml."""
     c, r = run.settings(), run.info()
     rows = {
-        "profile": c["profile"], "run directory": f"runs/{run.name}", "model": r.model,
+        "profile": c["profile"],
+        "run directory": f"runs/{run.name}",
+        "model": r.model,
         "parameters (trained)": f"{r.parameters:,} ({r.trainable_parameters or r.parameters:,})",
-        "tokenizer": r.tokenizer, "precision": r.precision_note, "data source": c["data"]["source"],
+        "tokenizer": r.tokenizer,
+        "precision": r.precision_note,
+        "data source": c["data"]["source"],
         "films (in / after cleaning)": f"{r.data.rows_in or 0:,} / {r.data.rows_out or 0:,}",
         "films used (train / validation / test)": " / ".join(f"{r.data.used(s) or 0:,}" for s in data.SPLITS),
-        "plan": r.plan.reason if r.plan else "none: a fixed step count", "hardware": machine(run),
+        "plan": r.plan.reason if r.plan else "none: a fixed step count",
+        "hardware": machine(run),
         "versions": ", ".join(f"{k} {v}" for k, v in r.versions.items()),
     }
     return texts(pd.DataFrame({"setting": list(rows), "value": list(rows.values())}))
 
 
 # ---------------------------------------------------------------- dataset and methodology chapters
+
 
 def cleaned_films(cfg: Config) -> tuple[pd.DataFrame, dict]:
     """All films of the run's source after cleaning (before any cap), with the cleaning counts."""
@@ -139,14 +186,23 @@ def genre_counts(films: pd.DataFrame) -> pd.Series:
 
 def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.ndarray) -> dict:
     genres, limit = genre_counts(films), original_recipe()["orig_length"]
-    return {"source": cfg.data.source, "rows_in": counts["rows_in"], "rows_out": counts["rows_out"],
-            "dropped": counts["rows_in"] - counts["rows_out"], "median_len": float(np.median(lengths)),
-            "share_over": float((lengths > limit).mean()), "limit": limit, "n_genres": len(genres),
-            "top_genre": genres.index[0] if len(genres) else "none"}
+    return {
+        "source": cfg.data.source,
+        "rows_in": counts["rows_in"],
+        "rows_out": counts["rows_out"],
+        "dropped": counts["rows_in"] - counts["rows_out"],
+        "median_len": float(np.median(lengths)),
+        "share_over": float((lengths > limit).mean()),
+        "limit": limit,
+        "n_genres": len(genres),
+        "top_genre": genres.index[0] if len(genres) else "none",
+    }
 
 
 def cleaning_table(counts: dict):
-    rows = [("rows in", counts["rows_in"])] + [(f"dropped: {k.replace('_', ' ')}", v) for k, v in counts["dropped"].items()]
+    rows = [("rows in", counts["rows_in"])] + [
+        (f"dropped: {k.replace('_', ' ')}", v) for k, v in counts["dropped"].items()
+    ]
     return numbers(pd.DataFrame(rows + [("rows out", counts["rows_out"])], columns=["step", "films"]).set_index("step"))
 
 
@@ -190,11 +246,20 @@ def batching_comparison(cfg: Config, films: pd.DataFrame) -> dict:
 
 
 def method_facts(cfg: Config, example: dict, stats_: dict) -> dict:
-    return {"template": cfg.text.template.replace("\n", "\\n"), "n_ids": len(example["ids"]), "eos_id": example["eos_id"],
-            "block_size": cfg.text.block_size, "films": stats_["films"], "run_max_length": cfg.text.max_length,
-            "pad_share": stats_["pad"]["padding_share"], "truncated": stats_["pad"]["truncated_tokens"],
-            "truncated_films": stats_["pad"]["truncated_films"], "dropped_tail": stats_["pack"]["dropped_tail_tokens"],
-            "batching": cfg.text.batching, **original_recipe()}
+    return {
+        "template": cfg.text.template.replace("\n", "\\n"),
+        "n_ids": len(example["ids"]),
+        "eos_id": example["eos_id"],
+        "block_size": cfg.text.block_size,
+        "films": stats_["films"],
+        "run_max_length": cfg.text.max_length,
+        "pad_share": stats_["pad"]["padding_share"],
+        "truncated": stats_["pad"]["truncated_tokens"],
+        "truncated_films": stats_["pad"]["truncated_films"],
+        "dropped_tail": stats_["pack"]["dropped_tail_tokens"],
+        "batching": cfg.text.batching,
+        **original_recipe(),
+    }
 
 
 def applied(cfg: Config) -> dict:
@@ -223,7 +288,9 @@ class _Dumper(yaml.SafeDumper):
     """YAML as a person writes it: a text with newlines (the template) as a literal block."""
 
 
-_Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+_Dumper.add_representer(
+    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+)
 
 
 def config_yaml(cfg: Config) -> str:
@@ -235,8 +302,11 @@ def run_files(run: RunDir):
     rows = []
     for p in sorted(run.path.rglob("*")):
         rel = p.relative_to(run.path)
-        if p.is_file() and not (rel.parts[0] in ("checkpoints", "tensorboard") and len(rel.parts) > 2) \
-                and not p.name.startswith("."):
+        if (
+            p.is_file()
+            and not (rel.parts[0] in ("checkpoints", "tensorboard") and len(rel.parts) > 2)
+            and not p.name.startswith(".")
+        ):
             rows.append((str(rel), p.stat().st_size))
         elif p.is_dir() and rel.parts[0] == "checkpoints" and len(rel.parts) == 2:
             rows.append((f"{rel}/", sum(f.stat().st_size for f in p.rglob("*") if f.is_file())))
@@ -253,5 +323,9 @@ def card_data(run: RunDir) -> dict:
 
 def full_recipe_facts() -> dict:
     full = load_config("full")
-    return {"full_tokens_per_step": full.tokens_per_step, "full_batch": full.train.batch_size,
-            "full_accum": full.train.grad_accum, "full_block": full.text.block_size}
+    return {
+        "full_tokens_per_step": full.tokens_per_step,
+        "full_batch": full.train.batch_size,
+        "full_accum": full.train.grad_accum,
+        "full_block": full.text.block_size,
+    }

@@ -15,6 +15,7 @@ Train writes the records; evaluate, report, the CLI and the book read them throu
 atomically; a damaged one is named in one line with what to do. A process holds the run's lock while it
 trains; a damaged checkpoint is set aside and the one before it resumed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +30,7 @@ from moviegpt.artifacts import Evaluation, HeldOut, RunInfo, Summary, from_dict,
 from moviegpt.errors import UserError
 
 # ------------------------------------------------------------------ the directory
+
 
 class RunDir:
     """One run directory and typed access to what is in it."""
@@ -108,8 +110,9 @@ class RunDir:
         return ev
 
     def write_json(self, path: Path, record) -> None:
-        validate.write_atomic(path, validate.dumps(to_dict(record) if dataclasses.is_dataclass(record) else record,
-                                                   indent=2))
+        validate.write_atomic(
+            path, validate.dumps(to_dict(record) if dataclasses.is_dataclass(record) else record, indent=2)
+        )
 
     # -------------------------------------------------------------- metrics.jsonl
 
@@ -160,8 +163,10 @@ class RunDir:
 
 
 def _complete(ckpt: Path) -> bool:
-    weights = any((ckpt / n).is_file() and (ckpt / n).stat().st_size > 0
-                  for n in ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json"))
+    weights = any(
+        (ckpt / n).is_file() and (ckpt / n).stat().st_size > 0
+        for n in ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json")
+    )
     try:
         state = json.loads((ckpt / "trainer_state.json").read_text())
         return weights and isinstance(state.get("global_step"), int)

@@ -5,6 +5,7 @@ importlib.resources, so an installed wheel has them too. YAML is read without al
 of nested aliases can expand to gigabytes) and every value is checked against its field's metadata
 (type, range, choices) before anything is built from it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,19 +91,27 @@ def coerce(key: str, value: Any, f: dataclasses.Field) -> Any:
     elif kind == "list":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        validate.need(isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                                                      for v in value), f"{name}={value!r} must be a list")
+        validate.need(
+            isinstance(value, list)
+            and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value),
+            f"{name}={value!r} must be a list",
+        )
     elif kind == "dict":
-        validate.need(isinstance(value, dict) and all(isinstance(k, str) for k in value),
-                      f"{name}={value!r} must be a mapping of names to values")
+        validate.need(
+            isinstance(value, dict) and all(isinstance(k, str) for k in value),
+            f"{name}={value!r} must be a mapping of names to values",
+        )
     choices = meta.get("choices")
     if callable(choices) and value in getattr(choices, "common", ()):
         return value
     if choices is not None:
         allowed = list(choices() if callable(choices) else choices)
         close = difflib.get_close_matches(str(value), allowed, n=1)
-        validate.need(value in allowed, f"{name}={value!r} is not one of {', '.join(map(str, allowed))}"
-                      + (f"; did you mean '{close[0]}'?" if close else ""))
+        validate.need(
+            value in allowed,
+            f"{name}={value!r} is not one of {', '.join(map(str, allowed))}"
+            + (f"; did you mean '{close[0]}'?" if close else ""),
+        )
     return value
 
 
@@ -167,8 +176,11 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
     if path.suffix not in (".yaml", ".yml"):
         if not validate.PROFILE_NAME.match(name_or_path) or name_or_path not in profiles():
             close = difflib.get_close_matches(name_or_path, profiles(), n=1)
-            raise UserError(f"unknown profile '{name_or_path}'" + (f" (did you mean '{close[0]}'?)" if close else "")
-                            + f"; profiles: {', '.join(profiles())} (or give a YAML path)")
+            raise UserError(
+                f"unknown profile '{name_or_path}'"
+                + (f" (did you mean '{close[0]}'?)" if close else "")
+                + f"; profiles: {', '.join(profiles())} (or give a YAML path)"
+            )
         path = profiles_dir() / f"{name_or_path}.yaml"
     d = read_yaml(path)
     if "profile" not in d and not validate.PROFILE_NAME.match(path.stem):
@@ -190,20 +202,30 @@ def check(cfg: Config) -> None:
     need = validate.need
     validate.profile_name(cfg.profile)
     validate.template(x.template)
-    need(t.epochs > 0 or t.max_steps > 0 or t.budget_minutes, "bad config value: train.epochs or train.max_steps "
-         "must be positive")
-    need(not d.streaming or t.max_steps > 0, "bad config value: data.streaming=true needs train.max_steps (a stream "
-         "has no length)")
-    need(not t.keep_best or bool(t.eval_steps and t.save_steps and t.save_steps % t.eval_steps == 0),
-         "bad config value: train.keep_best needs train.eval_steps and a train.save_steps that is a multiple of it")
+    need(
+        t.epochs > 0 or t.max_steps > 0 or t.budget_minutes,
+        "bad config value: train.epochs or train.max_steps must be positive",
+    )
+    need(
+        not d.streaming or t.max_steps > 0,
+        "bad config value: data.streaming=true needs train.max_steps (a stream has no length)",
+    )
+    need(
+        not t.keep_best or bool(t.eval_steps and t.save_steps and t.save_steps % t.eval_steps == 0),
+        "bad config value: train.keep_best needs train.eval_steps and a train.save_steps that is a multiple of it",
+    )
     s = d.splits
-    need(len(s) == 3 and all(isinstance(v, (int, float)) and v >= 0 for v in s) and abs(sum(s) - 1) < 1e-6,
-         f"bad config value: data.splits={s} must be three non-negative fractions (train, validation, test) summing to 1")
+    need(
+        len(s) == 3 and all(isinstance(v, (int, float)) and v >= 0 for v in s) and abs(sum(s) - 1) < 1e-6,
+        f"bad config value: data.splits={s} must be three non-negative fractions (train, validation, test) summing to 1",
+    )
     need(s[0] > 0 and s[2] > 0, f"bad config value: data.splits={s} needs a non-empty train and test split")
     need(m.name.strip() != "", "bad config value: model.name must not be empty")
     if m.name == "scratch":
-        need(m.n_embd % m.n_head == 0, f"bad config value: model.n_embd={m.n_embd} must be divisible by "
-             f"model.n_head={m.n_head}")
+        need(
+            m.n_embd % m.n_head == 0,
+            f"bad config value: model.n_embd={m.n_embd} must be divisible by model.n_head={m.n_head}",
+        )
         need(m.tokenizer is not None, "bad config value: model.name=scratch needs model.tokenizer (e.g. gpt2-bundled)")
     check_trainer_args(t.trainer_args)
 
@@ -225,12 +247,16 @@ def check_trainer_args(extra: dict) -> None:
     own = own_args() | NOT_SETTABLE
     for k, v in extra.items():
         if k in own:
-            raise UserError(f"train.trainer_args.{k} is set by moviegpt itself; use its own key "
-                            "(`moviegpt config --keys`) or leave it")
+            raise UserError(
+                f"train.trainer_args.{k} is set by moviegpt itself; use its own key "
+                "(`moviegpt config --keys`) or leave it"
+            )
         if k not in known:
             close = difflib.get_close_matches(k, sorted(known), n=1)
-            raise UserError(f"train.trainer_args.{k} is not a TrainingArguments field"
-                            + (f"; did you mean '{close[0]}'?" if close else ""))
+            raise UserError(
+                f"train.trainer_args.{k} is not a TrainingArguments field"
+                + (f"; did you mean '{close[0]}'?" if close else "")
+            )
         kinds = _kinds(str(known[k].type))
         if kinds and (not isinstance(v, kinds) or (isinstance(v, bool) and bool not in kinds)):  # bool is an int
             names = " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in kinds}))

@@ -7,6 +7,7 @@ prescribes: the mean of the token embeddings under the attention mask, normalise
 cosine similarity of two texts is the dot product of their vectors. The floor is the similarity of the real
 overview to another film's real overview, drawn once with a seeded permutation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,7 +44,9 @@ def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     out = []
     with torch.no_grad():
         for i in range(0, len(texts), batch_size):
-            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+            enc = tok(
+                texts[i : i + batch_size], padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
+            )
             hidden = model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

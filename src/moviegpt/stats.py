@@ -8,6 +8,7 @@ the same bootstrap over titles; shares (a text ended with EOS, a title is new) g
 which stays honest at 0% and 100% where a bootstrap collapses to a point. Same inputs, same intervals.
 Plain numpy: importing this module loads no model library.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,9 @@ class Interval:
     def __format__(self, spec: str) -> str:
         """`f"{iv:.2f}"` -> "35.36 (95% CI 33.10–37.80)"."""
         spec = spec or ".3g"
-        show = lambda x: format(0.0 if float(format(x, spec).rstrip("%").replace(",", "")) == 0 else x, spec)  # no -0.00
+        show = lambda x: format(
+            0.0 if float(format(x, spec).rstrip("%").replace(",", "")) == 0 else x, spec
+        )  # no -0.00
         return f"{show(self.value)} (95% CI {show(self.lo)}–{show(self.hi)})"
 
     def excludes(self, x: float) -> bool:

@@ -5,6 +5,7 @@ are -100 only where the attention mask is 0 (padding). The report's recipe set
 pad_token = eos and used DataCollatorForLanguageModeling, which masks every token equal
 to pad_token_id, so the EOS was never a target and the model never learned to stop.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,10 @@ BUNDLED_GPT2 = Path(__file__).parent / "assets" / "gpt2-tokenizer"
 def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
     """Load a tokenizer; returns it and where it came from. "gpt2" falls back to the shipped files offline."""
     if name == "gpt2-bundled" or (name == "gpt2" and not hub.reachable()):
-        tok, source = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2), f"GPT-2 BPE shipped in moviegpt ({BUNDLED_GPT2.name})"
+        tok, source = (
+            GPT2Tokenizer.from_pretrained(BUNDLED_GPT2),
+            f"GPT-2 BPE shipped in moviegpt ({BUNDLED_GPT2.name})",
+        )
     elif assets.is_stand_in(name):
         tok, source = _auto(str(assets.ensure(name)), local_files_only=True), assets.STAND_INS[name]["describes"]
     elif Path(name).is_dir():
@@ -38,7 +42,9 @@ def load_tokenizer(name: str) -> tuple[PreTrainedTokenizerBase, str]:
         try:
             tok, source = _auto(name, local_files_only=True), f"local hub cache: {name}"
         except UserError:
-            raise UserError(f"cannot reach the Hugging Face hub to load tokenizer '{name}'; {hub.OFFLINE_HINT}") from None
+            raise UserError(
+                f"cannot reach the Hugging Face hub to load tokenizer '{name}'; {hub.OFFLINE_HINT}"
+            ) from None
     if tok.eos_token is None:
         raise UserError(f"tokenizer '{name}' has no end-of-text token")
     tok.padding_side = "right"  # pad mode and evaluation assume it; generation switches to left for its batches
@@ -106,8 +112,9 @@ def _cache_file(df: pd.DataFrame, tok: PreTrainedTokenizerBase, what: str) -> st
     return str(CACHE_DIR / "tokens" / f"{h.hexdigest()[:16]}.arrow")
 
 
-def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str | None = None,
-             desc: str = "films") -> datasets.Dataset:
+def tokenize(
+    df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str | None = None, desc: str = "films"
+) -> datasets.Dataset:
     """Films -> model inputs with labels, in `pad` or `pack` mode (default: cfg.batching).
 
     The films go into an Arrow table and are formatted, tokenised and packed batch by batch inside
@@ -119,9 +126,16 @@ def tokenize(df: pd.DataFrame, tok: PreTrainedTokenizerBase, cfg: TextConfig, ba
     num_proc = _num_proc(cfg)
     # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
     key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"
-    return ds.map(encoder(tok, cfg, batching), batched=True, batch_size=1000, num_proc=num_proc,
-                  remove_columns=ds.column_names, load_from_cache_file=True, cache_file_name=_cache_file(df, tok, key),
-                  desc=f"Tokenising {desc} ({batching}, {cfg.max_length if batching == 'pad' else cfg.block_size} tokens)")
+    return ds.map(
+        encoder(tok, cfg, batching),
+        batched=True,
+        batch_size=1000,
+        num_proc=num_proc,
+        remove_columns=ds.column_names,
+        load_from_cache_file=True,
+        cache_file_name=_cache_file(df, tok, key),
+        desc=f"Tokenising {desc} ({batching}, {cfg.max_length if batching == 'pad' else cfg.block_size} tokens)",
+    )
 
 
 def tokenize_stream(films, tok: PreTrainedTokenizerBase, cfg: TextConfig):
@@ -136,11 +150,15 @@ def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):
     fields = template_fields(cfg.template)
     as_text = lambda batch: _as_text(batch, fields, cfg.template, tok.eos_token)
     if batching == "pad":
+
         def encode(batch):
             enc = tok(as_text(batch), truncation=True, max_length=cfg.max_length, padding="max_length")
-            enc["labels"] = [[t if m else -100 for t, m in zip(ids, mask)]
-                             for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+            enc["labels"] = [
+                [t if m else -100 for t, m in zip(ids, mask)]
+                for ids, mask in zip(enc["input_ids"], enc["attention_mask"])
+            ]
             return dict(enc)
+
         return encode
     return lambda batch: pack(encode_ids(tok, as_text(batch)), cfg.block_size)
 
@@ -176,12 +194,23 @@ def batching_stats(lengths: np.ndarray, max_length: int, block_size: int) -> dic
     slots = len(lengths) * max_length
     blocks = total // block_size
     return {
-        "films": len(lengths), "tokens": total,
-        "pad": {"slots": slots, "real_tokens": kept_pad, "padding_tokens": slots - kept_pad,
-                "padding_share": (slots - kept_pad) / slots if slots else 0.0,
-                "useful_share": kept_pad / slots if slots else 0.0,
-                "truncated_films": int((lengths > max_length).sum()), "truncated_tokens": total - kept_pad},
-        "pack": {"slots": blocks * block_size, "real_tokens": blocks * block_size, "padding_tokens": 0,
-                 "padding_share": 0.0, "useful_share": 1.0 if blocks else 0.0,
-                 "dropped_tail_tokens": total - blocks * block_size},
+        "films": len(lengths),
+        "tokens": total,
+        "pad": {
+            "slots": slots,
+            "real_tokens": kept_pad,
+            "padding_tokens": slots - kept_pad,
+            "padding_share": (slots - kept_pad) / slots if slots else 0.0,
+            "useful_share": kept_pad / slots if slots else 0.0,
+            "truncated_films": int((lengths > max_length).sum()),
+            "truncated_tokens": total - kept_pad,
+        },
+        "pack": {
+            "slots": blocks * block_size,
+            "real_tokens": blocks * block_size,
+            "padding_tokens": 0,
+            "padding_share": 0.0,
+            "useful_share": 1.0 if blocks else 0.0,
+            "dropped_tail_tokens": total - blocks * block_size,
+        },
     }

@@ -12,6 +12,7 @@ Like transformers' run_clm.py and litgpt's finetune/full.py, a run reads top to 
 A finished run is reused as it is; an unfinished one is resumed. A changed config hashes to a new
 directory, so no run ever overwrites another. What the directory holds: moviegpt.rundir.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,6 +36,7 @@ from moviegpt.settings import save_config
 @dataclass
 class Prepared:
     """What a run trains and evaluates on, made once by prepare() and handed to the plan and the Trainer."""
+
     tok: object
     tok_source: str
     splits: data.Splits
@@ -53,10 +55,14 @@ def prepare(cfg: Config, log=print, model: bool = True) -> Prepared:
     if base is not None:
         ctx = model_stage.context_length(base)
         for key in ("max_length", "block_size"):  # max_length also bounds held-out evaluation in pack mode
-            validate.need(getattr(cfg.text, key) <= ctx, f"bad config value: text.{key}={getattr(cfg.text, key)} "
-                          f"exceeds the model's context of {ctx}")
+            validate.need(
+                getattr(cfg.text, key) <= ctx,
+                f"bad config value: text.{key}={getattr(cfg.text, key)} exceeds the model's context of {ctx}",
+            )
     train_ds = train_dataset(cfg, splits, tok)
-    val_ds = tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
+    val_ds = (
+        tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
+    )
     test_ds = tokens.tokenize(splits.test, tok, cfg.text, batching="pad", desc="test films")
     return Prepared(tok, tok_source, splits, train_ds, val_ds, test_ds, base, base_source)
 
@@ -135,6 +141,7 @@ def _train(cfg: Config, plan: Plan | None, run: RunDir, prepared: Prepared | Non
 @dataclass
 class Setup:
     """What setup made, for fit and finish."""
+
     tok: object
     splits: data.Splits
     model: object
@@ -156,20 +163,33 @@ def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: b
         val_ds = val_ds.select(range(min(cfg.train.eval_rows, len(val_ds))))
     train_examples = None if cfg.data.streaming else len(p.train_ds)
     adapted = model_stage.adapt(p.model, cfg)  # LoRA: the base model stays as it was (base evaluation below)
-    info = RunInfo(model=p.model_source, model_choice=model_stage.choice_note(cfg.model),
-                   parameters=model_stage.count_parameters(p.model),
-                   trainable_parameters=model_stage.count_parameters(adapted, trainable=True), tokenizer=p.tok_source,
-                   vocab_size=len(p.tok), context_length=model_stage.context_length(p.model), precision=precision,
-                   precision_note=why, data=p.splits.counts, train_examples=train_examples, hardware=hardware(),
-                   versions=versions(), base_model=model_stage.base_model_id(cfg.model), plan=plan,
-                   parent=parent_of(cfg))
+    info = RunInfo(
+        model=p.model_source,
+        model_choice=model_stage.choice_note(cfg.model),
+        parameters=model_stage.count_parameters(p.model),
+        trainable_parameters=model_stage.count_parameters(adapted, trainable=True),
+        tokenizer=p.tok_source,
+        vocab_size=len(p.tok),
+        context_length=model_stage.context_length(p.model),
+        precision=precision,
+        precision_note=why,
+        data=p.splits.counts,
+        train_examples=train_examples,
+        hardware=hardware(),
+        versions=versions(),
+        base_model=model_stage.base_model_id(cfg.model),
+        plan=plan,
+        parent=parent_of(cfg),
+    )
     if main and not run.config_yaml.exists():
         save_config(cfg, run.config_yaml, to_dict(info))
     log(f"Run {run.path}: {p.model_source}; {p.splits.counts.used('train') or 'streamed'} training films; {precision}")
     base = run.base_eval()
     if base is None and main:
-        base = evaluate.cached_perplexity(base_key(cfg, p.splits.test), lambda: evaluate.perplexity(
-            p.model, p.test_ds, cfg.train.eval_batch_size, desc="held-out, base model"))
+        base = evaluate.cached_perplexity(
+            base_key(cfg, p.splits.test),
+            lambda: evaluate.perplexity(p.model, p.test_ds, cfg.train.eval_batch_size, desc="held-out, base model"),
+        )
         run.write_json(run.base_eval_json, base)
     if main:
         log(f"Held-out before training: loss {base.loss:.4f}, perplexity {base.perplexity:.2f}")
@@ -179,11 +199,19 @@ def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: b
 def base_key(cfg: Config, films) -> dict:
     """What the base model's held-out evaluation depends on: the weights, the films and how they are written."""
     m = cfg.model
-    weights = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(Path(m.name).glob("*.safetensors"))] \
-        if Path(m.name).is_dir() else str(model_stage.assets.cached(m.name) or m.name)
-    return {"model": [m.name, m.tokenizer, m.n_layer, m.n_head, m.n_embd, m.n_positions, m.attn_implementation],
-            "weights": weights, "seed": cfg.seed, "template": cfg.text.template, "max_length": cfg.text.max_length,
-            "films": data.content_hash(films)}
+    weights = (
+        [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(Path(m.name).glob("*.safetensors"))]
+        if Path(m.name).is_dir()
+        else str(model_stage.assets.cached(m.name) or m.name)
+    )
+    return {
+        "model": [m.name, m.tokenizer, m.n_layer, m.n_head, m.n_embd, m.n_positions, m.attn_implementation],
+        "weights": weights,
+        "seed": cfg.seed,
+        "template": cfg.text.template,
+        "max_length": cfg.text.max_length,
+        "films": data.content_hash(films),
+    }
 
 
 def parent_of(cfg: Config) -> Parent | None:
@@ -206,9 +234,18 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         if last:
             log(f"Resuming from {last} (step {step}).")
     stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
-    trainer = T.build(cfg, s.model, s.train_ds, run.checkpoints, s.precision, tokenizer=s.tok, eval_dataset=s.val_ds,
-                      resuming=last is not None, callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
-                      + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []))
+    trainer = T.build(
+        cfg,
+        s.model,
+        s.train_ds,
+        run.checkpoints,
+        s.precision,
+        tokenizer=s.tok,
+        eval_dataset=s.val_ds,
+        resuming=last is not None,
+        callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
+        + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []),
+    )
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     except Exception as e:
@@ -218,11 +255,14 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     finally:
         stop.restore()
     if metrics.diverged:
-        raise UserError(f"training diverged: {metrics.diverged}; lower train.learning_rate (the run is not marked "
-                        "finished)")
+        raise UserError(
+            f"training diverged: {metrics.diverged}; lower train.learning_rate (the run is not marked finished)"
+        )
     if stop.received and trainer.state.global_step < trainer.state.max_steps:
-        raise Interrupted(f"{stop.received}: stopped at step {trainer.state.global_step} and saved "
-                          f"{run.checkpoints / f'checkpoint-{trainer.state.global_step}'}; rerun the same command to resume")
+        raise Interrupted(
+            f"{stop.received}: stopped at step {trainer.state.global_step} and saved "
+            f"{run.checkpoints / f'checkpoint-{trainer.state.global_step}'}; rerun the same command to resume"
+        )
     return trainer, result
 
 
@@ -245,22 +285,43 @@ def save(cfg: Config, s: Setup, trainer, run: RunDir, main: bool):
 def finish(cfg: Config, s: Setup, tuned, trainer, result, run: RunDir, log, peak_mb: float) -> None:
     """The fine-tuned model's held-out evaluation, the model's settings and card, and summary.json, last."""
     final = evaluate.perplexity(tuned, s.test_ds, cfg.train.eval_batch_size, desc="held-out, fine-tuned model")
-    validate.need(math.isfinite(final.perplexity), f"training diverged: the held-out loss is {final.loss:.4g} and its "
-                  "perplexity not a finite number; lower train.learning_rate (the run is not marked finished)")
+    validate.need(
+        math.isfinite(final.perplexity),
+        f"training diverged: the held-out loss is {final.loss:.4g} and its "
+        "perplexity not a finite number; lower train.learning_rate (the run is not marked finished)",
+    )
     log(f"Held-out after training: loss {final.loss:.4f}, perplexity {final.perplexity:.2f}")
-    settings = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits,
-                "seed": cfg.seed, "data_source": cfg.data.source, "base_model": s.info.base_model}
+    settings = {
+        "template": cfg.text.template,
+        "max_length": cfg.text.max_length,
+        "splits": cfg.data.splits,
+        "seed": cfg.seed,
+        "data_source": cfg.data.source,
+        "base_model": s.info.base_model,
+    }
     validate.write_atomic(run.model_dir / model_stage.SETTINGS_FILE, json.dumps(settings, indent=2))
     runtime = result.metrics["train_runtime"]
     tokens_seen = int(trainer.state.num_input_tokens_seen)
     evals = [r for r in run.metrics() if r["kind"] == "eval"]
     summary = Summary(
-        run=run.name, profile=cfg.profile, model=s.info.model, precision=s.precision, base=s.base, final=final,
-        perplexity_ratio=final.perplexity / s.base.perplexity, last_eval_loss=evals[-1]["eval_loss"] if evals else None,
-        data=s.splits.counts, train_examples=s.info.train_examples, steps=trainer.state.global_step,
-        epochs=trainer.state.epoch or 0.0, tokens_seen=tokens_seen, train_runtime_s=runtime,
+        run=run.name,
+        profile=cfg.profile,
+        model=s.info.model,
+        precision=s.precision,
+        base=s.base,
+        final=final,
+        perplexity_ratio=final.perplexity / s.base.perplexity,
+        last_eval_loss=evals[-1]["eval_loss"] if evals else None,
+        data=s.splits.counts,
+        train_examples=s.info.train_examples,
+        steps=trainer.state.global_step,
+        epochs=trainer.state.epoch or 0.0,
+        tokens_seen=tokens_seen,
+        train_runtime_s=runtime,
         tokens_per_second=tokens_seen / runtime if runtime else None,
-        wall_time_s=time.time() - s.started, peak_memory_mb=peak_mb)
+        wall_time_s=time.time() - s.started,
+        peak_memory_mb=peak_mb,
+    )
     card.write(run.model_dir / "README.md", cfg, s.info, summary)
     run.write_json(run.summary_json, summary)  # last: its presence marks the run finished
 
@@ -269,11 +330,14 @@ def streamed_splits(cfg: Config) -> data.Splits:
     """data.streaming: the training split stays a stream (shuffled through a buffer); validation and test
     are the first max_eval_rows (default 1,000) films of theirs, so held-out numbers use a fixed set."""
     n_eval = cfg.data.max_eval_rows or 1000
-    held_out = {s: data.take_films(data.stream_films(cfg.data, s), n_eval, cfg.data.source) for s in ("validation", "test")}
+    held_out = {
+        s: data.take_films(data.stream_films(cfg.data, s), n_eval, cfg.data.source) for s in ("validation", "test")
+    }
     train = data.stream_films(cfg.data, "train").shuffle(seed=cfg.seed, buffer_size=10_000)
     if cfg.data.max_train_rows:
         train = train.take(cfg.data.max_train_rows)
     validate.need(not held_out["test"].empty, f"the stream {cfg.data.source} gave no test films")
-    counts = DataCounts(streaming=True, splits={"train": SplitCount(),
-                                                **{k: SplitCount(used=len(v)) for k, v in held_out.items()}})
+    counts = DataCounts(
+        streaming=True, splits={"train": SplitCount(), **{k: SplitCount(used=len(v)) for k, v in held_out.items()}}
+    )
     return data.Splits(train=train, validation=held_out["validation"], test=held_out["test"], counts=counts)

@@ -3,6 +3,7 @@
 Every performance choice is a visible line in `training_args`; everything else here is about not losing
 work (atomic checkpoints, saves on a signal or a timer) and not trusting a diverged run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,14 +35,21 @@ from moviegpt.model import align_output
 # train.trainer_args can set either setting back.
 NO_STEP_SYNC = dict(
     logging_nan_inf_filter=False,  # the filter reads every step's loss on the host; a non-finite loss stops the
-                                   # run at the next log anyway (MetricsLog) instead of being averaged away
+    # run at the next log anyway (MetricsLog) instead of being averaged away
     accelerator_config={"non_blocking": torch.cuda.is_available()},  # batches go to the GPU from pinned memory
-                                    # without waiting for the step before them (a blocking copy synchronises the stream)
+    # without waiting for the step before them (a blocking copy synchronises the stream)
 )
 
 
-def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False,
-                  saves: bool = True, logs: bool = True) -> TrainingArguments:
+def training_args(
+    cfg: Config,
+    out: Path,
+    precision: str,
+    has_eval: bool,
+    resuming: bool = False,
+    saves: bool = True,
+    logs: bool = True,
+) -> TrainingArguments:
     """cfg.train -> TrainingArguments: the one place a setting reaches Trainer. A fresh run with validation films
     evaluates once before its first step, so its validation curve starts at the base model (step 0). `saves` and
     `logs` false (the planner's probe, the benchmarks): no checkpoints, no log lines, no trackers, no bar."""
@@ -51,8 +59,15 @@ def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, resumi
         raise UserError(f"bad training setting: {first_line(e)}") from None
 
 
-def arguments(cfg: Config, out: Path, precision: str, has_eval: bool, resuming: bool = False, saves: bool = True,
-              logs: bool = True) -> dict:
+def arguments(
+    cfg: Config,
+    out: Path,
+    precision: str,
+    has_eval: bool,
+    resuming: bool = False,
+    saves: bool = True,
+    logs: bool = True,
+) -> dict:
     """The keywords of training_args' TrainingArguments(...), train.trainer_args last."""
     t = cfg.train
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
@@ -101,17 +116,38 @@ def own_args() -> set[str]:
     return set(arguments(Config(), Path("."), "fp32", has_eval=True)) - set(NO_STEP_SYNC)
 
 
-def build(cfg: Config, model, train_dataset, out: Path, precision: str, *, tokenizer=None, eval_dataset=None,
-          resuming: bool = False, callbacks: list | None = None, collator=None, saves: bool = True, logs: bool = True,
-          atomic: bool = True) -> Trainer:
+def build(
+    cfg: Config,
+    model,
+    train_dataset,
+    out: Path,
+    precision: str,
+    *,
+    tokenizer=None,
+    eval_dataset=None,
+    resuming: bool = False,
+    callbacks: list | None = None,
+    collator=None,
+    saves: bool = True,
+    logs: bool = True,
+    atomic: bool = True,
+) -> Trainer:
     """The one place a Trainer is made: `moviegpt train`, the planner's probe and the benchmarks all train this.
     What differs between them goes in as arguments (saves, logs, callbacks, the collator), never as a change to
     the TrainingArguments afterwards. `atomic` false: Trainer's own checkpoints (benchmarks/checkpoint_cost.py)."""
     args = training_args(cfg, out, precision, eval_dataset is not None, resuming=resuming, saves=saves, logs=logs)
     kind = AtomicCheckpointTrainer if atomic else CountOnDevice
-    return quiet(kind(model=training_model(model, cfg), args=args, train_dataset=train_dataset,
-                      eval_dataset=eval_dataset, data_collator=collator or default_data_collator,
-                      processing_class=tokenizer, callbacks=callbacks or []))
+    return quiet(
+        kind(
+            model=training_model(model, cfg),
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=collator or default_data_collator,
+            processing_class=tokenizer,
+            callbacks=callbacks or [],
+        )
+    )
 
 
 def callbacks(run_dir: Path, cfg: Config) -> list[TrainerCallback]:
@@ -172,8 +208,9 @@ class CountOnDevice(Trainer):
             schedule = super().create_scheduler(num_training_steps, optimizer)
             warmup = self.args.get_warmup_steps(num_training_steps)
             if warmup and isinstance(schedule, LambdaLR):
-                self.lr_scheduler = LambdaLR(schedule.optimizer, [first_step_warmup(f, warmup)
-                                                                  for f in schedule.lr_lambdas])
+                self.lr_scheduler = LambdaLR(
+                    schedule.optimizer, [first_step_warmup(f, warmup) for f in schedule.lr_lambdas]
+                )
         return self.lr_scheduler
 
     def _track_num_input_tokens(self, inputs):  # Trainer's hook (transformers 5.x), called once per micro-batch
@@ -246,8 +283,12 @@ class AtomicCheckpointTrainer(CountOnDevice):
             shutil.rmtree(final)
         staged.rename(final)  # the checkpoint becomes visible here, complete
         staging.rmdir()
-        rotate_checkpoints(output_dir=str(out), save_total_limit=self.args.save_total_limit,
-                           best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+        rotate_checkpoints(
+            output_dir=str(out),
+            save_total_limit=self.args.save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint,
+            use_mtime=False,
+        )
 
 
 @contextlib.contextmanager
@@ -261,8 +302,10 @@ def saving(what: Path, cleanup: Path | None = None):
         reason = f"no space left on the device ({free / 1e6:.1f} MB free)" if free < 32e6 else first_line(e)
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
-        raise UserError(f"could not write {what}: {reason}; free some space and rerun the same "
-                        "command to resume from the last complete checkpoint") from None
+        raise UserError(
+            f"could not write {what}: {reason}; free some space and rerun the same "
+            "command to resume from the last complete checkpoint"
+        ) from None
 
 
 class StopOnSignal(TrainerCallback):
@@ -310,7 +353,9 @@ class SaveEvery(TrainerCallback):
 
 def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
     """Seconds of training between two saves under a step- and/or time-driven policy (whichever comes first)."""
-    return min(x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x)
+    return min(
+        x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x
+    )
 
 
 class MetricsLog(TrainerCallback):
@@ -331,11 +376,23 @@ class MetricsLog(TrainerCallback):
             return
         if not state.is_world_process_zero:
             return
-        kind = ("eval" if "eval_loss" in logs else "summary" if "train_loss" in logs
-                else "save" if "save_seconds" in logs else "train")
-        rec = {"kind": kind, "step": state.global_step, "epoch": state.epoch,
-               "tokens_seen": int(state.num_input_tokens_seen), "wall_time": self.offset + time.time() - self.t0,
-               **logs}
+        kind = (
+            "eval"
+            if "eval_loss" in logs
+            else "summary"
+            if "train_loss" in logs
+            else "save"
+            if "save_seconds" in logs
+            else "train"
+        )
+        rec = {
+            "kind": kind,
+            "step": state.global_step,
+            "epoch": state.epoch,
+            "tokens_seen": int(state.num_input_tokens_seen),
+            "wall_time": self.offset + time.time() - self.t0,
+            **logs,
+        }
         if "eval_loss" in logs:  # None where exp overflows (a loss above ~700 nats: the run is far off)
             rec["eval_perplexity"] = math.exp(logs["eval_loss"]) if logs["eval_loss"] < 700 else None
         with open(self.path, "a") as fh:

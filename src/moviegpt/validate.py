@@ -2,6 +2,7 @@
 model directories, demo requests, JSON artifacts, text bound for a terminal) lives here, so a call site
 asks one question and gets either a clean value or a UserError with one line that names the problem.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def number(name: str, value, *, integer: bool = False, lo: float | None = None, 
             raise UserError(f"{name}={value!r} must be a whole number")
         value = int(value)
     if lo is not None and value < lo:
-        raise UserError(f"{name}={value!r} must be positive" if 0 < lo < 1e-6 else f"{name}={value!r} must be at least {lo:g}")
+        raise UserError(
+            f"{name}={value!r} must be positive" if 0 < lo < 1e-6 else f"{name}={value!r} must be at least {lo:g}"
+        )
     if hi is not None and value > hi:
         raise UserError(f"{name}={value!r} must be at most {hi:g}")
     return value
@@ -47,8 +50,10 @@ def number(name: str, value, *, integer: bool = False, lo: float | None = None, 
 
 def profile_name(name: str) -> str:
     """A profile becomes part of a directory name: letters, digits, '_', '.', '-', nothing that climbs out."""
-    need(isinstance(name, str) and bool(PROFILE_NAME.match(name)) and ".." not in name,
-         f"profile name {name!r} must be 1-64 letters, digits, '_', '.' or '-' (it names the run directory)")
+    need(
+        isinstance(name, str) and bool(PROFILE_NAME.match(name)) and ".." not in name,
+        f"profile name {name!r} must be 1-64 letters, digits, '_', '.' or '-' (it names the run directory)",
+    )
     return name
 
 
@@ -77,14 +82,18 @@ def fields_of(text: str) -> list[str]:
     try:
         parts = list(string.Formatter().parse(text))
     except ValueError as e:
-        raise UserError(f"text.template is not a valid template ({e}); write fields as {{title}}, literal braces as "
-                        "{{ and }}") from None
+        raise UserError(
+            f"text.template is not a valid template ({e}); write fields as {{title}}, literal braces as {{{{ and }}}}"
+        ) from None
     fields = []
     for _, name, spec, conv in parts:
         if name is None:
             continue
-        need(name.isidentifier(), f"text.template field {{{name}}} must be a column name such as {{title}} "
-                                  "(no positions, attributes or indexing)")
+        need(
+            name.isidentifier(),
+            f"text.template field {{{name}}} must be a column name such as {{title}} "
+            "(no positions, attributes or indexing)",
+        )
         try:
             ("{0" + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}").format("text")
         except (ValueError, TypeError) as e:
@@ -106,8 +115,10 @@ def model_dir_is_data(path: Path) -> None:
         except (OSError, ValueError) as e:
             raise UserError(f"cannot read {f}: {e}") from None
         need(isinstance(d, dict), f"{f} must hold a JSON object")
-        need("auto_map" not in d, f"{f} names its own Python code (auto_map); moviegpt never runs code from a "
-                                  "model directory")
+        need(
+            "auto_map" not in d,
+            f"{f} names its own Python code (auto_map); moviegpt never runs code from a model directory",
+        )
     need(not list(path.glob("*.py")), f"{path} holds Python files; moviegpt never runs code from a model directory")
 
 
