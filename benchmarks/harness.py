@@ -465,6 +465,6 @@ def saving_share(
     save_seconds: float, step_seconds: float, save_every_steps: int | None, save_minutes: float | None = None
 ) -> float:
     """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
-    from moviegpt.trainer import save_interval
+    from moviegpt.config import save_interval
 
     return save_seconds / (save_seconds + save_interval(step_seconds, save_every_steps, save_minutes))

@@ -1,5 +1,6 @@
 """What the planner (train.budget_minutes, moviegpt.plan) costs and how well it predicts: the probe's time,
-and the planned against the actual training time of a run it planned, on this machine.
+the planned against the actual training time of a run it planned, on this machine, and the share of that
+run's training time that went to validation, checkpoints and the probe (budget_share.py; target <= 15%).
 
     python benchmarks/plan.py [--profile demo] [--budget 3]
 
@@ -24,9 +25,9 @@ def main(argv=None):
         cfg = load_config(args.profile, [f"train.budget_minutes={args.budget}", f"runs_dir={runs}"])
         chosen = train.model_stage.choose(cfg)
         (planner.PLANS / f"{planner.plan_key(chosen)}.json").unlink(missing_ok=True)
-        planned, plan = train.resolve(cfg)
-        run = train.run(planned)
-        s = run.summary()
+        (planner.PLANS / "probes" / f"{planner.probe_key(chosen)}.json").unlink(missing_ok=True)
+        run = train.run(cfg)
+        plan, s, spent = run.info().plan, run.summary(), run.time_spent()
     result = {
         "benchmark": "plan",
         "machine": harness.machine(),
@@ -41,10 +42,17 @@ def main(argv=None):
         "reason": plan.reason,
         "perplexity_before": s.base.perplexity,
         "perplexity_after": s.final.perplexity,
+        **spent,
     }
     print(
         f"probe {plan.probe_seconds:.0f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
         f"({s.train_runtime_s / plan.planned_seconds - 1:+.0%}); {plan.reason}"
+    )
+    print(
+        f"validation {spent['validation_s']:.0f} s ({spent['passes']} passes), checkpoints {spent['save_s']:.0f} s, "
+        f"probe {spent['probe_s']:.0f} s: {spent['overhead_share']:.1%} of train_runtime "
+        f"{spent['train_runtime_s']:.0f} s"
+        " (target <= 15%)"
     )
     print("wrote", harness.write_result("plan", result, args.out))
 

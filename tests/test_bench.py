@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from moviegpt import data, load_config, tokens
-from pathlib import Path as _Path
-
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 import harness as bench  # noqa: E402  (the harness lives beside the benchmarks, not in the package)

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from transformers import pipeline
@@ -17,7 +16,8 @@ from moviegpt.config import all_keys
 from moviegpt.rundir import RunDir
 from moviegpt.train import run
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT as ROOT
+
 SMALL = [
     "data.max_train_rows=48",
     "data.max_eval_rows=16",

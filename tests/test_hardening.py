@@ -18,7 +18,7 @@ import pytest
 from moviegpt import UserError, cli, demo, load_config, validate
 from moviegpt.rundir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT as ROOT
 
 
 def run_cli(capfd, *argv) -> tuple[int, str, str]:

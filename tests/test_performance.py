@@ -1,12 +1,10 @@
 """moviegpt.performance: the committed benchmark results as the Performance chapter reads them."""
 
-from pathlib import Path
-
 import pytest
 
-from moviegpt import hardware, performance as perf
+from moviegpt import mfu, performance as perf
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT as ROOT
 
 
 @pytest.fixture(scope="module")
@@ -18,18 +16,16 @@ def test_every_mfu_names_its_rule(res):
     for name in perf.throughput_runs(res):
         cols = perf.throughput_table(res[name]).columns
         assert perf.MEASURED_RULE in cols and "MFU" not in cols
-        assert (perf.SPEC_RULE in cols) == bool(hardware.spec_peak(res[name]["machine"].get("gpu")))
+        assert (perf.SPEC_RULE in cols) == bool(mfu.spec_peak(res[name]["machine"].get("gpu")))
 
 
 def test_llmc_rule_against_its_published_arithmetic(res):
-    assert hardware.llmc_flops_per_token(124_439_808, 12, 768, 1024) == pytest.approx(8.03e8, rel=1e-3)
-    assert hardware.spec_peak("NVIDIA H100 80GB HBM3") == 989e12 and hardware.spec_peak("AMD EPYC") is None
+    assert mfu.llmc_flops_per_token(124_439_808, 12, 768, 1024) == pytest.approx(8.03e8, rel=1e-3)
+    assert mfu.spec_peak("NVIDIA H100 80GB HBM3") == 989e12 and mfu.spec_peak("AMD EPYC") is None
     gpu = res["train_throughput_gpu"]
     ours = next(r for r in gpu["throughput"] if r["recipe"] == "ours")
     expected = (
-        ours["useful_tokens_per_s"]
-        * hardware.llmc_flops_per_token(gpu["parameters"], 12, 768, ours["seq_len"])
-        / 989e12
+        ours["useful_tokens_per_s"] * mfu.llmc_flops_per_token(gpu["parameters"], 12, 768, ours["seq_len"]) / 989e12
     )
     assert perf.throughput_numbers(gpu)["ours_mfu_spec"] == pytest.approx(expected)
 

@@ -84,6 +84,9 @@ def test_a_planned_run_is_deterministic_recorded_and_its_schedule_ends_at_its_la
     assert logged and all(lr == pytest.approx(planned[step - 1], abs=1e-9) for step, lr in logged.items()), logged
     a, b = load_file(first.model_dir / "model.safetensors"), load_file(again.model_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # the same plan trains the same weights
+    spent = first.time_spent()  # where its training time went (benchmarks/budget_share.py prints it)
+    assert spent["passes"] == plan.max_steps // plan.eval_steps + 1 and spent["saves"] == 0 and spent["save_s"] == 0
+    assert 0 < spent["validation_s"] < spent["train_runtime_s"] and spent["probe_s"] == plan.probe_seconds
     recorded = yaml.safe_load((first.path / "config.yaml").read_text())["resolved"]["plan"]
     assert recorded["reason"] == plan.reason and recorded["tokens_per_second"] == plan.tokens_per_second
 

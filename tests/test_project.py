@@ -3,9 +3,7 @@ import tomllib
 
 import yaml
 
-from pathlib import Path as _Path
-
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
 
 
 def _name(req: str) -> str:

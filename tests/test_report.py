@@ -3,13 +3,12 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from moviegpt import book, report, results
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
 
 
 def test_importing_the_report_loads_no_model_library():
@@ -18,14 +17,15 @@ def test_importing_the_report_loads_no_model_library():
 
 
 def test_chapters_that_read_artifacts_run_without_torch(monkeypatch):
-    """The introduction, Results and Limitations execute, glue and plot from the book's finished runs alone."""
+    """The introduction, Results, Limitations and Performance execute, glue and plot from the book's finished runs
+    and the committed benchmark results alone."""
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
     monkeypatch.chdir(PROJECT_ROOT)
     book.runs()  # trained here first if need be (each in a process of its own), so the chapters only read
     report.evaluation(book.main_run())
     code = (
         "import sys, jupytext\n"
-        "for ch in ('intro', 'results', 'limitations'):\n"
+        "for ch in ('intro', 'results', 'limitations', 'performance'):\n"
         "    nb = jupytext.read(f'{ch}.md')\n"
         "    exec(compile('\\n'.join(c.source for c in nb.cells if c.cell_type == 'code'), ch, 'exec'), {})\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
@@ -74,3 +74,13 @@ def test_verdicts_follow_the_interval():
     assert results.verdict(Interval(0.9, 0.85, 0.95, 64), "worse", "better", "same", none=1.0) == "better"
     assert results.verdict(Interval(1.0, 0.97, 1.02, 64), "worse", "better", "same", none=1.0) == "same"
     assert results.verdict(Interval(0.05, 0.01, 0.09, 32), "up", "down", "flat") == "up"
+
+
+def test_a_run_records_the_code_that_made_it_and_the_book_says_when_it_was_other_code(smoke_run):
+    from moviegpt.artifacts import code_version
+
+    run = RunDir(smoke_run)
+    assert run.info().code == code_version() and len(code_version()["source"]) == 12
+    assert "made by the code that built this book" in report.headline(run)["code_note"]
+    assert "made by other code" in report.code_note({"version": "0.0.1", "source": "000000000000"})
+    assert "does not record" in report.code_note(None)

@@ -9,9 +9,7 @@ import torch
 import transformers
 
 from moviegpt import UserError, results
-from pathlib import Path as _Path
-
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
 from moviegpt.model import load_trained
 
 SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))

@@ -11,9 +11,7 @@ import pytest
 import yaml
 
 from moviegpt import UserError, data, load_config, tokens
-from pathlib import Path as _Path
-
-PROJECT_ROOT = _Path(__file__).resolve().parents[1]
+from conftest import PROJECT_ROOT
 from moviegpt.rundir import RunDir
 from moviegpt.train import run
 

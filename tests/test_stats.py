@@ -23,7 +23,7 @@ def test_perplexity_intervals_match_a_direct_bootstrap_on_a_real_run(smoke_run):
     ppl = lambda h, i: math.exp(sum(h.film_nll[j] for j in i) / sum(h.film_tokens[j] for j in i))
     for h in (b, f):
         iv = stats.perplexity(h.film_nll, h.film_tokens)
-        lo, hi = direct_bootstrap(h.film_nll, h.film_tokens, stats.SEED, stats.RESAMPLES, lambda i: ppl(h, i))
+        lo, hi = direct_bootstrap(h.film_nll, h.film_tokens, stats.SEED, stats.RESAMPLES, lambda i, h=h: ppl(h, i))
         assert iv.lo == pytest.approx(lo, rel=1e-9) and iv.hi == pytest.approx(hi, rel=1e-9)
         assert iv.value == pytest.approx(h.perplexity, rel=1e-9) and iv.lo <= iv.value <= iv.hi
     ratio = stats.perplexity_ratio(b.film_nll, b.film_tokens, f.film_nll, f.film_tokens)

@@ -125,6 +125,7 @@ class RunInfo:
     trainable_parameters: int | None = None
     plan: Plan | None = None
     parent: Parent | None = None
+    code: dict | None = None  # code_version() of the code that made the run (runs made before it: unknown)
 
 
 @dataclass
@@ -284,3 +285,23 @@ def from_dict(cls, d: dict, where: str = ""):
 
 def to_dict(record) -> dict:
     return dataclasses.asdict(record)
+
+
+def code_version() -> dict:
+    """The code that is running: the package's version and a hash of its source files (every .py and shipped
+    profile under moviegpt/, by path and content), so two runs made by different code can be told apart even
+    at one version number."""
+    import hashlib
+    from importlib import metadata
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted([*root.rglob("*.py"), *root.rglob("*.yaml")]):
+        if "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    try:
+        version = metadata.version("moviegpt")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"version": version, "source": h.hexdigest()[:12]}

@@ -301,3 +301,10 @@ def keys_help() -> list[dict]:
         {"key": k, "type": str(f.type), "default": default_of(f), "help": f.metadata.get("help", "")}
         for k, f in all_keys().items()
     ]
+
+
+def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
+    """Seconds of training between two saves under a step- and/or time-driven policy (whichever comes first)."""
+    return min(
+        x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x
+    )

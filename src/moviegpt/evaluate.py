@@ -137,9 +137,9 @@ def evaluate_run(
     run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5, log=print
 ) -> Evaluation:
     """Base against fine-tuned on the run's test films: perplexity (overall, by genre, by length), generation
-    quality and faithfulness (moviegpt.similarity) for unseen titles, invented films (are their titles new?), and recommendation quality (genre
-    overlap@k) against TF-IDF. Written once to RUN/eval.json, then read back (recomputed when asked for
-    with other settings, or when the file is damaged)."""
+    quality and faithfulness (moviegpt.similarity) for unseen titles, invented films (are their titles new?), and
+    recommendation quality (genre overlap@k) against TF-IDF. Written once to RUN/eval.json, then read back
+    (recomputed when asked for with other settings, or when the file is damaged)."""
     run = RunDir(run_dir)
     want = eval_settings(n_titles, max_new_tokens, seed, k)
     if (cached := run.evaluation()) is not None and cached.settings == want:

@@ -48,7 +48,7 @@ class Sampling:
         self.no_repeat_ngram_size = n("no_repeat_ngram_size", self.no_repeat_ngram_size, integer=True, lo=0, hi=20)
         self.seed = n("seed", self.seed, integer=True, lo=0, hi=2**32 - 1)
 
-    def replace(self, **kw) -> "Sampling":
+    def replace(self, **kw) -> Sampling:
         return dataclasses.replace(self, **kw)
 
 

@@ -17,9 +17,6 @@ import torch
 from moviegpt.artifacts import describe_machine
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-# Vendors' dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by a name the GPU reports (NVIDIA datasheets; the
-# H100 and H200 figures are the SXM parts'). The denominator of MFU "the way the field states it" (llm.c, PaLM).
-SPEC_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 125e12}
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -78,17 +75,6 @@ def hardware() -> dict:
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         "native_precisions": native_precisions(),
     }
-
-
-def spec_peak(gpu: str | None) -> float | None:
-    """The vendor's dense bf16 peak for a GPU by its reported name (e.g. "NVIDIA H100 80GB HBM3"), if known."""
-    return next((v for k, v in SPEC_BF16_PEAK.items() if gpu and k in gpu), None)
-
-
-def llmc_flops_per_token(parameters: int, layers: int, width: int, seq_len: int) -> float:
-    """Training FLOPs per token as llm.c counts them: 6 N (every parameter, forward and backward) plus 6 L C T
-    for attention (L layers, C channels, T tokens of context). For GPT-2 124M at T = 1024: 8.03e8."""
-    return 6 * parameters + 6 * layers * width * seq_len
 
 
 describe = describe_machine  # one line naming a machine (moviegpt.artifacts, which needs no torch)

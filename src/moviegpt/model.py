@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -195,7 +196,9 @@ def adapt(model: PreTrainedModel, cfg: Config):
         task_type="CAUSAL_LM",
         fan_in_fan_out=model.config.model_type == "gpt2",
     )  # GPT-2's Conv1D layers
-    return get_peft_model(model, lc)
+    with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing` (peft's call,
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, lc)  # not ours): the one library warning a default build would print
 
 
 class AlignedHead(torch.nn.Linear):

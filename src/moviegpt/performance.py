@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from moviegpt.hardware import describe, llmc_flops_per_token, spec_peak
+from moviegpt.artifacts import describe_machine as describe
+from moviegpt.config import save_interval
+from moviegpt.mfu import llmc_flops_per_token, spec_peak
 from moviegpt.report import numbers as shown  # noqa: F401 (the chapter's perf.shown) a table as the chapter shows it: thousands separators
-from moviegpt.trainer import save_interval
 
 
 def results(root: Path) -> dict:
@@ -88,7 +89,7 @@ MEASURED_RULE = (
     "MFU (6N + 12LCT, measured peak)"  # the harness's FLOPs per token (PaLM, nanoGPT) / matmul peak measured
 )
 SPEC_RULE = (
-    "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (hardware.SPEC_BF16_PEAK)
+    "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (moviegpt.mfu.SPEC_BF16_PEAK)
 )
 
 

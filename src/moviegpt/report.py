@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from moviegpt import data, stats
-from moviegpt.artifacts import Evaluation, describe_machine, eval_settings
+from moviegpt.artifacts import Evaluation, code_version, describe_machine, eval_settings
 from moviegpt.config import Config
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_config, load_run_config
@@ -118,8 +118,26 @@ def headline(run: RunDir) -> dict:
         "resamples": stats.RESAMPLES,
         "original": ORIGINAL,
         "wykonos_rows": data.WYKONOS_ROWS,
+        "code_note": code_note(info.code),
         **original_recipe(),
     }
+
+
+def code_note(made_by: dict | None) -> str:
+    """Whether the run was made by the code building the book (artifacts.code_version), in a sentence."""
+    now = code_version()
+    if made_by is None:
+        return (
+            f"The run does not record the code that made it (it predates that record); this build's code is "
+            f"moviegpt {now['version']}, source {now['source']}."
+        )
+    if made_by.get("source") == now["source"]:
+        return f"The run was made by the code that built this book (moviegpt {now['version']}, source {now['source']})."
+    return (
+        f"The run was made by other code (moviegpt {made_by.get('version')}, source {made_by.get('source')}) "
+        f"and reused by this build (moviegpt {now['version']}, source {now['source']}), because its settings "
+        "are the same; delete its folder to retrain it with this code."
+    )
 
 
 def model_why(cfg: Config, model: str) -> str:

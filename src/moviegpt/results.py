@@ -63,6 +63,7 @@ def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
         "val_films": s.data.used("validation") or 0,
         "test_before": test["before"].value,
         "test_after": test["after"].value,
+        "curve_scope": curve_scope(run),
     }
     if "fine-tuned" in val:
         a, t = val["fine-tuned"], test["after"]
@@ -73,6 +74,19 @@ def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
             splits_agree="overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap",
         )
     return out
+
+
+def curve_scope(run: RunDir) -> str:
+    """What each validation pass scored: all the validation films packed into blocks, or the first
+    train.eval_rows blocks of them (a planned run sizes its passes to its budget, moviegpt.plan)."""
+    cfg, films = run_config(run), run.summary().data.used("validation") or 0
+    size = f"{cfg.text.block_size}-token" if cfg.text.batching == "pack" else f"{cfg.text.max_length}-token padded"
+    whole = f"the {films:,} validation films joined and cut into {size} blocks"
+    if not cfg.train.eval_rows:
+        return whole
+    return (
+        f"the first {cfg.train.eval_rows:,} of {whole}, the same blocks at every pass (the plan's size for its budget)"
+    )
 
 
 def perplexity_views_table(run: RunDir, ev: Evaluation):
@@ -259,6 +273,18 @@ def comparison(runs: dict[str, RunDir]):
     return numbers(pd.DataFrame(rows).rename_axis("measure").reset_index()).hide(axis="index")
 
 
+def probe_note(a, b) -> str:
+    """One sentence on how the two runs were planned (artifacts.Plan of each, or None for a fixed step count)."""
+    if a is None or b is None:
+        return "At least one of them ran a fixed step count, not a plan."
+    if a.step_seconds == b.step_seconds:
+        return (
+            "Both were planned from one probe of full training on this machine, so both were given the same "
+            "number of steps; a LoRA step costs less, so LoRA used less of its budget."
+        )
+    return "Each was planned for this machine by its own probe, so they trained different amounts."
+
+
 def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", other: str = "LoRA") -> dict:
     (full, lora) = (runs[main], runs[other])
     f, lo = full.summary(), lora.summary()
@@ -295,6 +321,7 @@ def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", ot
         "budget_minutes": fi.plan.budget_minutes if fi.plan else f.train_runtime_s / 60,
         "full_minutes": f.train_runtime_s / 60,
         "lora_minutes": lo.train_runtime_s / 60,
+        "probe_note": probe_note(fi.plan, lora.info().plan),
     }
 
 

@@ -130,6 +130,27 @@ class RunDir:
                 out.append(rec)
         return out
 
+    def time_spent(self) -> dict:
+        """Where a finished run's training time went, from metrics.jsonl and its plan: validation passes
+        (Trainer's eval_runtime, step 0 included), checkpoints (save_seconds), the planner's probe (counted
+        in full for every run that uses it), and their share of train_runtime."""
+        m = self.metrics()
+        runtime = self.summary().train_runtime_s
+        evals, saves = [r for r in m if r["kind"] == "eval"], [r for r in m if r["kind"] == "save"]
+        validation = sum(r.get("eval_runtime", 0.0) for r in evals)
+        saving = sum(r["save_seconds"] for r in saves)
+        plan = self.info().plan
+        probe = plan.probe_seconds if plan else 0.0
+        return {
+            "train_runtime_s": runtime,
+            "validation_s": validation,
+            "passes": len(evals),
+            "save_s": saving,
+            "saves": len(saves),
+            "probe_s": probe,
+            "overhead_share": (validation + saving + probe) / runtime,
+        }
+
     def rewind_metrics(self, step: int) -> float:
         """On resume, keep log lines up to the checkpoint's step (later ones will be logged again), drop a partial
         line; returns the wall time logged at that point."""

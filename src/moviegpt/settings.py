@@ -217,7 +217,8 @@ def check(cfg: Config) -> None:
     s = d.splits
     need(
         len(s) == 3 and all(isinstance(v, (int, float)) and v >= 0 for v in s) and abs(sum(s) - 1) < 1e-6,
-        f"bad config value: data.splits={s} must be three non-negative fractions (train, validation, test) summing to 1",
+        f"bad config value: data.splits={s} must be three non-negative fractions (train, validation, test) "
+        "summing to 1",
     )
     need(s[0] > 0 and s[2] > 0, f"bad config value: data.splits={s} needs a non-empty train and test split")
     need(m.name.strip() != "", "bad config value: model.name must not be empty")

@@ -28,7 +28,7 @@ from moviegpt import card, data, evaluate, model as model_stage, plan as planner
 from moviegpt.config import GENERATION_DEFAULTS, Config
 from moviegpt.errors import Interrupted, UserError, first_line
 from moviegpt.hardware import PeakMemory, hardware, resolve_precision, versions
-from moviegpt.artifacts import DataCounts, HeldOut, Parent, Plan, RunInfo, SplitCount, Summary, to_dict
+from moviegpt.artifacts import DataCounts, HeldOut, Parent, Plan, RunInfo, SplitCount, Summary, code_version, to_dict
 from moviegpt.rundir import RunDir, lock, prepare_runs_dir
 from moviegpt.settings import save_config
 
@@ -180,6 +180,7 @@ def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: b
         base_model=model_stage.base_model_id(cfg.model),
         plan=plan,
         parent=parent_of(cfg),
+        code=code_version(),
     )
     if main and not run.config_yaml.exists():
         save_config(cfg, run.config_yaml, to_dict(info))

@@ -41,20 +41,12 @@ NO_STEP_SYNC = dict(
 )
 
 
-def training_args(
-    cfg: Config,
-    out: Path,
-    precision: str,
-    has_eval: bool,
-    resuming: bool = False,
-    saves: bool = True,
-    logs: bool = True,
-) -> TrainingArguments:
+def training_args(cfg: Config, out: Path, precision: str, has_eval: bool, **options) -> TrainingArguments:
     """cfg.train -> TrainingArguments: the one place a setting reaches Trainer. A fresh run with validation films
-    evaluates once before its first step, so its validation curve starts at the base model (step 0). `saves` and
-    `logs` false (the planner's probe, the benchmarks): no checkpoints, no log lines, no trackers, no bar."""
+    evaluates once before its first step, so its validation curve starts at the base model (step 0). `options`:
+    those of `arguments` (resuming, saves, logs)."""
     try:
-        return TrainingArguments(**arguments(cfg, out, precision, has_eval, resuming, saves, logs))
+        return TrainingArguments(**arguments(cfg, out, precision, has_eval, **options))
     except (ValueError, TypeError, ImportError) as e:
         raise UserError(f"bad training setting: {first_line(e)}") from None
 
@@ -68,7 +60,9 @@ def arguments(
     saves: bool = True,
     logs: bool = True,
 ) -> dict:
-    """The keywords of training_args' TrainingArguments(...), train.trainer_args last."""
+    """The keywords of training_args' TrainingArguments(...), train.trainer_args last. `resuming`: no step-0
+    evaluation; `saves` and `logs` false (the planner's probe, the benchmarks): no checkpoints, no log lines, no
+    trackers, no bar."""
     t = cfg.train
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
     save_strategy = "no" if not saves or t.save_steps == 0 else ("steps" if t.save_steps else "epoch")  # 0: only on
@@ -349,13 +343,6 @@ class SaveEvery(TrainerCallback):
 
     def on_save(self, args, state, control, **kw):
         self.last = time.time()
-
-
-def save_interval(step_seconds: float, save_every_steps: int | None, save_minutes: float | None) -> float:
-    """Seconds of training between two saves under a step- and/or time-driven policy (whichever comes first)."""
-    return min(
-        x for x in (save_every_steps and save_every_steps * step_seconds, save_minutes and save_minutes * 60) if x
-    )
 
 
 class MetricsLog(TrainerCallback):

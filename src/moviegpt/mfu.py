@@ -1,0 +1,20 @@
+"""Model FLOPs utilisation: the one formula (llm.c's FLOPs per token) and the vendors' peaks it is divided by.
+Plain arithmetic: importing it loads no model library, so a chapter that reads results can use it.
+"""
+
+from __future__ import annotations
+
+# Vendors' dense (no sparsity) bf16 tensor-core peaks, FLOP/s, by a name the GPU reports (NVIDIA datasheets; the
+# H100 and H200 figures are the SXM parts'). The denominator of MFU "the way the field states it" (llm.c, PaLM).
+SPEC_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 125e12}
+
+
+def spec_peak(gpu: str | None) -> float | None:
+    """The vendor's dense bf16 peak for a GPU by its reported name (e.g. "NVIDIA H100 80GB HBM3"), if known."""
+    return next((v for k, v in SPEC_BF16_PEAK.items() if gpu and k in gpu), None)
+
+
+def llmc_flops_per_token(parameters: int, layers: int, width: int, seq_len: int) -> float:
+    """Training FLOPs per token as llm.c counts them: 6 N (every parameter, forward and backward) plus 6 L C T
+    for attention (L layers, C channels, T tokens of context). For GPT-2 124M at T = 1024: 8.03e8."""
+    return 6 * parameters + 6 * layers * width * seq_len
