@@ -11,6 +11,9 @@ films (configs/seed.yaml); ours saves every `save_steps` steps of 32k tokens or 
 
 import argparse
 import math
+import statistics
+import time
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 
@@ -43,6 +46,46 @@ def recipe(name: str, size: list[str]) -> list[str]:
     )
 
 
+def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dict:
+    """Median wall time of one full checkpoint (weights, optimizer, scheduler, RNG, state) of cfg's model,
+    after one optimizer step so the optimizer state exists; `atomic` uses moviegpt's staged save."""
+    import datasets
+
+    from moviegpt import model as model_stage
+    from moviegpt.hardware import resolve_precision
+    from moviegpt.trainer import build
+
+    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
+    ids = [[tok.eos_token_id] * 32] * 2
+    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
+    cfg = replace(cfg, train=replace(cfg.train, batch_size=1, max_steps=1, save_total_limit=1))
+    trainer = build(
+        cfg, model, ds, out, resolve_precision(cfg.train.precision)[0], saves=False, logs=False, atomic=atomic
+    )  # atomic false: Trainer's own checkpoint, in place
+    trainer.train()
+    times = []
+    for i in range(saves):
+        trainer.state.global_step = 100 + i  # a new checkpoint each time; rotation keeps one, as both recipes do
+        t = time.perf_counter()
+        trainer._save_checkpoint(trainer.model, trial=None)
+        times.append(time.perf_counter() - t)
+    ckpt = max(out.glob("checkpoint-*"))
+    return {
+        "seconds": statistics.median(times),
+        "bytes": sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def saving_share(
+    save_seconds: float, step_seconds: float, save_every_steps: int | None, save_minutes: float | None = None
+) -> float:
+    """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
+    from moviegpt.config import save_interval
+
+    return save_seconds / (save_seconds + save_interval(step_seconds, save_every_steps, save_minutes))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -58,7 +101,7 @@ def main(argv=None):
             over, prof = recipe(name, MODELS[size]), load_config(name)
             cfg = load_config("smoke", over)
             with tempfile.TemporaryDirectory() as tmp:
-                save = harness.checkpoint_seconds(cfg, tok, Path(tmp) / "ckpt", atomic=atomic)
+                save = checkpoint_seconds(cfg, tok, Path(tmp) / "ckpt", atomic=atomic)
                 # a step of the recipe's real shape is too slow for a CPU benchmark at full batch (64 x 512);
                 # its time is tokens per step over the tokens/s measured on a batch of the same sequence length
                 small = load_config(
@@ -70,7 +113,7 @@ def main(argv=None):
             seq = cfg.text.block_size if cfg.text.batching == "pack" else cfg.text.max_length
             tokens_per_step = cfg.train.batch_size * cfg.train.grad_accum * seq
             step = tokens_per_step / w["tokens_per_s"]
-            share = harness.saving_share(save["seconds"], step, prof.train.save_steps, prof.train.save_minutes)
+            share = saving_share(save["seconds"], step, prof.train.save_steps, prof.train.save_minutes)
             # the whole of wykonos/movies: the report's epochs of padded films, one film per row;
             # our epochs of packed tokens, at the mean tokens per film of the bundled films
             films = harness.WYKONOS_ROWS * prof.data.splits[0]

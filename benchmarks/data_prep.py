@@ -2,7 +2,7 @@
 
     python benchmarks/data_prep.py [--rows 722796] [--original-rows N]
 
-Builds a 722,796-row replica of the bundled films (harness.replica), then measures
+Builds a 722,796-row replica of the bundled films (replica, below), then measures
 load -> clean -> split -> tokenise -> pack (ours, cold cache), the same again (warm cache: the
 datasets cache files are reused), and the report's per-row map with padding to 128. Prints a
 table and writes benchmarks/results/data_prep.json. Peak memory is the process's and its
@@ -15,14 +15,107 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 import harness
+from moviegpt import data
+from moviegpt.data import WYKONOS_ROWS
+
+
+def replica(rows: int = WYKONOS_ROWS, seed: int = 0) -> pd.DataFrame:
+    """The bundled films repeated to `rows` rows in wykonos layout. Each copy gets a new id and its copy
+    number in the title, so cleaning (which drops repeated ids and repeated title+overview) keeps it."""
+    base = data.read_table("bundled")
+    reps = -(-rows // len(base))
+    out = pd.concat([base] * reps, ignore_index=True).head(rows)
+    copy = np.arange(len(out)) // len(base)
+    out["id"] = out["id"].astype("int64") + copy * 10_000_000
+    out["title"] = out["title"].where(copy == 0, out["title"] + " " + pd.Series(copy, dtype=str))
+    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+@dataclass
+class Stages:
+    """Wall time of each named stage, in order."""
+
+    times: dict = field(default_factory=dict)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.times[name] = now - self._t
+        self._t = now
+
+    @property
+    def total(self) -> float:
+        return sum(self.times.values())
+
+
+def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) -> dict:
+    """Our data path, as `moviegpt prepare` runs it: read, normalise, clean (counted), hash split,
+    then tokenise and pack the training split (datasets map, batched, fast tokenizer, cached)."""
+    from moviegpt import tokens
+    from moviegpt.config import DataConfig, TextConfig
+
+    st = Stages()
+    cfg = DataConfig(source=str(path), splits=[0.98, 0.01, 0.01])
+    tok, _ = tokens.load_tokenizer("gpt2-bundled")
+    st.done("load tokenizer")
+    splits = data.load_splits(cfg, seed=0)
+    st.done("load, clean, split")
+    ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
+    st.done("tokenise and pack")
+    return {
+        "stages": st.times,
+        "seconds": st.total,
+        "rows": splits.counts.rows_in,
+        "train_films": len(splits.train),
+        "examples": len(ds),
+        "tokens": len(ds) * block_size,
+    }
+
+
+def prepare_original(path: str, max_length: int = 128) -> dict:
+    """The report's data path: read the CSV-like table, drop rows without an overview, format one text
+    column, then `Dataset.map` one row at a time, padding every film to 128 tokens."""
+    import datasets
+    from transformers import GPT2Tokenizer
+
+    from moviegpt.tokens import BUNDLED_GPT2
+
+    st = Stages()
+    tok = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2)
+    tok.pad_token = tok.eos_token
+    st.done("load tokenizer")
+    df = pd.read_parquet(path).dropna(subset=["title", "overview"])
+    df["text"] = "Movie: " + df["title"] + "\nOverview: " + df["overview"]
+    ds = datasets.Dataset.from_pandas(df[["text"]], preserve_index=False)
+    st.done("load, clean, split")
+    ds = ds.map(
+        lambda row: tok(row["text"], truncation=True, padding="max_length", max_length=max_length),
+        remove_columns=["text"],
+        load_from_cache_file=False,
+    )
+    st.done("tokenise and pad")
+    return {
+        "stages": st.times,
+        "seconds": st.total,
+        "rows": len(df),
+        "train_films": len(ds),
+        "examples": len(ds),
+        "tokens": len(ds) * max_length,
+    }
+
 
 CHILD = """
 import json, sys
-import harness
-r = getattr(harness, sys.argv[1])(sys.argv[2], **json.loads(sys.argv[3]))
+import data_prep, harness
+r = getattr(data_prep, sys.argv[1])(sys.argv[2], **json.loads(sys.argv[3]))
 r["peak_rss_mb"] = harness.peak_rss_mb()
 print("RESULT " + json.dumps(r))
 """

@@ -13,13 +13,10 @@ import platform
 import resource
 import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 
-from moviegpt import data
 from moviegpt.data import WYKONOS_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
@@ -80,19 +77,8 @@ def table(rows: list[dict], cols: list[str]) -> str:
 # data preparation at full scale
 
 
-def replica(rows: int = WYKONOS_ROWS, seed: int = 0) -> pd.DataFrame:
-    """The bundled films repeated to `rows` rows in wykonos layout. Each copy gets a new id and its copy
-    number in the title, so cleaning (which drops repeated ids and repeated title+overview) keeps it."""
-    base = data.read_table("bundled")
-    reps = -(-rows // len(base))
-    out = pd.concat([base] * reps, ignore_index=True).head(rows)
-    copy = np.arange(len(out)) // len(base)
-    out["id"] = out["id"].astype("int64") + copy * 10_000_000
-    out["title"] = out["title"].where(copy == 0, out["title"] + " " + pd.Series(copy, dtype=str))
-    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
-
-
 def replica_file(rows: int = WYKONOS_ROWS) -> Path:
+    from data_prep import replica
     from moviegpt.config import CACHE_DIR
 
     path = CACHE_DIR / "bench" / f"wykonos-replica-{rows}.parquet"
@@ -107,79 +93,6 @@ def replica_overrides(rows: int) -> list[str]:
     """Settings that train on `rows` bundled films tiled (replica_file): enough data that a large batch does not
     end an epoch every step, as 256 films would (an epoch restarts the data loader)."""
     return [f"data.source={replica_file(rows)}", f"data.max_train_rows={rows}"]
-
-
-@dataclass
-class Stages:
-    """Wall time of each named stage, in order."""
-
-    times: dict = field(default_factory=dict)
-    _t: float = field(default_factory=time.perf_counter)
-
-    def done(self, name: str) -> None:
-        now = time.perf_counter()
-        self.times[name] = now - self._t
-        self._t = now
-
-    @property
-    def total(self) -> float:
-        return sum(self.times.values())
-
-
-def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) -> dict:
-    """Our data path, as `moviegpt prepare` runs it: read, normalise, clean (counted), hash split,
-    then tokenise and pack the training split (datasets map, batched, fast tokenizer, cached)."""
-    from moviegpt import tokens
-    from moviegpt.config import DataConfig, TextConfig
-
-    st = Stages()
-    cfg = DataConfig(source=str(path), splits=[0.98, 0.01, 0.01])
-    tok, _ = tokens.load_tokenizer("gpt2-bundled")
-    st.done("load tokenizer")
-    splits = data.load_splits(cfg, seed=0)
-    st.done("load, clean, split")
-    ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
-    st.done("tokenise and pack")
-    return {
-        "stages": st.times,
-        "seconds": st.total,
-        "rows": splits.counts.rows_in,
-        "train_films": len(splits.train),
-        "examples": len(ds),
-        "tokens": len(ds) * block_size,
-    }
-
-
-def prepare_original(path: str, max_length: int = 128) -> dict:
-    """The report's data path: read the CSV-like table, drop rows without an overview, format one text
-    column, then `Dataset.map` one row at a time, padding every film to 128 tokens."""
-    import datasets
-    from transformers import GPT2Tokenizer
-
-    from moviegpt.tokens import BUNDLED_GPT2
-
-    st = Stages()
-    tok = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2)
-    tok.pad_token = tok.eos_token
-    st.done("load tokenizer")
-    df = pd.read_parquet(path).dropna(subset=["title", "overview"])
-    df["text"] = "Movie: " + df["title"] + "\nOverview: " + df["overview"]
-    ds = datasets.Dataset.from_pandas(df[["text"]], preserve_index=False)
-    st.done("load, clean, split")
-    ds = ds.map(
-        lambda row: tok(row["text"], truncation=True, padding="max_length", max_length=max_length),
-        remove_columns=["text"],
-        load_from_cache_file=False,
-    )
-    st.done("tokenise and pad")
-    return {
-        "stages": st.times,
-        "seconds": st.total,
-        "rows": len(df),
-        "train_films": len(ds),
-        "examples": len(ds),
-        "tokens": len(ds) * max_length,
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +186,7 @@ def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     tokens and time steps."""
     from moviegpt import model as model_stage, tokens
     from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import StepClock
+    from moviegpt.callbacks import StepClock
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
@@ -424,47 +337,3 @@ def time_to_quality(
         r["target_val_loss"] = target
         r["seconds_to_target"] = hit["train_seconds"] if hit else None
     return results
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoint cost
-
-
-def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dict:
-    """Median wall time of one full checkpoint (weights, optimizer, scheduler, RNG, state) of cfg's model,
-    after one optimizer step so the optimizer state exists; `atomic` uses moviegpt's staged save."""
-    import datasets
-
-    from moviegpt import model as model_stage
-    from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import build
-
-    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
-    ids = [[tok.eos_token_id] * 32] * 2
-    ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
-    cfg = replace(cfg, train=replace(cfg.train, batch_size=1, max_steps=1, save_total_limit=1))
-    trainer = build(
-        cfg, model, ds, out, resolve_precision(cfg.train.precision)[0], saves=False, logs=False, atomic=atomic
-    )  # atomic false: Trainer's own checkpoint, in place
-    trainer.train()
-    times = []
-    for i in range(saves):
-        trainer.state.global_step = 100 + i  # a new checkpoint each time; rotation keeps one, as both recipes do
-        t = time.perf_counter()
-        trainer._save_checkpoint(trainer.model, trial=None)
-        times.append(time.perf_counter() - t)
-    ckpt = max(out.glob("checkpoint-*"))
-    return {
-        "seconds": statistics.median(times),
-        "bytes": sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file()),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-
-
-def saving_share(
-    save_seconds: float, step_seconds: float, save_every_steps: int | None, save_minutes: float | None = None
-) -> float:
-    """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
-    from moviegpt.config import save_interval
-
-    return save_seconds / (save_seconds + save_interval(step_seconds, save_every_steps, save_minutes))

@@ -48,6 +48,31 @@ def build(recipes: dict, names: list[str], group: str, out: Path, extra: list[st
     return [harness.setup(n, c, splits, tok, out) for n, c in cfgs.items()], splits, tok, first
 
 
+def measure_throughput(args, recipes: dict, names: list[str], tmp: Path, films: list[str], result: dict) -> None:
+    """Interleaved timed windows of each recipe (harness.throughput); the result is written at once, so a time
+    to quality cut short loses nothing."""
+    setups, _, _, _ = build(recipes, names, "variants", tmp, args.extra + films, result["skipped"])
+    rows, peaks = harness.throughput(
+        setups, rounds=args.rounds, window_tokens=args.window_tokens, peak_size=args.peak_size, min_steps=args.min_steps
+    )
+    result.update(throughput=rows, peak_flops=peaks, parameters=sum(p.numel() for p in setups[0].model.parameters()))
+    harness.write_result(args.name, result, args.out)
+    print(f"machine: {describe(result['machine'])}; skipped: {result['skipped'] or 'none'}")
+    print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
+    print("mfu: tokens/s x (6N + 12LCT) / the peak matmul above (N without position embeddings)")
+    print(harness.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]))
+
+
+def measure_quality(args, recipes: dict, tmp: Path, result: dict) -> None:
+    """Each quality recipe trains from the same initialisation until the original's final held-out loss."""
+    setups, splits, tok, first = build(recipes, list(recipes["quality"]), "quality", tmp, args.extra, result["skipped"])
+    val = tokens.tokenize(splits.validation, tok, first.text, batching="pad", desc="validation films")
+    quality = harness.time_to_quality(setups, val, stop_at_target=not args.full_curves)
+    result["time_to_quality"] = quality
+    cols = ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss", "seconds_to_target"]
+    print(harness.table(quality, cols))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", default=str(HERE / "train_throughput.yaml"))
@@ -99,42 +124,12 @@ def main(argv=None):
         unknown = sorted(set(names) - set(recipes["variants"]))
         if unknown:
             p.error(f"--only: no variant named {', '.join(unknown)} in {args.recipes}")
-        skipped = result.setdefault("skipped", {})
+        result.setdefault("skipped", {})
         films = harness.replica_overrides(args.replica_rows) if args.replica_rows else []
         if not args.skip_throughput:
-            setups, splits, tok, first = build(recipes, names, "variants", Path(tmp), args.extra + films, skipped)
-            rows, peaks = harness.throughput(
-                setups,
-                rounds=args.rounds,
-                window_tokens=args.window_tokens,
-                peak_size=args.peak_size,
-                min_steps=args.min_steps,
-            )
-            result.update(
-                throughput=rows, peak_flops=peaks, parameters=sum(p.numel() for p in setups[0].model.parameters())
-            )
-            harness.write_result(args.name, result, args.out)  # written now: a time-to-quality cut short loses nothing
-            print(f"machine: {describe(result['machine'])}; skipped: {skipped or 'none'}")
-            print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
-            print("mfu: tokens/s x (6N + 12LCT) / the peak matmul above (N without position embeddings)")
-            print(
-                harness.table(
-                    rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]
-                )
-            )
+            measure_throughput(args, recipes, names, Path(tmp), films, result)
         if not args.skip_quality:
-            setups, splits, tok, first = build(
-                recipes, list(recipes["quality"]), "quality", Path(tmp), args.extra, skipped
-            )
-            val = tokens.tokenize(splits.validation, tok, first.text, batching="pad", desc="validation films")
-            quality = harness.time_to_quality(setups, val, stop_at_target=not args.full_curves)
-            result["time_to_quality"] = quality
-            print(
-                harness.table(
-                    quality,
-                    ["recipe", "steps", "train_seconds", "final_val_loss", "target_val_loss", "seconds_to_target"],
-                )
-            )
+            measure_quality(args, recipes, Path(tmp), result)
     print("wrote", harness.write_result(args.name, result, args.out))
 
 

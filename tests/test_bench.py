@@ -11,6 +11,7 @@ from moviegpt import data, load_config, tokens
 from conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
+import data_prep  # noqa: E402
 import harness as bench  # noqa: E402  (the harness lives beside the benchmarks, not in the package)
 
 TINY = [
@@ -131,7 +132,7 @@ def test_throughput_harness_end_to_end(tmp_path):
 
 
 def test_replica_keeps_every_row_through_cleaning():
-    df = bench.replica(12_000)
+    df = data_prep.replica(12_000)
     clean, counts = data.clean(data.normalise(df))
     bundled, _ = data.clean(data.normalise(data.read_table("bundled")))
     assert len(df) == 12_000 and df["id"].is_unique
@@ -142,10 +143,10 @@ def test_replica_keeps_every_row_through_cleaning():
 
 
 def test_data_prep_both_recipes_on_a_small_replica(tmp_path):
-    df = bench.replica(3000)
+    df = data_prep.replica(3000)
     df.to_parquet(tmp_path / "r.parquet")
-    ours = bench.prepare_ours(str(tmp_path / "r.parquet"), block_size=128)
-    orig = bench.prepare_original(str(tmp_path / "r.parquet"))
+    ours = data_prep.prepare_ours(str(tmp_path / "r.parquet"), block_size=128)
+    orig = data_prep.prepare_original(str(tmp_path / "r.parquet"))
     assert ours["rows"] == orig["rows"] == 3000
     assert ours["tokens"] == ours["examples"] * 128 and orig["tokens"] == orig["examples"] * 128
     assert set(ours["stages"]) == {"load tokenizer", "load, clean, split", "tokenise and pack"}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moviegpt import book, report, results
+from moviegpt import applications, book, report, results
 
 from conftest import PROJECT_ROOT
 
@@ -126,7 +126,7 @@ def test_generated_text_is_shown_whole(site, monkeypatch):
     shown = [results.shown(e.generated[m]) for e in report.evaluation(run).examples[:4] for m in results.MODELS]
     assert all(squash(t) in page for t in shown) and max(len(t) for t in shown) > 50
     apps = text_of(site / "book" / "applications.html")
-    made = results.invented_titles(run).data["generated overview"].tolist()  # seeded: the page's texts again
+    made = applications.invented_titles(run).data["generated overview"].tolist()  # seeded: the page's texts again
     assert all(squash(t) in apps for t in made), made
     assert "…" not in apps.replace("[…]", "")  # nothing cut for display
     html = (site / "book" / "applications.html").read_text()

@@ -506,7 +506,7 @@ def test_a_genres_template_is_filled_or_asked_for(genres_run, capfd):
 
 
 def test_a_diverged_run_is_never_finished(tmp_path, capfd):
-    from moviegpt.trainer import MetricsLog
+    from moviegpt.callbacks import MetricsLog
     from transformers import TrainerControl, TrainerState
 
     log, control = MetricsLog(tmp_path / "m.jsonl"), TrainerControl()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from moviegpt import UserError, data, load_config, tokens
+from moviegpt import UserError, data, load_config, stream, tokens
 from conftest import PROJECT_ROOT
 from moviegpt.rundir import RunDir
 from moviegpt.train import run
@@ -109,7 +109,7 @@ def test_streaming_trains_for_max_steps_on_the_same_split(tmp_path):
             "data.max_eval_rows=16",
         ],
     )
-    stream_test = data.take_films(data.stream_films(cfg.data, "test"), 10_000)
+    stream_test = stream.take_films(stream.stream_films(cfg.data, "test"), 10_000)
     table_test = data.load_splits(load_config("smoke", ["data.max_eval_rows=10000"]).data, cfg.seed).test
     assert sorted(stream_test["id"]) == sorted(
         table_test["id"].astype(str)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -133,6 +134,22 @@ def breakdown(nll: torch.Tensor, n: torch.Tensor, films: pd.DataFrame, top_genre
     return {"by_genre": groups(by_genre), "by_length": groups(by_len)}
 
 
+@dataclass
+class _Inputs:
+    """What every model in an evaluation is scored on (made once in evaluate_run)."""
+
+    cfg: object
+    tok: object
+    test: pd.DataFrame
+    test_ds: object
+    val_ds: object
+    films: list[dict]
+    copy_index: object
+    known: set
+    how: Sampling
+    k: int
+
+
 def evaluate_run(
     run_dir: Path, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0, k: int = 5, log=print
 ) -> Evaluation:
@@ -151,95 +168,103 @@ def evaluate_run(
     test, titles = splits.test, splits.test.head(n_titles)
     tok, _ = tokens.load_tokenizer(str(run.model_dir))
     per_film = TextConfig(template=cfg.text.template, max_length=cfg.text.max_length)
-    ds = tokens.tokenize(test, tok, per_film, batching="pad", desc="test films")
-    val_ds = (
-        tokens.tokenize(splits.validation, tok, per_film, batching="pad", desc="validation films")
-        if len(splits.validation)
-        else None
+    val = splits.validation
+    inputs = _Inputs(
+        cfg=cfg,
+        tok=tok,
+        test=test,
+        test_ds=tokens.tokenize(test, tok, per_film, batching="pad", desc="test films"),
+        val_ds=tokens.tokenize(val, tok, per_film, batching="pad", desc="validation films") if len(val) else None,
+        films=titles.to_dict("records"),
+        copy_index=metrics.CopyIndex(splits.train["overview"].tolist()),
+        known=data.known_titles(cfg.data),
+        how=Sampling(max_new_tokens=max_new_tokens, seed=seed),
+        k=k,
     )
-    copy_index = metrics.CopyIndex(splits.train["overview"].tolist())
-    known = data.known_titles(cfg.data)
-    how = Sampling(max_new_tokens=max_new_tokens, seed=seed)
-    films = titles.to_dict("records")
-    out = {
-        "perplexity": {},
-        "generation": {
-            "real": metrics.generation_quality(
-                [{"text": t, "ended_with_eos": True} for t in titles["overview"]], copy_index
-            )
-        },
-        "concepts": {},
-        "recommendation": {
-            "tf-idf": recommend.genre_overlap_at_k(
-                recommend.tfidf(test["overview"].tolist()), test["genres"].tolist(), k
-            ),
-            "random": recommend.random_overlap(test["genres"].tolist()),
-        },
-    }
-    gens, vecs, validation = {}, {}, {}
     held = {"base": run.base_eval(), "fine-tuned": run.summary().final}  # measured by train on the same films
+    scored = {}
     for name in MODELS:
         log(f"Evaluating the {name} model...")
         model = load_model(cfg.model, tok, cfg.seed)[0] if name == "base" else load_trained(str(run.model_dir))[0]
-        h = held[name]
-        if h is not None and h.film_nll is not None and len(h.film_nll) == len(test):
-            nll, n = torch.tensor(h.film_nll, dtype=torch.float64), torch.tensor(h.film_tokens)
-        else:
-            nll, n = token_nll(model, ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
-        loss = float(nll.sum() / n.sum())
-        out["perplexity"][name] = {
-            "loss": loss,
-            "perplexity": math.exp(loss),
-            "tokens": int(n.sum()),
-            **breakdown(nll, n, test),
-        }
-        if val_ds is not None and name == "fine-tuned":  # validation films scored per film: the curve's last
-            validation[name] = perplexity(
-                model, val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}"
-            )  # point, measured as the headline
-        gens[name] = generate_overviews(model, tok, films, cfg.text.template, how=how, batch_size=EVAL_BATCH)
-        out["generation"][name] = metrics.generation_quality(gens[name], copy_index)
-        invented = concepts(
-            model, tok, cfg.text.template, EVAL_CONCEPTS, how, known, fields=_concept_fields(cfg.text.template, test)
-        )
-        out["concepts"][name] = ConceptCheck(
-            n=len(invented),
-            new_first=float(np.mean([not r["first_title_known"] for r in invented])),
-            new_final=float(np.mean([not r["title_known"] for r in invented])),
-            titles=[r["title"] for r in invented],
-        )
-        vecs[name] = recommend.embed(model, tok, test["overview"].tolist(), desc=f"embeddings, {name}")
-        out["recommendation"][name] = recommend.genre_overlap_at_k(vecs[name], test["genres"].tolist(), k)
-    del model
+        scored[name] = _score(name, model, held[name], inputs)
+        del model
     log("Scoring faithfulness to the real overviews (all-MiniLM-L6-v2)...")
+    gens = {m: scored[m]["generated"] for m in MODELS}
     faithful = similarity.faithfulness(
         titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in MODELS}, seed
     )
-    ev = Evaluation(
+    ev = _record(run.name, want, inputs, scored, faithful, titles["overview"].tolist())
+    run.write_json(run.eval_json, ev)
+    return ev
+
+
+def _record(run_name: str, want: dict, x: _Inputs, scored: dict, faithful, real_overviews: list[str]) -> Evaluation:
+    """eval.json's record from what each model scored."""
+    gens, test, k = {m: scored[m]["generated"] for m in MODELS}, x.test, x.k
+    real = [{"text": t, "ended_with_eos": True} for t in real_overviews]
+    return Evaluation(
         version=EVAL_VERSION,
-        run=run.name,
+        run=run_name,
         settings=want,
         test_films=len(test),
         k=k,
-        perplexity={m: from_dict(ModelPerplexity, p) for m, p in out["perplexity"].items()},
-        generation={m: from_dict(Quality, q) for m, q in out["generation"].items()},
+        perplexity={m: from_dict(ModelPerplexity, scored[m]["perplexity"]) for m in MODELS},
+        generation={"real": from_dict(Quality, metrics.generation_quality(real, x.copy_index))}
+        | {m: from_dict(Quality, scored[m]["quality"]) for m in MODELS},
         examples=[
             Example(
                 title=str(f["title"]),
                 real=str(f["overview"]),
                 generated={m: Sample(gens[m][i]["text"], gens[m][i]["ended_with_eos"]) for m in MODELS},
             )
-            for i, f in enumerate(films)
+            for i, f in enumerate(x.films)
         ],
-        recommendation=out["recommendation"],
-        concepts=out["concepts"],
-        neighbours=neighbours(vecs["fine-tuned"], test),
+        recommendation={
+            "tf-idf": recommend.genre_overlap_at_k(
+                recommend.tfidf(test["overview"].tolist()), test["genres"].tolist(), k
+            ),
+            "random": recommend.random_overlap(test["genres"].tolist()),
+        }
+        | {m: scored[m]["overlap"] for m in MODELS},
+        concepts={m: scored[m]["concepts"] for m in MODELS},
+        neighbours=neighbours(scored["fine-tuned"]["vectors"], test),
         faithfulness=faithful,
-        validation=validation,
+        validation={m: scored[m]["validation"] for m in MODELS if scored[m]["validation"] is not None},
         similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})",
     )
-    run.write_json(run.eval_json, ev)
-    return ev
+
+
+def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:
+    """One model on everything: held-out perplexity (reused from training where it measured the same films),
+    generations and their quality, invented films, embeddings and their genre overlap, and (for the fine-tuned
+    model) the validation films scored per film, to set beside the validation curve's last point."""
+    cfg, test = x.cfg, x.test
+    if held is not None and held.film_nll is not None and len(held.film_nll) == len(test):
+        nll, n = torch.tensor(held.film_nll, dtype=torch.float64), torch.tensor(held.film_tokens)
+    else:
+        nll, n = token_nll(model, x.test_ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
+    loss = float(nll.sum() / n.sum())
+    validation = None
+    if x.val_ds is not None and name == "fine-tuned":
+        validation = perplexity(model, x.val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")
+    generated = generate_overviews(model, x.tok, x.films, cfg.text.template, how=x.how, batch_size=EVAL_BATCH)
+    fields = _concept_fields(cfg.text.template, test)
+    invented = concepts(model, x.tok, cfg.text.template, EVAL_CONCEPTS, x.how, x.known, fields=fields)
+    vectors = recommend.embed(model, x.tok, test["overview"].tolist(), desc=f"embeddings, {name}")
+    return {
+        "perplexity": {"loss": loss, "perplexity": math.exp(loss), "tokens": int(n.sum()), **breakdown(nll, n, test)},
+        "validation": validation,
+        "generated": generated,
+        "quality": metrics.generation_quality(generated, x.copy_index),
+        "concepts": ConceptCheck(
+            n=len(invented),
+            new_first=float(np.mean([not r["first_title_known"] for r in invented])),
+            new_final=float(np.mean([not r["title_known"] for r in invented])),
+            titles=[r["title"] for r in invented],
+        ),
+        "vectors": vectors,
+        "overlap": recommend.genre_overlap_at_k(vectors, test["genres"].tolist(), x.k),
+    }
 
 
 def _concept_fields(template: str, films: pd.DataFrame) -> dict:

@@ -207,7 +207,8 @@ def probe(cfg: Config, model, train_ds, precision: str) -> float:
     import torch
 
     from moviegpt import progress
-    from moviegpt.trainer import StepClock, build
+    from moviegpt.callbacks import StepClock
+    from moviegpt.trainer import build
 
     t = cfg.train
     warm_rows = t.batch_size if t.compile or torch.cuda.is_available() else 1

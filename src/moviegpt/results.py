@@ -8,7 +8,6 @@ functions that generate (marked) load the run's model when called.
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pandas as pd
@@ -249,82 +248,6 @@ def concept_table(ev: Evaluation):
     return texts(pd.DataFrame(rows))
 
 
-# ---------------------------------------------------------------- the book's runs compared
-
-
-def comparison(runs: dict[str, RunDir]):
-    """The book's runs side by side, measured from their artifacts (the same test films: paired intervals)."""
-    rows = {}
-    for name, run in runs.items():
-        s, info, cfg = run.summary(), run.info(), run_config(run)
-        after = _ci(s.final)
-        rows[name] = {
-            "trainable parameters": info.trainable_parameters or info.parameters,
-            "training films": s.data.used("train") or 0,
-            "steps": s.steps,
-            "tokens trained": s.tokens_seen,
-            "learning rate": f"{cfg.train.learning_rate:g}",
-            "tokens/s": round(s.tokens_per_second or 0),
-            "training minutes": round(s.train_runtime_s / 60, 2),
-            "peak memory (MB)": round(s.peak_memory_mb or 0),
-            "perplexity after": round(after.value, 2),
-            "95% CI": f"{after.lo:,.2f}–{after.hi:,.2f}",
-        }
-    return numbers(pd.DataFrame(rows).rename_axis("measure").reset_index()).hide(axis="index")
-
-
-def probe_note(a, b) -> str:
-    """One sentence on how the two runs were planned (artifacts.Plan of each, or None for a fixed step count)."""
-    if a is None or b is None:
-        return "At least one of them ran a fixed step count, not a plan."
-    if a.step_seconds == b.step_seconds:
-        return (
-            "Both were planned from one probe of full training on this machine, so both were given the same "
-            "number of steps; a LoRA step costs less, so LoRA used less of its budget."
-        )
-    return "Each was planned for this machine by its own probe, so they trained different amounts."
-
-
-def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", other: str = "LoRA") -> dict:
-    (full, lora) = (runs[main], runs[other])
-    f, lo = full.summary(), lora.summary()
-    gap = stats.perplexity_ratio(f.final.film_nll, f.final.film_tokens, lo.final.film_nll, lo.final.film_tokens)
-    fi, li = full.info(), lora.info()
-    fc, lc = run_config(full), run_config(lora)
-    return {
-        "lora_trainable": li.trainable_parameters or 0,
-        "full_trainable": fi.trainable_parameters or 0,
-        "lora_share": (li.trainable_parameters or 0) / max(fi.parameters, 1),
-        "lora_ppl": lo.final.perplexity,
-        "full_ppl": f.final.perplexity,
-        "lora_gap_ci": f"{gap:.2f}",
-        "lora_gap_verdict": verdict(gap, "worse than", "better than", "not measurably different from", none=1.0),
-        "lora_speed_x": (lo.tokens_per_second or 0) / max(f.tokens_per_second or 1, 1e-9),
-        "lora_memory_x": (lo.peak_memory_mb or 0) / max(f.peak_memory_mb or 1, 1e-9),
-        "full_memory_mb": f.peak_memory_mb or 0,
-        "lora_memory_mb": lo.peak_memory_mb or 0,
-        "adam_state_mb": (fi.trainable_parameters or fi.parameters) * 8 / 2**20,
-        "grad_mb": (fi.trainable_parameters or fi.parameters) * 4 / 2**20,
-        "weights_mb": fi.parameters * 4 / 2**20,
-        "lora_memory_diff": (lo.peak_memory_mb or 0) - (f.peak_memory_mb or 0),
-        "memory_verdict": "shows" if (lo.peak_memory_mb or 0) < (f.peak_memory_mb or 0) else "does not show",
-        "batch_rows": fc.train.batch_size,
-        "row_tokens": fc.text.seq_len(),
-        "full_films": f.data.used("train") or 0,
-        "lora_films": lo.data.used("train") or 0,
-        "full_steps": f.steps,
-        "lora_steps": lo.steps,
-        "full_tokens": f.tokens_seen,
-        "lora_tokens": lo.tokens_seen,
-        "full_lr": fc.train.learning_rate,
-        "lora_lr": lc.train.learning_rate,
-        "budget_minutes": fi.plan.budget_minutes if fi.plan else f.train_runtime_s / 60,
-        "full_minutes": f.train_runtime_s / 60,
-        "lora_minutes": lo.train_runtime_s / 60,
-        "probe_note": probe_note(fi.plan, lora.info().plan),
-    }
-
-
 def scale(run: RunDir) -> dict:
     """How much of the full recipe this run covered, from its own counts."""
     from moviegpt import data
@@ -344,87 +267,3 @@ def scale(run: RunDir) -> dict:
         **GPT2_SIZES,
         "hours_for_one_full_epoch": full_tokens / (s.tokens_per_second or 1) / 3600,
     }
-
-
-# ---------------------------------------------------------------- texts made on the spot (these load the model)
-
-INVENTED_TITLES = ["The Lighthouse Keeper's Daughter", "Midnight at the Robot Circus", "A Quiet Week in Nowhere"]
-
-
-@functools.lru_cache(maxsize=2)
-def _trained(model_dir: str):
-    from moviegpt import model as model_stage
-
-    return model_stage.load_trained(model_dir)
-
-
-def _table(out: list[dict], key: str = "text") -> pd.DataFrame:
-    from moviegpt import generate
-
-    return pd.DataFrame(
-        {"title": [r["title"] for r in out], "generated overview": [generate.shown(r, key) for r in out]}
-    )
-
-
-def _first_fields(run: RunDir, template: str) -> dict:
-    """Template fields other than title and overview (e.g. genres), from the run's first test film."""
-    from moviegpt import data
-    from moviegpt.validate import fields_of
-
-    extra = [f for f in fields_of(template) if f not in ("title", "overview")]
-    if not extra:
-        return {}
-    cfg = run_config(run)
-    film = data.load_splits(cfg.data, cfg.seed).test.iloc[0]
-    return {f: film[f] for f in extra if f in film}
-
-
-def invented_titles(run: RunDir, titles: list[str] = INVENTED_TITLES, max_new_tokens: int = 80):
-    from moviegpt import generate
-
-    model, tok, s = _trained(str(run.model_dir))
-    fields = _first_fields(run, s["template"])
-    out = generate.generate_overviews(
-        model,
-        tok,
-        [{**fields, "title": t} for t in titles],
-        s["template"],
-        how=generate.Sampling(max_new_tokens=max_new_tokens, seed=0),
-    )
-    return texts(_table(out))
-
-
-def concepts(run: RunDir, num: int = 3, max_new_tokens: int = 80):
-    """Films invented whole; a title that exists in the data is drawn again (up to three draws)."""
-    from moviegpt import data, generate
-
-    model, tok, s = _trained(str(run.model_dir))
-    out = generate.concepts(
-        model,
-        tok,
-        s["template"],
-        num,
-        generate.Sampling(max_new_tokens=max_new_tokens, seed=1),
-        data.known_titles(run_config(run).data),
-        fields=_first_fields(run, s["template"]),
-    )
-    table = _table(out, "overview").assign(
-        **{"draws": [r["draws"] for r in out], "title is a real film": [r["title_known"] for r in out]}
-    )
-    return texts(table)
-
-
-def completion(run: RunDir, title: str, start: str, num: int = 2, max_new_tokens: int = 80):
-    from moviegpt import generate
-
-    model, tok, s = _trained(str(run.model_dir))
-    prompt = generate.build_prompt(
-        "completion", s["template"], title=title, text=start, fields=_first_fields(run, s["template"])
-    )
-    out = generate.attach(
-        generate.sample(model, tok, [prompt], num=num, how=generate.Sampling(max_new_tokens=max_new_tokens, seed=2)),
-        "completion",
-        title,
-        start,
-    )
-    return texts(_table(out, "overview"))

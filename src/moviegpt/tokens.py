@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from transformers import AutoTokenizer, GPT2Tokenizer, PreTrainedTokenizerBase
 
-from moviegpt import assets, data, hub, validate
+from moviegpt import assets, data, hub, stream, validate
 from moviegpt.config import CACHE_DIR, TextConfig
 from moviegpt.errors import UserError, first_line
 
@@ -139,10 +139,10 @@ def tokenize(
 
 
 def tokenize_stream(films, tok: PreTrainedTokenizerBase, cfg: TextConfig):
-    """A stream of films (data.stream_films) -> a stream of packed blocks, made as training reads them."""
+    """A stream of films (stream.stream_films) -> a stream of packed blocks, made as training reads them."""
     encode = encoder(tok, cfg, cfg.batching)
     as_int64 = lambda batch: {k: np.asarray(v, dtype=np.int64) for k, v in encode(batch).items()}  # no Arrow cast here
-    return films.map(as_int64, batched=True, batch_size=1000, remove_columns=data.STREAM_COLUMNS)
+    return films.map(as_int64, batched=True, batch_size=1000, remove_columns=stream.STREAM_COLUMNS)
 
 
 def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):

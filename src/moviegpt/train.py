@@ -24,11 +24,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from moviegpt import card, data, evaluate, model as model_stage, plan as planner, tokens, trainer as T, validate
+from moviegpt import (
+    callbacks as C,
+    card,
+    data,
+    evaluate,
+    model as model_stage,
+    plan as planner,
+    stream,
+    tokens,
+    trainer as T,
+    validate,
+)
 from moviegpt.config import GENERATION_DEFAULTS, Config
 from moviegpt.errors import Interrupted, UserError, first_line
 from moviegpt.hardware import PeakMemory, hardware, resolve_precision, versions
-from moviegpt.artifacts import DataCounts, HeldOut, Parent, Plan, RunInfo, SplitCount, Summary, code_version, to_dict
+from moviegpt.artifacts import HeldOut, Parent, Plan, RunInfo, Summary, code_version, to_dict
 from moviegpt.rundir import RunDir, lock, prepare_runs_dir
 from moviegpt.settings import save_config
 
@@ -50,7 +61,7 @@ class Prepared:
 def prepare(cfg: Config, log=print, model: bool = True) -> Prepared:
     """Tokenizer, splits, datasets and (with `model`) the model, each loaded once."""
     tok, tok_source = tokens.load_tokenizer(cfg.model.tokenizer or cfg.model.name)
-    splits = streamed_splits(cfg) if cfg.data.streaming else data.load_splits(cfg.data, cfg.seed)
+    splits = stream.splits(cfg) if cfg.data.streaming else data.load_splits(cfg.data, cfg.seed)
     base, base_source = model_stage.load_model(cfg.model, tok, cfg.seed) if model else (None, "")
     if base is not None:
         ctx = model_stage.context_length(base)
@@ -234,7 +245,7 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         offset = run.rewind_metrics(step)  # logs its step-0 evaluation again
         if last:
             log(f"Resuming from {last} (step {step}).")
-    stop, metrics = T.StopOnSignal().install(), T.MetricsLog(run.metrics_jsonl, offset)
+    stop, metrics = C.StopOnSignal().install(), C.MetricsLog(run.metrics_jsonl, offset)
     trainer = T.build(
         cfg,
         s.model,
@@ -244,8 +255,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         tokenizer=s.tok,
         eval_dataset=s.val_ds,
         resuming=last is not None,
-        callbacks=[metrics, stop, *T.callbacks(run.path, cfg)]
-        + ([T.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []),
+        callbacks=[metrics, stop, *C.tracking(run.path, cfg)]
+        + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []),
     )
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -325,20 +336,3 @@ def finish(cfg: Config, s: Setup, tuned, trainer, result, run: RunDir, log, peak
     )
     card.write(run.model_dir / "README.md", cfg, s.info, summary)
     run.write_json(run.summary_json, summary)  # last: its presence marks the run finished
-
-
-def streamed_splits(cfg: Config) -> data.Splits:
-    """data.streaming: the training split stays a stream (shuffled through a buffer); validation and test
-    are the first max_eval_rows (default 1,000) films of theirs, so held-out numbers use a fixed set."""
-    n_eval = cfg.data.max_eval_rows or 1000
-    held_out = {
-        s: data.take_films(data.stream_films(cfg.data, s), n_eval, cfg.data.source) for s in ("validation", "test")
-    }
-    train = data.stream_films(cfg.data, "train").shuffle(seed=cfg.seed, buffer_size=10_000)
-    if cfg.data.max_train_rows:
-        train = train.take(cfg.data.max_train_rows)
-    validate.need(not held_out["test"].empty, f"the stream {cfg.data.source} gave no test films")
-    counts = DataCounts(
-        streaming=True, splits={"train": SplitCount(), **{k: SplitCount(used=len(v)) for k, v in held_out.items()}}
-    )
-    return data.Splits(train=train, validation=held_out["validation"], test=held_out["test"], counts=counts)

@@ -1,0 +1,147 @@
+"""The callbacks moviegpt's Trainer runs with: not losing work (a clean stop on a signal, saves on a timer), the
+run's own log (metrics.jsonl, which stops a diverged run) and tracking, and the step clock the planner's
+probe and the benchmarks time steps with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from moviegpt.config import Config
+from moviegpt.hardware import synchronize
+
+
+def tracking(run_dir: Path, cfg: Config) -> list[TrainerCallback]:
+    """Tracking integrations that write into the run directory."""
+    if "tensorboard" not in [r.strip() for r in cfg.train.report_to.split(",")]:
+        return []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(run_dir / "tensorboard")))]
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGTERM / Ctrl-C: finish the current step, save a checkpoint, stop. A second signal stops at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous = {}
+
+    def install(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.received:  # second signal: give up on the clean stop
+            self.restore()
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.received:
+            control.should_save = True  # Trainer saves (atomically, above) and then stops
+            control.should_training_stop = True
+
+
+class SaveEvery(TrainerCallback):
+    """Time-driven checkpoints (train.save_minutes): a kill loses at most that much training on any hardware,
+    while the share of time spent saving stays bounded by save time / interval (benchmarks/checkpoint_cost.py)."""
+
+    def __init__(self, minutes: float):
+        self.seconds, self.last = minutes * 60, time.time()
+
+    def on_step_end(self, args, state, control, **kw):
+        if time.time() - self.last >= self.seconds:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kw):
+        self.last = time.time()
+
+
+class MetricsLog(TrainerCallback):
+    """Append every Trainer log to metrics.jsonl with step, epoch, tokens seen and wall time; stop the run
+    at the first loss that is not a finite number (a diverged run is never marked finished)."""
+
+    def __init__(self, path: Path, wall_offset: float = 0.0):
+        self.path, self.offset, self.t0 = path, wall_offset, time.time()
+        self.diverged: str | None = None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not logs:
+            return
+        bad = [k for k in ("loss", "eval_loss", "grad_norm") if k in logs and not math.isfinite(float(logs[k]))]
+        if bad:
+            self.diverged = f"{bad[0]} became {logs[bad[0]]} at step {state.global_step}"
+            control.should_training_stop = True
+            return
+        if not state.is_world_process_zero:
+            return
+        kind = (
+            "eval"
+            if "eval_loss" in logs
+            else "summary"
+            if "train_loss" in logs
+            else "save"
+            if "save_seconds" in logs
+            else "train"
+        )
+        rec = {
+            "kind": kind,
+            "step": state.global_step,
+            "epoch": state.epoch,
+            "tokens_seen": int(state.num_input_tokens_seen),
+            "wall_time": self.offset + time.time() - self.t0,
+            **logs,
+        }
+        if "eval_loss" in logs:  # None where exp overflows (a loss above ~700 nats: the run is far off)
+            rec["eval_perplexity"] = math.exp(logs["eval_loss"]) if logs["eval_loss"] < 700 else None
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+class StepClock(TrainerCallback):
+    """Start and end time of every optimizer step, for the planner's probe and the benchmarks. On a GPU a step
+    is queued, not done, when Trainer returns from it, and waiting for it would stop the queueing being
+    measured: CUDA events mark each step's start and end in the GPU's own timeline instead, read once training
+    ends."""
+
+    def __init__(self):
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self._events: list = []
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.starts, self.ends, self._events = [], [], []
+
+    def _mark(self, which: str) -> None:
+        if torch.cuda.is_available():
+            self._events.append((which, torch.cuda.Event(enable_timing=True)))
+            self._events[-1][1].record()
+        else:
+            getattr(self, which).append(time.perf_counter())
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._mark("starts")
+
+    def on_step_end(self, args, state, control, **kw):
+        self._mark("ends")
+
+    def on_train_end(self, args, state, control, **kw):
+        if self._events:
+            synchronize()
+            now, last = time.perf_counter(), self._events[-1][1]
+            for which, e in self._events:  # elapsed_time: milliseconds
+                getattr(self, which).append(now - e.elapsed_time(last) / 1e3)
