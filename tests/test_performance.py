@@ -42,3 +42,12 @@ def test_external_references_are_labelled_with_sources(res):
     table = perf.external_table(res["external_references"])
     assert len(table) >= 2 and table["source"].str.startswith("https://").all()
     assert "Not measured here" in res["external_references"]["note"]
+
+
+def test_the_chapters_verdicts_come_from_the_numbers_against_targets_kept_in_one_place():
+    numbers = {f"{name}_min_x": target for name, target in perf.TARGETS.items()} | {"gpu_ours_mfu": perf.GPU_MFU_TARGET}
+    v = perf.verdicts(numbers)
+    assert {v[f"{name}_met"] for name in perf.TARGETS} == {"met"} and v["gpu_mfu_met"] == "met"
+    v = perf.verdicts(numbers | {"cpu_min_x": perf.TARGETS["cpu"] - 0.01, "gpu_ours_mfu": 0.1})
+    assert v["cpu_met"] == "not met" and v["gpu_mfu_met"] == "not met" and v["fp32_met"] == "met"
+    assert v["cpu_target"] == f"{perf.TARGETS['cpu']:g}x"

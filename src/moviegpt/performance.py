@@ -275,3 +275,17 @@ def plan_numbers(result: dict) -> dict:
         "plan_error": result["actual_seconds"] / result["planned_seconds"] - 1,
         "plan_budget_min": result["budget_minutes"],
     }
+
+
+# The targets the Performance chapter judges against, each in one place: ours over the original in every round
+# (tokens/s), per benchmark result, and the GPU's MFU.
+TARGETS = {"cpu": 3, "fp32": 2, "gpt2": 3, "gpu": 5}
+GPU_MFU_TARGET = 0.5
+
+
+def verdicts(numbers: dict) -> dict:
+    """ "met" or "not met" for each target, from the measured numbers (throughput_numbers, gpu_run_numbers)."""
+    out = {f"{name}_met": "met" if numbers[f"{name}_min_x"] >= t else "not met" for name, t in TARGETS.items()}
+    out["gpu_mfu_met"] = "met" if numbers["gpu_ours_mfu"] >= GPU_MFU_TARGET else "not met"
+    out |= {f"{name}_target": f"{t:g}x" for name, t in TARGETS.items()} | {"gpu_mfu_target": f"{GPU_MFU_TARGET:.0%}"}
+    return out

@@ -100,8 +100,8 @@ def _as_text(batch: dict, fields: list[str], template: str, eos: str) -> list[st
 
 def _num_proc(cfg: TextConfig) -> int | None:
     """Worker processes for tokenisation. By default none: a fast (Rust) tokenizer already encodes each batch
-    on every core, and measured on 50,000 films two workers were no faster and took twice the memory
-    (benchmarks/README.md). text.num_proc > 1 forks that many `Dataset.map` workers (slow tokenizers, many cores)."""
+    on every core, and more workers were no faster and took more memory (measured: benchmarks/README.md).
+    text.num_proc > 1 forks that many `Dataset.map` workers (slow tokenizers, many cores)."""
     return cfg.num_proc if cfg.num_proc and cfg.num_proc > 1 else None
 
 

@@ -127,9 +127,9 @@ def build(
     What differs between them goes in as arguments (saves, logs, callbacks, the collator), never as a change to
     the TrainingArguments afterwards. `atomic` false: Trainer's own checkpoints (benchmarks/checkpoint_cost.py)."""
     args = training_args(cfg, out, precision, eval_dataset is not None, resuming=resuming, saves=saves, logs=logs)
-    kind = AtomicCheckpointTrainer if atomic else CountOnDevice
     return quiet(
-        kind(
+        AtomicCheckpointTrainer(
+            atomic=atomic,
             model=training_model(model, cfg),
             args=args,
             train_dataset=train_dataset,
@@ -230,14 +230,21 @@ class AtomicCheckpointTrainer(CountOnDevice):
     Trainer writes checkpoint-N/ in place, so a kill during a save leaves a half-written folder that
     get_last_checkpoint would pick up. Here every save goes to tmp-checkpoint-N/checkpoint-N/ and is
     renamed to checkpoint-N/ once complete (a rename is atomic on one filesystem); leftovers are
-    removed before the next start (RunDir.clear_staging)."""
+    removed before the next start (RunDir.clear_staging). `atomic=False`: Trainer's own save, in place (the
+    benchmark that measures what staging costs)."""
 
     _staging: str | None = None
+
+    def __init__(self, *args, atomic: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.atomic = atomic
 
     def _get_output_dir(self, trial):
         return self._staging or super()._get_output_dir(trial)
 
     def _save_checkpoint(self, model, trial):
+        if not self.atomic:
+            return super()._save_checkpoint(model, trial)
         out = Path(super()._get_output_dir(trial))
         name = f"checkpoint-{self.state.global_step}"
         staging = out / f"tmp-{name}"
