@@ -35,7 +35,11 @@ TIMING_KEYS = ("wall_time", "runtime", "per_second")
 
 def outcome(run_dir: Path) -> dict:
     """What a run learned, without its timings: every logged loss by step, and the held-out result."""
-    logs = [{k: v for k, v in m.items() if not any(t in k for t in TIMING_KEYS)} for m in RunDir(run_dir).metrics()]
+    logs = [
+        {k: v for k, v in m.items() if not any(t in k for t in TIMING_KEYS)}
+        for m in RunDir(run_dir).metrics()
+        if m["kind"] != "save"  # what a checkpoint cost: a timing, and a killed save is redone on resume
+    ]
     summary = json.loads((run_dir / "summary.json").read_text())
     return {
         "evals": [(m["step"], m["eval_loss"]) for m in logs if m["kind"] == "eval"],
