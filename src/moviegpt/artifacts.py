@@ -94,6 +94,7 @@ class Plan:
     planned_seconds: float
     reason: str
     eval_rows: int | None = None  # validation blocks per pass (plans made before it existed: all of them)
+    probed: bool = True  # this plan ran its probe (False: it reused the probe of a run of the same shape)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Fit a run to the machine it finds: `train.budget_minutes` becomes a step count and a number of films.
 
-A probe times one micro-batch of the run's own model (after a one-row warm-up; the weights are put back as
-they were), at the run's batch shape and precision. The seconds it measures set how many optimizer steps fit
+A probe times one micro-batch of the run's own model (the second of two; the weights are put back as they
+were), at the run's batch shape and precision. The seconds it measures set how many optimizer steps fit
 in the budget; the training films are capped to what those steps read, and the learning-rate schedule is
 planned for exactly those steps (train.max_steps), so it is never cut off part-way. Everything that is not an
 optimizer step is planned inside the budget, not on top of it:
@@ -133,7 +133,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     t = cfg.train
     precision, _ = hardware.resolve_precision(t.precision)
     log(f"Planning a {t.budget_minutes:g}-minute run ({precision})...")
-    micro_s, probe_s = measured(cfg, prepared, precision, log)
+    micro_s, probe_s, probed = measured(cfg, prepared, precision, log)
     seq = cfg.text.seq_len()
     tok_s = t.batch_size * seq / micro_s
     step_s = micro_s * t.grad_accum
@@ -173,6 +173,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
         eval_steps=every,
         save_steps=save_every,
         eval_rows=eval_rows or None,
+        probed=probed,
         planned_seconds=probe_s + steps * step_s + (steps // every + 1) * eval_s,
         reason=why,
     )
@@ -180,14 +181,14 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     return plan
 
 
-def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float]:
-    """Seconds of one micro-batch at the run's shape, and what measuring it cost: the probe's cached result
-    for this machine and shape, or a new probe."""
+def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float, bool]:
+    """Seconds of one micro-batch at the run's shape, what measuring it cost, and whether it was measured now
+    (else it is the cached probe of a run with this machine and shape)."""
     path = PLANS / "probes" / f"{probe_key(cfg)}.json"
     try:
         found = json.loads(path.read_text())
         log(f"Probe for this machine and shape (cached): {found['micro_seconds']:.2f} s a micro-batch")
-        return float(found["micro_seconds"]), float(found["seconds"])
+        return float(found["micro_seconds"]), float(found["seconds"]), False
     except (OSError, ValueError, TypeError, KeyError):
         pass
     log("Probing training speed: one micro-batch of the run's model...")
@@ -196,40 +197,30 @@ def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, f
     found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0}
     path.parent.mkdir(parents=True, exist_ok=True)
     validate.write_atomic(path, json.dumps(found))
-    return micro_s, found["seconds"]
+    return micro_s, found["seconds"], True
 
 
 def probe(cfg: Config, model, train_ds, precision: str) -> float:
     """Seconds of one micro-batch (forward, backward, optimizer step) of full training at the run's batch shape
-    and precision, after a warm-up micro-batch of one row (of the full shape where the shape is compiled or on
-    a GPU). It trains the run's own model, through the Trainer the run trains with (moviegpt.trainer.build),
-    and puts every weight back as it was: the run starts from the same weights with or without a probe."""
-    import torch
-
+    and precision: the second of two in one Trainer, so the first pays for the optimizer's state, the kernels'
+    set-up and the allocator, which a first step pays and a run's later steps do not. It trains the run's own
+    model, through the Trainer the run trains with (moviegpt.trainer.build), and puts every weight back as it
+    was: the run starts from the same weights with or without a probe."""
     from moviegpt import progress
     from moviegpt.callbacks import StepClock
     from moviegpt.trainer import build
 
     t = cfg.train
-    warm_rows = t.batch_size if t.compile or torch.cuda.is_available() else 1
-    rows = train_ds.select([i % len(train_ds) for i in range(t.batch_size)])
+    rows = train_ds.select([i % len(train_ds) for i in range(2 * t.batch_size)])
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    shaped = lambda n: dataclasses.replace(
+    two = dataclasses.replace(
         cfg,
-        train=dataclasses.replace(
-            t, batch_size=n, grad_accum=1, max_steps=1, eval_steps=None, save_steps=0, save_minutes=None
-        ),
+        train=dataclasses.replace(t, grad_accum=1, max_steps=2, eval_steps=None, save_steps=0, save_minutes=None),
     )
     clock = StepClock()
-    with tempfile.TemporaryDirectory() as tmp, progress.bar(total=2, desc="probe") as bar:
-        build(
-            shaped(warm_rows), model, rows.select(range(warm_rows)), Path(tmp), precision, saves=False, logs=False
-        ).train()
-        bar.update(1)
-        build(
-            shaped(t.batch_size), model, rows, Path(tmp), precision, saves=False, logs=False, callbacks=[clock]
-        ).train()
+    with tempfile.TemporaryDirectory() as tmp, progress.bar(total=1, desc="probe") as bar:
+        build(two, model, rows, Path(tmp), precision, saves=False, logs=False, callbacks=[clock]).train()
         bar.update(1)
     model.load_state_dict(saved)
     model.zero_grad(set_to_none=True)
-    return clock.ends[0] - clock.starts[0]
+    return clock.ends[1] - clock.starts[1]
