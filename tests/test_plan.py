@@ -85,7 +85,11 @@ def test_a_planned_run_is_deterministic_recorded_and_its_schedule_ends_at_its_la
     a, b = load_file(first.model_dir / "model.safetensors"), load_file(again.model_dir / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)  # the same plan trains the same weights
     spent = first.time_spent()  # where its training time went (benchmarks/budget_share.py prints it)
-    assert spent["passes"] == plan.max_steps // plan.eval_steps + 1 and spent["saves"] == 0 and spent["save_s"] == 0
+    assert (
+        spent["passes"] == math.ceil(plan.max_steps / plan.eval_steps) + 1 <= planner.EVALS + 1
+        and spent["saves"] == 0
+        and spent["save_s"] == 0
+    )
     assert 0 < spent["validation_s"] < spent["train_runtime_s"]
     assert spent["probe_s"] == (plan.probe_seconds if plan.probed else 0)
     recorded = yaml.safe_load((first.path / "config.yaml").read_text())["resolved"]["plan"]

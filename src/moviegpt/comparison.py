@@ -89,21 +89,22 @@ OVERHEAD_TARGET = 0.15  # validation + checkpoints + probe, at most this share o
 
 
 def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
-    """Each of the book's runs: what its plan predicted and where train_runtime went (RunDir.time_spent)."""
+    """Each of the book's runs: what its plan predicted and where train_runtime went (RunDir.time_spent), in
+    seconds unless named otherwise."""
     rows = []
     for name, run in runs.items():
         t, plan = run.time_spent(), run.info().plan
         rows.append(
             {
                 "run": name,
-                "budget (min)": plan.budget_minutes if plan else None,
-                "planned (s)": plan.planned_seconds - plan.probe_seconds if plan else None,
-                "train_runtime (s)": t["train_runtime_s"],
-                "validation (s)": t["validation_s"],
+                "budget (min)": f"{plan.budget_minutes:g}" if plan else "",
+                "planned": plan.planned_seconds - plan.probe_seconds if plan else None,
+                "trained": t["train_runtime_s"],
+                "validation": t["validation_s"],
                 "passes": t["passes"],
-                "checkpoints (s)": t["save_s"],
-                "probe (s)": t["probe_s"],
-                "not optimizer steps": f"{t['overhead_share']:.1%}",
+                "saves": t["save_s"],
+                "probe": t["probe_s"],
+                "not steps": f"{t['overhead_share']:.1%}",
             }
         )
     return pd.DataFrame(rows)

@@ -148,11 +148,13 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     budget_steps = math.floor((budget_s - probe_s - (EVALS + 1) * eval_s) / step_s)
     steps = max(MIN_STEPS, min(budget_steps, data_steps))
     films_needed = math.ceil(steps * rows_per_step / max(t.epochs, 1) * films / max(blocks, 1) * 1.05) + 8
-    every = max(1, steps // EVALS)
+    every = max(1, math.ceil(steps / EVALS))  # Trainer also validates at the last step: EVALS passes at most
+    passes = math.ceil(steps / every)  # every `every` steps and at the end
     save_every = 0 if t.budget_minutes <= SHORT_RUN else max(every, steps // 2 // every * every)
     why = (
         f"{t.budget_minutes:g}-minute budget at {tok_s:,.0f} tokens/s ({precision}, measured here): "
-        f"{steps} steps of {cfg.tokens_per_step:,} tokens; {EVALS} validation passes and one at step 0 on "
+        f"{steps} steps of {cfg.tokens_per_step:,} tokens; {passes} validation passes (the last at the last step) "
+        f"and one at step 0 on "
         f"{eval_rows} of {val_rows} validation blocks"
         + ("; no checkpoint in a run this short" if save_every == 0 else f"; a checkpoint every {save_every} steps")
     )
@@ -174,7 +176,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
         save_steps=save_every,
         eval_rows=eval_rows or None,
         probed=probed,
-        planned_seconds=probe_s + steps * step_s + (steps // every + 1) * eval_s,
+        planned_seconds=probe_s + steps * step_s + (passes + 1) * eval_s,
         reason=why,
     )
     log(f"Plan: {why}.")
