@@ -5,6 +5,15 @@ import pytest
 from hypothesis import settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the repository; tests import it from here
+CHROMIUM_ARGS = [  # headless Chromium in a container, offline: no sandbox, no GPU, nothing fetched in the background
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 os.environ.setdefault("MOVIEGPT_PROGRESS", "0")  # test logs stay free of progress bars
 # CI replays the same examples every time (a failure is reproducible from the log); locally they vary
