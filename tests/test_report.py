@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from moviegpt import book, report, results
+from moviegpt import book, comparison, report, results
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_config
 
@@ -23,6 +23,7 @@ def test_chapters_that_read_artifacts_run_without_torch(monkeypatch):
     monkeypatch.chdir(PROJECT_ROOT)
     book.runs()  # trained here first if need be (each in a process of its own), so the chapters only read
     report.evaluation(book.main_run())
+    comparison.scores(book.runs())  # score.json of every run, as `moviegpt book` writes it
     code = (
         "import sys, jupytext\n"
         "for ch in ('intro', 'results', 'limitations', 'performance'):\n"

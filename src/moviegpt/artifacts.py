@@ -4,6 +4,7 @@
     base_eval.json          HeldOut
     summary.json            Summary
     eval.json               Evaluation (with ModelPerplexity, Quality, Example, ConceptCheck, Neighbour)
+    score.json              Score: the run scored as every run the book compares is (moviegpt.score)
 
 Records are dataclasses; `from_dict` reads one back from its JSON form (nested records, dicts, lists;
 unknown keys ignored, so a newer file still loads) and `to_dict` writes it. Where the files live and how
@@ -239,6 +240,22 @@ class Evaluation:
     similarity_model: str = ""
     validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
     # (the fine-tuned model's)
+
+
+@dataclass
+class Score:
+    """score.json: one run's model on the films and settings every compared run is scored with
+    (moviegpt.score): the held-out films each on its own, with the part of each film's NLL that is its
+    end-of-text target, and seeded generations for the first test titles."""
+
+    run: str
+    settings: dict  # what makes two scores comparable: template, max_length, films, titles, sampling
+    held_out: HeldOut
+    eos_nll: list[float]  # per film: the NLL of its end-of-text target (0 where the film was cut before it)
+    eos_targets: list[int]  # per film: 1 where the end-of-text token was a target, else 0
+    stopped: list[bool]  # per generated title: the model ended the overview itself
+    words: list[int]  # per generated title: words written
+    generated: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ records <-> JSON

@@ -10,6 +10,7 @@ output goes to the terminal that runs the build, not into a page.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -19,8 +20,12 @@ from moviegpt.rundir import RunDir
 
 DEFAULT_PROFILE = "demo"  # the offline profile the book shows unless MOVIEGPT_PROFILE says otherwise
 MAIN = "full fine-tuning"
+LORA = "LoRA"
+ORIGINAL = "original recipe"
 LORA_ARM = ["train.lora=true", "train.learning_rate=1.0e-3"]  # the book's LoRA run: the main run's profile and budget,
 # adapters only, with the larger step LoRA needs
+ORIGINAL_PROFILE = "seed"  # the report's recipe (configs/seed.yaml), trained on the book's model, films and budget
+FROM_BOOK = ("model", "data")  # the sections the original arm takes from the book's profile, with train.budget_minutes
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -37,17 +42,27 @@ def profile() -> str:
     return os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
 
 
-def arms() -> dict[str, list[str]]:
-    """Every run the book shows, as --set overrides of the book's profile."""
-    return {MAIN: [], "LoRA": LORA_ARM}
+def arms() -> list[str]:
+    """Every run the book shows, the main one first."""
+    return [MAIN, LORA, ORIGINAL]
 
 
 def requested(root: Path | None = None) -> dict:
-    """The book's configs as asked for (MOVIEGPT_PROFILE and each arm's overrides, runs under the project's runs/)."""
-    from moviegpt.settings import load_config
+    """The book's configs as asked for, runs under the project's runs/: the book's profile (MOVIEGPT_PROFILE),
+    its LoRA arm (overrides of it), and the report's recipe (configs/seed.yaml) with only the model, the films
+    and the budget of the book's profile, so that only the recipe differs."""
+    from moviegpt.settings import check, load_config
 
     runs_dir = f"runs_dir={project_root(root) / 'runs'}"
-    return {name: load_config(profile(), [runs_dir, *extra]) for name, extra in arms().items()}
+    main = load_config(profile(), [runs_dir])
+    seed = load_config(ORIGINAL_PROFILE, [runs_dir])
+    original = dataclasses.replace(
+        seed,
+        **{section: getattr(main, section) for section in FROM_BOOK},
+        train=dataclasses.replace(seed.train, budget_minutes=main.train.budget_minutes),
+    )
+    check(original)
+    return {MAIN: main, LORA: load_config(profile(), [runs_dir, *LORA_ARM]), ORIGINAL: original}
 
 
 def configs(log=lambda m: None, root: Path | None = None) -> dict:
@@ -82,14 +97,16 @@ def write_manifest(cfgs: dict, root: Path | None = None) -> None:
 
 
 def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
-    """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal."""
-    from moviegpt import evaluate
+    """`moviegpt book`: train (or reuse) and evaluate every run the book shows, with progress on the terminal:
+    the main run in depth (eval.json), and every run on the same films and titles (score.json)."""
+    from moviegpt import evaluate, score
 
     out = train_all(log, root)
-    log(
-        "== evaluating the main run"
-    )  # the chapters evaluate the main run in depth; of the others they read the summary
+    log("== evaluating the main run")  # the chapters evaluate the main run in depth
     evaluate.evaluate_run(out[MAIN].path, log=log)
+    main = requested(root)[MAIN]
+    for run in out.values():
+        score.score(run, main, log)
     return out
 
 

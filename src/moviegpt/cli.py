@@ -14,6 +14,7 @@ from moviegpt import __version__
 from moviegpt.commands import (
     cmd_assets,
     cmd_book,
+    cmd_export,
     cmd_config,
     cmd_demo,
     cmd_evaluate,
@@ -143,6 +144,16 @@ def _other_parsers(sub) -> None:
         "(MOVIEGPT_PROFILE, default demo) trained or reused, and evaluated.",
     )
     p.set_defaults(func=cmd_book)
+    p = sub.add_parser(
+        "export",
+        help="copy a finished run's artifacts (no weights) into a folder the book reads as a reference run",
+        description="Config, summary, evaluations and metrics of RUN into DEST (a new or empty folder), with "
+        "DEST/reference.json naming the machine, date and code version that made the run. The book shows "
+        "every such folder under data/reference/.",
+    )
+    p.add_argument("run", help="a finished run directory")
+    p.add_argument("dest", help="a new or empty folder, e.g. data/reference/<name>")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("config", help="print a profile's resolved settings, or every key with its help")
     _config_args(p)
     p.add_argument("--keys", action="store_true", help="every setting with its default and help")

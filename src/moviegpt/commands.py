@@ -193,6 +193,12 @@ def cmd_book(args) -> None:
     book.prepare(log=lambda m: print(m, file=sys.stderr))
 
 
+def cmd_export(args) -> None:
+    from moviegpt import reference
+
+    _say(f"Exported to {reference.export(Path(args.run), Path(args.dest))}")
+
+
 def cmd_config(args) -> None:
     import yaml
 

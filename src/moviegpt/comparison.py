@@ -4,9 +4,11 @@ intervals, and where each run's training time went. Importing it loads no model 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from moviegpt import stats
+from moviegpt.book import MAIN, ORIGINAL
 from moviegpt.report import numbers, run_config
 from moviegpt.results import _ci, verdict
 from moviegpt.rundir import RunDir
@@ -45,7 +47,7 @@ def probe_note(a, b) -> str:
     return "Each was planned for this machine by its own probe, so they trained different amounts."
 
 
-def comparison_facts(runs: dict[str, RunDir], main: str = "full fine-tuning", other: str = "LoRA") -> dict:
+def comparison_facts(runs: dict[str, RunDir], main: str = MAIN, other: str = "LoRA") -> dict:
     (full, lora) = (runs[main], runs[other])
     f, lo = full.summary(), lora.summary()
     gap = stats.perplexity_ratio(f.final.film_nll, f.final.film_tokens, lo.final.film_nll, lo.final.film_tokens)
@@ -118,3 +120,217 @@ def time_facts(runs: dict[str, RunDir]) -> dict:
         "overhead_target": f"{OVERHEAD_TARGET:.0%}",
         "overhead_verdict": "within" if worst <= OVERHEAD_TARGET else "over",
     }
+
+
+# ---------------------------------------------------------------- the recipes, scored the same way (score.json)
+
+
+BASE = "base model (no training)"
+
+
+def scores(runs: dict[str, RunDir], main: str = MAIN) -> dict:
+    """Each run's score.json, on the main run's films and titles (computed only where missing)."""
+    from moviegpt import score
+
+    cfg = run_config(runs[main])
+    return {name: score.scored(run, cfg) for name, run in runs.items()}
+
+
+def _parts(sc) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per film: NLL and tokens of the whole film, and of the film without its end-of-text target."""
+    nll, n = np.asarray(sc.held_out.film_nll, float), np.asarray(sc.held_out.film_tokens, float)
+    return nll, n, nll - np.asarray(sc.eos_nll, float), n - np.asarray(sc.eos_targets, float)
+
+
+def recipe_table(runs: dict[str, RunDir], scored: dict, base_stopped: list[bool]):
+    """The recipes side by side: what each set, what it trained, and how its model scored on the same films
+    (and, for reference, the base model before any training)."""
+    base = runs[next(iter(runs))].base_eval()
+    cols = {BASE: _base_col(base, base_stopped)}
+    for name, run in sorted(runs.items(), key=lambda kv: kv[0] != ORIGINAL):
+        cols[name] = column(run, scored[name])
+    return _table(cols)
+
+
+def column(run: RunDir, sc) -> dict:
+    """One run's recipe, training and scores (on the compared films), as a table column."""
+    s, cfg = run.summary(), run_config(run)
+    nll, n, nll_w, n_w = _parts(sc)
+    stop = stats.share(sc.stopped)
+    return {
+        "batching": f"pad to {cfg.text.max_length}" if cfg.text.batching == "pad" else f"pack {cfg.text.block_size}",
+        "EOS a training target": "yes" if cfg.text.eos else "no",
+        "learning rate, schedule": f"{cfg.train.learning_rate:g}, {cfg.train.lr_scheduler}",
+        "precision (as run)": s.precision,
+        "steps": s.steps,
+        "tokens trained (no padding)": f"{s.tokens_seen:,}",
+        "training minutes": f"{s.train_runtime_s / 60:.2f}",
+        "held-out perplexity": _ci_text(stats.perplexity(nll, n)),
+        "the same, without the EOS target": _ci_text(stats.perplexity(nll_w, n_w)),
+        "generations that stop": f"{stop.value:.0%} ({stop.lo:.0%}–{stop.hi:.0%})",
+    }
+
+
+def _table(cols: dict):
+    longest = max(cols.values(), key=len)
+    order = [*longest, *(k for c in cols.values() for k in c if k not in longest)]
+    return pd.DataFrame(cols, index=order).fillna("").rename_axis("").reset_index().style.hide(axis="index")
+
+
+def _ci_text(iv: stats.Interval) -> str:
+    return f"{iv.value:.2f} ({iv.lo:.2f}–{iv.hi:.2f})"
+
+
+def _base_col(base, stopped: list[bool]) -> dict:
+    stop = stats.share(stopped)
+    return {
+        "held-out perplexity": _ci_text(stats.perplexity(base.film_nll, base.film_tokens)) if base else "",
+        "generations that stop": f"{stop.value:.0%} ({stop.lo:.0%}–{stop.hi:.0%})",
+    }
+
+
+def recipe_facts(runs: dict[str, RunDir], scored: dict, main: str = MAIN, original: str = ORIGINAL) -> dict:
+    """The original recipe against ours on the same films: the paired ratio of perplexities, and the exact
+    split of the gap in mean NLL per token into the end-of-text targets and the rest (both models read the
+    same tokens, so the two parts add up to the gap)."""
+    o, u = scored[original], scored[main]
+    (on, n, onw, nw), (un, _, unw, _) = _parts(o), _parts(u)
+    gap = stats.perplexity_ratio(un, n, on, n)  # original over ours: above 1, ours is better
+    gap_words = stats.perplexity_ratio(unw, nw, onw, nw)
+    nats = (on.sum() - un.sum()) / n.sum()
+    eos_nats = ((on - onw).sum() - (un - unw).sum()) / n.sum()
+    eos_part = eos_nats / nats if nats > 0 else float("nan")
+    so, su = runs[original].summary(), runs[main].summary()
+    co, cu = run_config(runs[original]), run_config(runs[main])
+    stop_o, stop_u = stats.share(o.stopped), stats.share(u.stopped)
+    return {
+        "orig_ppl_ci": f"{stats.perplexity(on, n):.2f}",
+        "ours_ppl_ci": f"{stats.perplexity(un, n):.2f}",
+        "orig_gap_ci": f"{gap:.2f}",
+        "orig_gap_words_ci": f"{gap_words:.2f}",
+        "orig_gap_verdict": verdict(gap, "worse than", "better than", "not measurably different from", none=1.0),
+        "orig_gap_nats": f"{nats:.3f}",
+        "orig_eos_part": f"{eos_part:.0%}" if nats > 0 else "none",
+        "orig_gap_cause": _cause(nats, eos_part),
+        "orig_stop": f"{stop_o.value:.0%}",
+        "ours_stop": f"{stop_u.value:.0%}",
+        "orig_tokens": f"{so.tokens_seen:,}",
+        "ours_tokens": f"{su.tokens_seen:,}",
+        "orig_lr": f"{co.train.learning_rate:g}",
+        "ours_lr": f"{cu.train.learning_rate:g}",
+        "orig_minutes": f"{so.train_runtime_s / 60:.2f}",
+        "ours_minutes": f"{su.train_runtime_s / 60:.2f}",
+        "orig_length": co.text.max_length,
+        "orig_batch": co.train.batch_size,
+        "orig_schedule": co.train.lr_scheduler,
+        "ours_block": cu.text.block_size,
+        "orig_eos": "an end-of-text target" if co.text.eos else "no end-of-text target",
+    }
+
+
+def _cause(nats: float, eos_part: float) -> str:
+    if nats <= 0:
+        return "there is no gap in our favour to account for"
+    if eos_part >= 0.5:
+        return "most of the gap is the end-of-text token, which the original recipe never trains"
+    return (
+        "most of the gap is in the films' own words, not the end-of-text token: it comes with the learning rate and "
+        "the tokens trained, which these runs do not separate"
+    )
+
+
+# ---------------------------------------------------------------- reference runs (moviegpt.reference)
+
+
+def references(root, main_cfg) -> dict:
+    """The shipped reference runs that were scored as this build's runs are (the same films and titles), each as
+    (RunDir, Score, reference.json)."""
+    from moviegpt import reference, score
+
+    want = score.settings(main_cfg)
+    out = {}
+    for name, run in reference.references(root).items():
+        sc = score.read(run)
+        if sc is not None and sc.settings == want:
+            out[name] = (run, sc, reference.made(run))
+    return out
+
+
+def reference_table(name: str, run: RunDir, sc, refs: dict, machine: str):
+    """This build's run beside each reference run, on the same measures, with who made each and where."""
+    cols = {f"{name} (this build)": {"made by": "this build", "machine": machine, **column(run, sc)}}
+    for ref, (r, rsc, made) in refs.items():
+        code = made.get("code") or {}
+        cols[ref] = {
+            "made by": f"moviegpt {code.get('version', '?')}, source {code.get('source', '?')}, not this build",
+            "machine": made["machine"],
+            "finished": made["finished"],
+            **column(r, rsc),
+        }
+    return _table(cols)
+
+
+def reference_facts(run: RunDir, sc, refs: dict) -> dict:
+    """The first reference against this build's run: paired on the same films."""
+    if not refs:
+        return {
+            "ref_count": 0,
+            "ref_name": "",
+            "ref_machine": "",
+            "ref_date": "",
+            "ref_code": "",
+            "ref_minutes": 0.0,
+            "ref_tokens": "0",
+            "ref_x_tokens": 0.0,
+            "ref_ratio_ci": "",
+            "ref_verdict": "",
+        }
+    name, (r, rsc, made) = next(iter(refs.items()))
+    nll, n, _, _ = _parts(sc)
+    rnll, rn, _, _ = _parts(rsc)
+    ratio = stats.perplexity_ratio(nll, n, rnll, rn)  # the reference over this build's run
+    rs, s = r.summary(), run.summary()
+    code = made.get("code") or {}
+    facts = {
+        "ref_count": len(refs),
+        "ref_name": name,
+        "ref_machine": made["machine"],
+        "ref_date": made["finished"],
+        "ref_code": f"moviegpt {code.get('version', '?')}, source {code.get('source', '?')}",
+        "ref_minutes": rs.train_runtime_s / 60,
+        "ref_tokens": f"{rs.tokens_seen:,}",
+        "ref_x_tokens": rs.tokens_seen / max(s.tokens_seen, 1),
+        "ref_ratio_ci": f"{ratio:.2f}",
+        "ref_verdict": verdict(ratio, "worse than", "better than", "not measurably different from", none=1.0),
+    }
+    sentence = (
+        "The reference run {ref_name} trained the same recipe for {ref_minutes:.0f} minutes, {ref_x_tokens:.1f} times "
+        "the tokens of this build's run ({ref_tokens}). It was not made by this build: it was made on {ref_machine}, "
+        "finished {ref_date}, by {ref_code}, and exported with `moviegpt export` into data/reference/{ref_name}. "
+        "Scored on the same films, its held-out perplexity is {ref_ratio_ci} times that of this build's run, so it "
+        "is {ref_verdict} it."
+    )
+    return {**facts, "ref_sentence": sentence.format(**facts)}
+
+
+def points(runs: dict[str, RunDir], scored: dict, refs: dict) -> list[dict]:
+    """Held-out perplexity (on the compared films, with its interval) against tokens trained, for every run the
+    book knows: this build's and the references."""
+    pts = []
+    for name, run, sc, here in [
+        *((n, r, scored[n], True) for n, r in runs.items()),
+        *((n, r, rsc, False) for n, (r, rsc, _) in refs.items()),
+    ]:
+        nll, n, _, _ = _parts(sc)
+        iv = stats.perplexity(nll, n)
+        pts.append(
+            {
+                "run": name,
+                "tokens": run.summary().tokens_seen,
+                "ppl": iv.value,
+                "lo": iv.lo,
+                "hi": iv.hi,
+                "this_build": here,
+            }
+        )
+    return pts

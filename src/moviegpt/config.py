@@ -78,7 +78,14 @@ class TextConfig:
     template: str = setting(
         "Movie: {title}\nOverview: {overview}",
         "how a film becomes text; {field} names a "
-        "column (title, overview, genres, ...); the end-of-text token is appended",
+        "column (title, overview, genres, ...); the end-of-text token is appended (text.eos)",
+    )
+    eos: bool = setting(
+        True,
+        "end each training film with the tokenizer's end-of-text token, a learned target (false: the report's "
+        "recipe, whose collator masked every pad = EOS token, so its model never learned to stop); held-out "
+        "evaluation always scores it",
+        hash="changed",
     )
     batching: str = setting(
         "pack",

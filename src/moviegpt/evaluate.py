@@ -50,14 +50,20 @@ LENGTH_BUCKETS = [0, 40, 80, 120, 10_000]  # overview length in the model's toke
 MODELS = ("base", "fine-tuned")
 
 
-@torch.no_grad()
 def token_nll(
     model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-film summed NLL and target-token counts for a pad-mode dataset (labels -100 on padding)."""
+    return film_nll(model, ds, batch_size, None, desc)[:2]
+
+
+@torch.no_grad()
+def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, eos_id: int | None, desc: str):
+    """Per film: summed NLL and target tokens, and the NLL and count of its end-of-text targets (eos_id; zeros
+    when None)."""
     model.eval()
     device = next(model.parameters()).device
-    nll, counts = [], []
+    nll, counts, eos_nll, eos_n = [], [], [], []
     for i in progress.bar(range(0, len(ds), batch_size), desc=desc, unit="batch"):
         batch = ds[i : i + batch_size]
         mask = torch.tensor(batch["attention_mask"])
@@ -67,9 +73,12 @@ def token_nll(
         logits = model(input_ids=ids, attention_mask=mask[:, :width].to(device)).logits.float()
         target = labels[:, 1:]
         loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, ignore_index=-100, reduction="none")
+        is_eos = target == (-1 if eos_id is None else eos_id)  # padding is -100 here, never the EOS id
         nll.append(loss.sum(1).cpu())
         counts.append((target != -100).sum(1).cpu())
-    return torch.cat(nll).double(), torch.cat(counts)
+        eos_nll.append((loss * is_eos).sum(1).cpu())
+        eos_n.append(is_eos.sum(1).cpu())
+    return torch.cat(nll).double(), torch.cat(counts), torch.cat(eos_nll).double(), torch.cat(eos_n)
 
 
 def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out") -> HeldOut:

@@ -160,3 +160,17 @@ def compare_curves(ax, runs: dict[str, pd.DataFrame]) -> None:
     ax.set(xlabel="tokens trained", ylabel="validation loss (packed blocks)")
     ax.xaxis.set_major_formatter("{x:,.0f}")
     ax.legend(fontsize=8)
+
+
+def perplexity_vs_tokens(ax, points: list[dict], base_ppl: float) -> None:
+    """Held-out perplexity against tokens trained, each run a point with its 95% interval: this build's runs
+    filled, reference runs (made elsewhere) hollow; the base model as a line."""
+    for p, color in zip(points, (BLUE, RED, GREEN, PURPLE, "#D35400", "#7F8C8D")):
+        err = [[p["ppl"] - p["lo"]], [p["hi"] - p["ppl"]]]
+        face = color if p["this_build"] else "white"
+        label = p["run"] + ("" if p["this_build"] else " (reference, not this build)")
+        ax.errorbar(p["tokens"], p["ppl"], yerr=err, fmt="o", color=color, mfc=face, ms=7, capsize=3, label=label)
+    ax.axhline(base_ppl, color="#999999", ls=":", lw=1, label="base model, before training")
+    ax.set_xscale("log")
+    ax.set(xlabel="tokens trained (log scale)", ylabel="held-out perplexity, the same films")
+    ax.legend(fontsize=8)

@@ -1,7 +1,8 @@
 """The text-and-tokens stage: template, tokenizer, and the two batching modes.
 
 Every film becomes `template.format(...) + eos`. The EOS is a real, learned target: labels
-are -100 only where the attention mask is 0 (padding). The report's recipe set
+are -100 only where the attention mask is 0 (padding). `text.eos: false` reproduces the report's films, with
+no EOS to learn. The report's recipe set
 pad_token = eos and used DataCollatorForLanguageModeling, which masks every token equal
 to pad_token_id, so the EOS was never a target and the model never learned to stop.
 """
@@ -125,7 +126,7 @@ def tokenize(
     ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
     num_proc = _num_proc(cfg)
     # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
-    key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}"
+    key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}" + ("" if cfg.eos else "|no-eos")
     return ds.map(
         encoder(tok, cfg, batching),
         batched=True,
@@ -148,7 +149,8 @@ def tokenize_stream(films, tok: PreTrainedTokenizerBase, cfg: TextConfig):
 def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):
     """The batch function of both modes: films (columns) -> texts -> token ids -> padded rows or packed blocks."""
     fields = template_fields(cfg.template)
-    as_text = lambda batch: _as_text(batch, fields, cfg.template, tok.eos_token)
+    eos = tok.eos_token if cfg.eos else ""  # text.eos=false: the report's films, with no target to stop at
+    as_text = lambda batch: _as_text(batch, fields, cfg.template, eos)
     if batching == "pad":
 
         def encode(batch):

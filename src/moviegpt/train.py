@@ -74,7 +74,8 @@ def prepare(cfg: Config, log=print, model: bool = True) -> Prepared:
     val_ds = (
         tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
     )
-    test_ds = tokens.tokenize(splits.test, tok, cfg.text, batching="pad", desc="test films")
+    scored = dataclasses.replace(cfg.text, eos=True)  # held-out films end with their EOS in every recipe
+    test_ds = tokens.tokenize(splits.test, tok, scored, batching="pad", desc="test films")
     return Prepared(tok, tok_source, splits, train_ds, val_ds, test_ds, base, base_source)
 
 

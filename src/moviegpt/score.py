@@ -1,0 +1,100 @@
+"""The scoring stage of a comparison: every run the book compares, scored the same way (RUN/score.json).
+
+Runs with different recipes are trained on different text: the report's recipe pads each film to 128 tokens
+and never ends it with an end-of-text target (configs/seed.yaml, text.eos: false). So each run's own
+held-out number (summary.json) is measured on its own recipe's films. Here every run's model reads the same
+test films, built with the main run's template and per-film length and ended with their EOS, and samples
+from the same first test titles with the same seed. The NLL of each film's EOS target is kept apart, so a
+comparison can say how much of a gap is the model not knowing where an overview ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from moviegpt.artifacts import EVAL_BATCH, EVAL_TITLES, HeldOut, Score, eval_settings, from_dict
+from moviegpt.config import Config
+from moviegpt.rundir import RunDir
+
+
+def settings(main: Config, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80, seed: int = 0) -> dict:
+    """What makes two scores comparable: the films, their text, the titles and the sampling."""
+    return {
+        "template": main.text.template,
+        "max_length": main.text.max_length,
+        "data": [main.data.source, list(main.data.splits), main.data.max_eval_rows, main.seed],
+        **eval_settings(n_titles, max_new_tokens, seed, 0),
+    }
+
+
+def scored(run: RunDir, main: Config) -> Score:
+    """The run's score.json for these settings, read without a model library; computed only when missing."""
+    found = read(run)
+    return found if found is not None and found.settings == settings(main) else score(run, main, lambda m: None)
+
+
+def read(run: RunDir) -> Score | None:
+    try:
+        return from_dict(Score, json.loads((run / "score.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, seed: int = 0) -> Score:
+    """RUN/score.json, computed once for these settings (a file with other settings is recomputed). Where the
+    run's eval.json already sampled the same titles the same way, its fine-tuned texts are reused."""
+    from moviegpt import data, tokens
+    from moviegpt.evaluate import film_nll
+    from moviegpt.generate import Sampling, generate_overviews
+    from moviegpt.model import load_trained
+
+    want = settings(main, n_titles, seed=seed)
+    if (found := read(run)) is not None and found.settings == want:
+        return found
+    log(f"Scoring {run.name} on the compared films and titles...")
+    splits = data.load_splits(main.data, main.seed)
+    text = tokens.TextConfig(template=main.text.template, max_length=main.text.max_length)  # eos: scored
+    model, tok, _ = load_trained(str(run.model_dir))
+    test_ds = tokens.tokenize(splits.test, tok, text, batching="pad", desc="test films")
+    nll, n, eos_nll, eos_n = film_nll(model, test_ds, main.train.eval_batch_size, tok.eos_token_id, "scoring")
+    films = splits.test.head(n_titles).to_dict("records")
+    gens = reused(run, want) or generate_overviews(
+        model,
+        tok,
+        films,
+        text.template,
+        how=Sampling(max_new_tokens=want["max_new_tokens"], seed=seed),
+        batch_size=EVAL_BATCH,
+    )
+    loss = float(nll.sum() / n.sum())
+    record = Score(
+        run=run.name,
+        settings=want,
+        held_out=HeldOut(
+            loss=loss,
+            perplexity=math.exp(loss) if loss < 700 else math.inf,
+            tokens=int(n.sum()),
+            films=len(test_ds),
+            film_nll=nll.tolist(),
+            film_tokens=n.tolist(),
+        ),
+        eos_nll=eos_nll.tolist(),
+        eos_targets=eos_n.tolist(),
+        stopped=[bool(g["ended_with_eos"]) for g in gens],
+        words=[len(g["text"].split()) for g in gens],
+        generated=[g["text"] for g in gens],
+    )
+    run.write_json(run / "score.json", record)
+    return record
+
+
+def reused(run: RunDir, want: dict) -> list[dict] | None:
+    """The fine-tuned generations of the run's eval.json, when they sampled these titles this way."""
+    ev = run.evaluation()
+    if ev is None or eval_settings(want["n_titles"], want["max_new_tokens"], want["seed"], ev.k) != ev.settings:
+        return None
+    return [
+        {"text": e.generated["fine-tuned"].text, "ended_with_eos": e.generated["fine-tuned"].ended_with_eos}
+        for e in ev.examples
+    ]
