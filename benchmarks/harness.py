@@ -18,6 +18,7 @@ from pathlib import Path
 
 
 from moviegpt.data import WYKONOS_ROWS
+from moviegpt.mfu import RULE, utilisation
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -99,37 +100,20 @@ def replica_overrides(rows: int) -> list[str]:
 # training throughput, model FLOPs utilisation, time to quality
 
 
-def peak_matmul_flops(precision: str, n: int = 2048, reps: int = 8, trials: int = 5) -> float:
-    """Best FLOP/s of an n x n matmul in this process (the denominator of MFU), measured now, on the GPU
-    if there is one. Only for a precision this machine computes natively: an emulated bf16 matmul on a
-    CPU without bf16 is hundreds of times slower and would measure nothing a user runs."""
-    import torch
+def peak_matmul_flops(precision: str, n: int = 2048) -> float:
+    """Best FLOP/s of an n x n matmul in this process, measured now (moviegpt.hardware.matmul_peak, the
+    function a run's MFU is stated against on a CPU)."""
+    from moviegpt.hardware import matmul_peak
 
-    from moviegpt.hardware import DTYPES, synchronize
-
-    if not native(precision):
-        raise ValueError(f"{precision} is not native on this machine; its peak is not measured")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    a, b = (torch.randn(n, n, dtype=DTYPES[precision], device=device) for _ in range(2))
-    a @ b  # warm-up: thread pool, kernel choice
-    best = 0.0
-    for _ in range(trials):
-        synchronize()
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        synchronize()
-        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
-    return best
+    return matmul_peak(precision, n)
 
 
 def flops_per_token(model, seq_len: int) -> float:
-    """Training FLOPs per token: 6 N (forward + backward of every weight matmul, N without position
-    embeddings; the tied input embedding counts once, as the output layer's matmul) plus attention
-    scores and values, 12 * layers * width * sequence length (PaLM appendix B, as in nanoGPT)."""
-    c = model.config
-    n = sum(p.numel() for name, p in model.named_parameters() if "wpe" not in name)
-    return 6 * n + 12 * c.n_layer * c.n_embd * seq_len
+    """Training FLOPs per token by the one rule a run's metrics.jsonl uses too: llm.c's 6N + 6LCT
+    (moviegpt.mfu.model_flops_per_token)."""
+    from moviegpt import mfu
+
+    return mfu.model_flops_per_token(model.config, sum(p.numel() for p in model.parameters()), seq_len)
 
 
 class CountingCollator:
@@ -265,7 +249,8 @@ def throughput(
                 "flops_per_token": s.flops_per_token,
                 "achieved_flops": tps * s.flops_per_token,
                 "peak_flops": peak,
-                "mfu": tps * s.flops_per_token / peak,
+                "mfu": utilisation(tps, 1.0, s.flops_per_token, peak)[1],  # the median rate: tps tokens in 1 s
+                "mfu_rule": RULE,
                 "windows": [round(r["useful_tokens_per_s"], 1) for r in w],
                 "peak_memory_mb": max((r["peak_memory_mb"] or 0) for r in w) or None,
             }

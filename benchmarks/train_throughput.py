@@ -27,6 +27,7 @@ import yaml
 
 import harness
 from moviegpt import data, load_config, tokens
+from moviegpt.mfu import RULE
 from moviegpt.hardware import cpu_capability, describe, resolve_precision
 
 HERE = Path(__file__).parent
@@ -59,7 +60,7 @@ def measure_throughput(args, recipes: dict, names: list[str], tmp: Path, films: 
     harness.write_result(args.name, result, args.out)
     print(f"machine: {describe(result['machine'])}; skipped: {result['skipped'] or 'none'}")
     print("peak matmul: " + ", ".join(f"{k} {v / 1e9:,.0f} GFLOP/s" for k, v in peaks.items()))
-    print("mfu: tokens/s x (6N + 12LCT) / the peak matmul above (N without position embeddings)")
+    print(f"mfu: tokens/s x ({RULE}, llm.c) / the peak matmul above")
     print(harness.table(rows, ["recipe", "useful_tokens_per_s", "tokens_per_s", "useful_share", "mfu", "x_original"]))
 
 

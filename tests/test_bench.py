@@ -39,12 +39,12 @@ def test_counting_collator_excludes_padding(gpt2_tok):
     assert c.counts[-1] == (4 * 32, 4 * 31)  # packed blocks: no padding at all
 
 
-def test_flops_per_token_is_6n_plus_attention():
+def test_flops_per_token_is_llmc_6n_plus_6lct():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     m = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=16, n_layer=2, n_head=2, n_embd=8))
-    n = sum(p.numel() for p in m.parameters()) - 16 * 8  # without the position embeddings
-    assert bench.flops_per_token(m, 16) == 6 * n + 12 * 2 * 8 * 16
+    n = sum(p.numel() for p in m.parameters())
+    assert bench.flops_per_token(m, 16) == 6 * n + 6 * 2 * 8 * 16
 
 
 def test_peak_matmul_is_measured_only_for_native_precisions():

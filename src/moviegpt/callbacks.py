@@ -75,9 +75,27 @@ class MetricsLog(TrainerCallback):
     """Append every Trainer log to metrics.jsonl with step, epoch, tokens seen and wall time; stop the run
     at the first loss that is not a finite number (a diverged run is never marked finished)."""
 
-    def __init__(self, path: Path, wall_offset: float = 0.0):
+    def __init__(self, path: Path, wall_offset: float = 0.0, flops_per_token: float = 0.0, peak: float | None = None):
         self.path, self.offset, self.t0 = path, wall_offset, time.time()
         self.diverged: str | None = None
+        self.flops_per_token, self.peak = flops_per_token, peak  # moviegpt.mfu: the run's rule and peak
+        self.since: tuple[int, float] | None = None  # tokens seen and training seconds at the last training log
+        self.not_training = 0.0  # seconds of validation and saving since then
+
+    def _throughput(self, tokens: int, now: float) -> dict:
+        """tokens/s and MFU over the interval since the last training log (validation and saves left out);
+        the first log of a run (or of a resumed one) has no interval."""
+        since, self.since, spent = self.since, (tokens, now), self.not_training
+        self.not_training = 0.0
+        if since is None or tokens <= since[0]:
+            return {}
+        from moviegpt import mfu
+
+        rate, util = mfu.utilisation(tokens - since[0], now - since[1] - spent, self.flops_per_token, self.peak)
+        return {"tokens_per_second": rate} | ({"mfu": util} if util is not None else {})
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.since, self.not_training = (int(state.num_input_tokens_seen), time.time()), 0.0
 
     def on_log(self, args, state, control, logs=None, **kw):
         if not logs:
@@ -98,6 +116,10 @@ class MetricsLog(TrainerCallback):
             if "save_seconds" in logs
             else "train"
         )
+        if kind == "train" and "loss" in logs:
+            logs.update(self._throughput(int(state.num_input_tokens_seen), time.time()))  # TensorBoard sees it too
+        elif kind in ("eval", "save"):
+            self.not_training += float(logs.get("eval_runtime", logs.get("save_seconds", 0.0)))
         rec = {
             "kind": kind,
             "step": state.global_step,

@@ -134,3 +134,51 @@ def _rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_peak(precision: str, n: int = 2048, reps: int = 8, trials: int = 5) -> float:
+    """Best FLOP/s of an n x n matmul at `precision` in this process, on the GPU if there is one: the
+    denominator of a CPU's MFU (a CPU has no vendor peak that its kernels reach). Only for a precision this
+    machine computes natively: an emulated bf16 matmul would measure nothing a user runs."""
+    import time
+
+    if precision not in native_precisions():
+        raise ValueError(f"{precision} is not native on this machine; its peak is not measured")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = (torch.randn(n, n, dtype=DTYPES[precision], device=device) for _ in range(2))
+    a @ b  # warm-up: thread pool, kernel choice
+    best = 0.0
+    for _ in range(trials):
+        synchronize()
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        synchronize()
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - t))
+    return best
+
+
+def mfu_peak(precision: str) -> tuple[float | None, str]:
+    """The peak FLOP/s a run's MFU is stated against, and what it is: on a GPU the vendor's dense bf16 peak
+    (moviegpt.mfu.SPEC_BF16_PEAK), on a CPU the matmul peak at the run's precision, measured once per machine
+    and cached (MOVIEGPT_CACHE/peaks)."""
+    import hashlib
+    import json
+
+    from moviegpt import mfu
+    from moviegpt.config import CACHE_DIR
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+        return mfu.spec_peak(name), f"the vendor's dense bf16 peak of the {name}"
+    if precision not in native_precisions():
+        return None, f"none: {precision} is emulated on this CPU"
+    key = json.dumps([cpu_name(), cpu_capability(), torch.get_num_threads(), torch.__version__, precision])
+    path = CACHE_DIR / "peaks" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    try:
+        peak = float(json.loads(path.read_text())["flops"])
+    except (OSError, ValueError, KeyError, TypeError):
+        peak = matmul_peak(precision)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"flops": peak, "machine": key}))
+    return peak, f"the {precision} matmul peak measured on this CPU ({peak / 1e9:,.0f} GFLOP/s)"

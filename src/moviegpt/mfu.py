@@ -18,3 +18,23 @@ def llmc_flops_per_token(parameters: int, layers: int, width: int, seq_len: int)
     """Training FLOPs per token as llm.c counts them: 6 N (every parameter, forward and backward) plus 6 L C T
     for attention (L layers, C channels, T tokens of context). For GPT-2 124M at T = 1024: 8.03e8."""
     return 6 * parameters + 6 * layers * width * seq_len
+
+
+RULE = "6N + 6LCT"  # the one FLOPs-per-token rule: the training loop's metrics.jsonl and the benchmarks
+
+
+def model_flops_per_token(config, parameters: int, seq_len: int) -> float:
+    """llm.c's FLOPs per token for a transformers model config (GPT-2's n_layer/n_embd or Llama's
+    num_hidden_layers/hidden_size names) with `parameters` weights, at seq_len tokens of context."""
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layer
+    width = getattr(config, "hidden_size", None) or config.n_embd
+    return llmc_flops_per_token(parameters, layers, width, seq_len)
+
+
+def utilisation(
+    tokens: float, seconds: float, flops_per_token: float, peak: float | None
+) -> tuple[float, float | None]:
+    """(tokens/s, MFU) of a window: tokens trained in seconds, times FLOPs per token, over the peak FLOP/s
+    (None when no peak is known)."""
+    rate = tokens / seconds if seconds > 0 else 0.0
+    return rate, (rate * flops_per_token / peak if peak else None)

@@ -77,7 +77,7 @@ def throughput_table(result: dict) -> pd.DataFrame:
             "all tokens/s": [round(r["tokens_per_s"]) for r in rows],
             "useful share": [round(r["useful_share"], 3) for r in rows],
             "precision": [r["precision"] for r in rows],
-            MEASURED_RULE: [f"{r['mfu']:.1%}" for r in rows],
+            measured_rule(rows): [f"{r['mfu']:.1%}" for r in rows],
             **({SPEC_RULE: [f"{spec_mfu(result, r):.1%}" for r in rows]} if spec_peak_of(result) else {}),
             "x original": [round(r["x_original"], 2) for r in rows],
             "x original, by round": [" ".join(f"{x:.2f}" for x in r["x_original_by_round"]) for r in rows],
@@ -88,6 +88,15 @@ def throughput_table(result: dict) -> pd.DataFrame:
 MEASURED_RULE = (
     "MFU (6N + 12LCT, measured peak)"  # the harness's FLOPs per token (PaLM, nanoGPT) / matmul peak measured
 )
+
+
+def measured_rule(rows: list[dict]) -> str:
+    """The MFU column's name: the rule the result was computed with (results made before the harness recorded
+    it used 6N + 12LCT; it now uses moviegpt.mfu.RULE, the training loop's rule)."""
+    rule = rows[0].get("mfu_rule") if rows else None
+    return f"MFU ({rule}, measured peak)" if rule else MEASURED_RULE
+
+
 SPEC_RULE = (
     "MFU (6N + 6LCT, spec peak)"  # llm.c's FLOPs per token / the vendor's dense bf16 peak (moviegpt.mfu.SPEC_BF16_PEAK)
 )

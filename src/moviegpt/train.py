@@ -29,6 +29,7 @@ from moviegpt import (
     card,
     data,
     evaluate,
+    mfu,
     model as model_stage,
     plan as planner,
     stream,
@@ -38,7 +39,7 @@ from moviegpt import (
 )
 from moviegpt.config import GENERATION_DEFAULTS, Config
 from moviegpt.errors import Interrupted, UserError, first_line
-from moviegpt.hardware import PeakMemory, hardware, resolve_precision, versions
+from moviegpt.hardware import PeakMemory, hardware, mfu_peak, resolve_precision, versions
 from moviegpt.artifacts import HeldOut, Parent, Plan, RunInfo, Summary, code_version, to_dict
 from moviegpt.rundir import RunDir, lock, prepare_runs_dir
 from moviegpt.settings import save_config
@@ -246,7 +247,9 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         offset = run.rewind_metrics(step)  # logs its step-0 evaluation again
         if last:
             log(f"Resuming from {last} (step {step}).")
-    stop, metrics = C.StopOnSignal().install(), C.MetricsLog(run.metrics_jsonl, offset)
+    peak, _ = mfu_peak(s.precision)  # the MFU in metrics.jsonl: moviegpt.mfu's rule over this peak
+    flops = mfu.model_flops_per_token(s.model.config, sum(p.numel() for p in s.model.parameters()), cfg.text.seq_len())
+    stop, metrics = C.StopOnSignal().install(), C.MetricsLog(run.metrics_jsonl, offset, flops, peak)
     trainer = T.build(
         cfg,
         s.model,

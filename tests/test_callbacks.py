@@ -1,0 +1,36 @@
+"""moviegpt.callbacks: the run's own log (metrics.jsonl) with throughput in the loop, measured on a real tiny
+model through the Trainer moviegpt trains with."""
+
+import dataclasses
+import json
+
+import pytest
+
+from moviegpt import callbacks, hardware, mfu, train, trainer
+from moviegpt.settings import load_config
+
+
+def test_smoke_training_rows_carry_tokens_per_second_and_mfu(smoke_run):
+    rows = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert len(train_rows) >= 3
+    for r in train_rows[1:]:  # the first has no interval before it
+        assert r["tokens_per_second"] > 0 and 0 < r["mfu"] < 1
+
+
+def test_the_loop_and_the_benchmarks_state_the_same_mfu_for_the_same_window(tmp_path):
+    cfg = load_config("smoke", [f"runs_dir={tmp_path}", "train.max_steps=24", "train.logging_steps=8"])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_steps=None, save_steps=0))
+    p = train.prepare(cfg, log=lambda m: None)
+    precision, _ = hardware.resolve_precision(cfg.train.precision)
+    peak, _ = hardware.mfu_peak(precision)
+    flops = mfu.model_flops_per_token(p.model.config, sum(x.numel() for x in p.model.parameters()), 128)
+    log, clock = callbacks.MetricsLog(tmp_path / "m.jsonl", 0.0, flops, peak), callbacks.StepClock()
+    trainer.build(cfg, p.model, p.train_ds, tmp_path / "out", precision, saves=False, callbacks=[log, clock]).train()
+    rows = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in rows] == [1, 8, 16, 24]  # logging_first_step: the first row has no interval
+    for a, b in zip(rows, rows[1:]):  # the benchmark's way: StepClock's step ends over the same steps
+        seconds = clock.ends[b["step"] - 1] - clock.ends[a["step"] - 1]
+        _, bench = mfu.utilisation(b["tokens_seen"] - a["tokens_seen"], seconds, flops, peak)
+        assert b["mfu"] == pytest.approx(bench, rel=0.05)
