@@ -92,12 +92,22 @@ def ensure(name: str, log=print) -> Path:
 
 def convert_gguf(gguf: Path, out: Path) -> None:
     """GGUF -> fp32 model + tokenizer in save_pretrained layout (safetensors)."""
+    import functools
+    from unittest import mock
+
     import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from moviegpt import progress
+
     kw = dict(gguf_file=gguf.name)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
+    # transformers' GGUF reader draws a plain tqdm bar, deaf to its own progress switch: in a log it wrote a line
+    # per redraw, so it follows moviegpt's (in a terminal only)
+    quiet = mock.patch.object(gguf_utils, "tqdm", functools.partial(gguf_utils.tqdm, disable=not progress.enabled()))
+    with quiet:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, **kw)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.float32, **kw)
     config = loaded.config
     del config.quantization_config  # save_pretrained refuses a GGUF-loaded model; the weights are already fp32
     model = AutoModelForCausalLM.from_config(config)

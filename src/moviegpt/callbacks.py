@@ -92,7 +92,7 @@ class MetricsLog(TrainerCallback):
         from moviegpt import mfu
 
         rate, util = mfu.utilisation(tokens - since[0], now - since[1] - spent, self.flops_per_token, self.peak)
-        return {"tokens_per_second": rate} | ({"mfu": util} if util is not None else {})
+        return {"tokens_per_second": rate} | ({"mfu": util, "mfu_peak_flops": self.peak} if util is not None else {})
 
     def on_train_begin(self, args, state, control, **kw):
         self.since, self.not_training = (int(state.num_input_tokens_seen), time.time()), 0.0

@@ -174,3 +174,13 @@ def perplexity_vs_tokens(ax, points: list[dict], base_ppl: float) -> None:
     ax.set_xscale("log")
     ax.set(xlabel="tokens trained (log scale)", ylabel="held-out perplexity, the same films")
     ax.legend(fontsize=8)
+
+
+def run_throughput(ax, metrics: pd.DataFrame) -> None:
+    """Tokens/s (left) and MFU (right) of each interval between training logs, against the step it ended at."""
+    tr = metrics[(metrics["kind"] == "train") & metrics.get("tokens_per_second", pd.Series(dtype=float)).notna()]
+    ax.plot(tr["step"], tr["tokens_per_second"], "o-", color=BLUE, ms=3)
+    ax.set(xlabel="step", ylabel="tokens/s since the last log", ylim=(0, None))
+    if "mfu" in tr and tr["mfu"].notna().any():  # MFU is tokens/s times a constant: the same curve, a second scale
+        per_token = (tr["mfu"] / tr["tokens_per_second"]).median()
+        ax.twinx().set(ylabel="MFU (%)", ylim=(0, 100 * per_token * ax.get_ylim()[1]))

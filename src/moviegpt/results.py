@@ -267,3 +267,23 @@ def scale(run: RunDir) -> dict:
         **GPT2_SIZES,
         "hours_for_one_full_epoch": full_tokens / (s.tokens_per_second or 1) / 3600,
     }
+
+
+def throughput_facts(run: RunDir) -> dict:
+    """The run's tokens/s and MFU in the loop (metrics.jsonl's training rows), and what its MFU is stated against."""
+    rows = [r for r in run.metrics() if r["kind"] == "train" and r.get("tokens_per_second")]
+    hw = run.info().hardware
+    gpu = hw.get("gpu")
+    peak = next((r["mfu_peak_flops"] for r in rows if r.get("mfu_peak_flops")), None)
+    what = (
+        f"the vendor's dense bf16 peak of the {gpu}"
+        if gpu
+        else "the matmul peak measured once on this CPU at the run's precision"
+    )
+    mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
+    return {
+        "loop_intervals": len(rows),
+        "loop_tps_median": float(np.median([r["tokens_per_second"] for r in rows])) if rows else 0.0,
+        "loop_mfu_median": f"{np.median(mfus):.1%}" if mfus else "not stated (no native peak for this precision)",
+        "loop_peak": f"{what}, {peak / 1e9:,.0f} GFLOP/s" if peak else "none",
+    }
