@@ -46,6 +46,8 @@ def test_the_wheel_carries_profiles_and_data(wheel):
         "moviegpt/profiles/demo.yaml",
         "moviegpt/bundled/tmdb5000.parquet",
         "moviegpt/assets/gpt2-tokenizer/vocab.json",
+        "moviegpt/measures/token_perplexity/token_perplexity.py",
+        "moviegpt/measures/generation_quality/generation_quality.py",
     ):
         assert needed in names, needed
 
@@ -80,6 +82,21 @@ def test_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
         check=True,
     ).stdout
     assert str(env_dir) in where and str(ROOT) not in where  # the installed copy, not the repository
+    # the shipped metric modules load by their installed path with evaluate.load, offline, and combine
+    code = (
+        "import evaluate\n"
+        "from importlib import resources\n"
+        "where = resources.files('moviegpt') / 'measures'\n"
+        "ppl = evaluate.load(str(where / 'token_perplexity'))\n"
+        "print(round(ppl.compute(nll=[2.0, 4.0], tokens=[1, 2])['perplexity'], 4))\n"
+        "both = evaluate.combine([str(where / 'token_perplexity'), str(where / 'generation_quality')])\n"
+        "print(sorted(both.compute(nll=[1.0], tokens=[1], predictions=['a b'], ended_with_eos=[True])))\n"
+    )
+    r = subprocess.run(
+        [str(python), "-c", code], cwd=empty, env=env | {"HF_EVALUATE_OFFLINE": "1"}, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines()[0] == "7.3891" and "eos_share" in r.stdout and "perplexity" in r.stdout
     moviegpt = env_dir / "bin" / "moviegpt"
     r = subprocess.run([str(moviegpt), "profiles"], cwd=empty, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and {"smoke", "demo", "seed", "full"} <= set(r.stdout.split()), r.stderr

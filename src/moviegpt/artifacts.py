@@ -240,6 +240,7 @@ class Evaluation:
     similarity_model: str = ""
     validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
     # (the fine-tuned model's)
+    measures: dict[str, str] = field(default_factory=dict)  # the evaluate modules that computed it: name -> version
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from moviegpt import data, metrics, progress, recommend, similarity, tokens
+from moviegpt import data, measures, progress, recommend, similarity, tokens
 from moviegpt.artifacts import (
     EVAL_BATCH,
     EVAL_CONCEPTS,
@@ -83,14 +83,21 @@ def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, eos_
 
 def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out") -> HeldOut:
     nll, n = token_nll(model, ds, batch_size, desc)
-    loss = float(nll.sum() / n.sum())
-    return HeldOut(
-        loss=loss,
-        perplexity=math.exp(loss) if loss < 700 else math.inf,
-        tokens=int(n.sum()),
-        films=len(ds),
-        film_nll=nll.tolist(),
-        film_tokens=n.tolist(),
+    return held_out(nll, n)
+
+
+def held_out(nll: torch.Tensor, n: torch.Tensor) -> HeldOut:
+    """Per-film NLL and tokens -> the token-weighted perplexity, computed by the shipped evaluate module."""
+    r = measures.load("token_perplexity").compute(nll=nll.tolist(), tokens=n.tolist())
+    return HeldOut(r["loss"], r["perplexity"], r["tokens"], r["texts"], film_nll=nll.tolist(), film_tokens=n.tolist())
+
+
+def quality(gens: list[dict], training_texts: list[str]) -> dict:
+    """Generation quality of texts, computed by the shipped evaluate module (moviegpt.measures)."""
+    return measures.load("generation_quality").compute(
+        predictions=[g["text"] for g in gens],
+        ended_with_eos=[bool(g["ended_with_eos"]) for g in gens],
+        training_texts=training_texts,
     )
 
 
@@ -153,7 +160,7 @@ class _Inputs:
     test_ds: object
     val_ds: object
     films: list[dict]
-    copy_index: object
+    training_texts: list[str]
     known: set
     how: Sampling
     k: int
@@ -185,7 +192,7 @@ def evaluate_run(
         test_ds=tokens.tokenize(test, tok, per_film, batching="pad", desc="test films"),
         val_ds=tokens.tokenize(val, tok, per_film, batching="pad", desc="validation films") if len(val) else None,
         films=titles.to_dict("records"),
-        copy_index=metrics.CopyIndex(splits.train["overview"].tolist()),
+        training_texts=splits.train["overview"].tolist(),
         known=data.known_titles(cfg.data),
         how=Sampling(max_new_tokens=max_new_tokens, seed=seed),
         k=k,
@@ -218,7 +225,7 @@ def _record(run_name: str, want: dict, x: _Inputs, scored: dict, faithful, real_
         test_films=len(test),
         k=k,
         perplexity={m: from_dict(ModelPerplexity, scored[m]["perplexity"]) for m in MODELS},
-        generation={"real": from_dict(Quality, metrics.generation_quality(real, x.copy_index))}
+        generation={"real": from_dict(Quality, quality(real, x.training_texts))}
         | {m: from_dict(Quality, scored[m]["quality"]) for m in MODELS},
         examples=[
             Example(
@@ -240,6 +247,7 @@ def _record(run_name: str, want: dict, x: _Inputs, scored: dict, faithful, real_
         faithfulness=faithful,
         validation={m: scored[m]["validation"] for m in MODELS if scored[m]["validation"] is not None},
         similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})",
+        measures=measures.versions(),
     )
 
 
@@ -252,7 +260,7 @@ def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:
         nll, n = torch.tensor(held.film_nll, dtype=torch.float64), torch.tensor(held.film_tokens)
     else:
         nll, n = token_nll(model, x.test_ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
-    loss = float(nll.sum() / n.sum())
+    held = held_out(nll, n)
     validation = None
     if x.val_ds is not None and name == "fine-tuned":
         validation = perplexity(model, x.val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")
@@ -261,10 +269,15 @@ def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:
     invented = concepts(model, x.tok, cfg.text.template, EVAL_CONCEPTS, x.how, x.known, fields=fields)
     vectors = recommend.embed(model, x.tok, test["overview"].tolist(), desc=f"embeddings, {name}")
     return {
-        "perplexity": {"loss": loss, "perplexity": math.exp(loss), "tokens": int(n.sum()), **breakdown(nll, n, test)},
+        "perplexity": {
+            "loss": held.loss,
+            "perplexity": held.perplexity,
+            "tokens": held.tokens,
+            **breakdown(nll, n, test),
+        },
         "validation": validation,
         "generated": generated,
-        "quality": metrics.generation_quality(generated, x.copy_index),
+        "quality": quality(generated, x.training_texts),
         "concepts": ConceptCheck(
             n=len(invented),
             new_first=float(np.mean([not r["first_title_known"] for r in invented])),

@@ -11,9 +11,8 @@ comparison can say how much of a gap is the model not knowing where an overview 
 from __future__ import annotations
 
 import json
-import math
 
-from moviegpt.artifacts import EVAL_BATCH, EVAL_TITLES, HeldOut, Score, eval_settings, from_dict
+from moviegpt.artifacts import EVAL_BATCH, EVAL_TITLES, Score, eval_settings, from_dict
 from moviegpt.config import Config
 from moviegpt.rundir import RunDir
 
@@ -45,7 +44,7 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
     """RUN/score.json, computed once for these settings (a file with other settings is recomputed). Where the
     run's eval.json already sampled the same titles the same way, its fine-tuned texts are reused."""
     from moviegpt import data, tokens
-    from moviegpt.evaluate import film_nll
+    from moviegpt.evaluate import film_nll, held_out
     from moviegpt.generate import Sampling, generate_overviews
     from moviegpt.model import load_trained
 
@@ -67,18 +66,10 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
         how=Sampling(max_new_tokens=want["max_new_tokens"], seed=seed),
         batch_size=EVAL_BATCH,
     )
-    loss = float(nll.sum() / n.sum())
     record = Score(
         run=run.name,
         settings=want,
-        held_out=HeldOut(
-            loss=loss,
-            perplexity=math.exp(loss) if loss < 700 else math.inf,
-            tokens=int(n.sum()),
-            films=len(test_ds),
-            film_nll=nll.tolist(),
-            film_tokens=n.tolist(),
-        ),
+        held_out=held_out(nll, n),
         eos_nll=eos_nll.tolist(),
         eos_targets=eos_n.tolist(),
         stopped=[bool(g["ended_with_eos"]) for g in gens],
