@@ -287,3 +287,37 @@ def throughput_facts(run: RunDir) -> dict:
         "loop_mfu_median": f"{np.median(mfus):.1%}" if mfus else "not stated (no native peak for this precision)",
         "loop_peak": f"{what}, {peak / 1e9:,.0f} GFLOP/s" if peak else "none",
     }
+
+
+def hub_perplexity(run: RunDir, ours: float) -> dict:
+    """The hub's `perplexity` module beside ours for the fine-tuned model, on the same test films, where the hub
+    can be reached; offline, a sentence saying the comparison needs it."""
+    from moviegpt import hub
+
+    why = (
+        "averages the perplexity of each film, so a short overview counts as much as a long one, where ours divides "
+        "the summed NLL of every token by the number of tokens"
+    )
+    if not hub.reachable():
+        return {
+            "hub_ppl_sentence": "The hub's `perplexity` module would give another number for the same model: it "
+            f"{why}. Loading it needs the Hugging Face hub, which this build could not reach, so it is not shown."
+        }
+    try:
+        import evaluate
+
+        from moviegpt import data, tokens
+        from moviegpt.settings import load_run_config
+
+        cfg = load_run_config(run.path)
+        films = data.load_splits(cfg.data, cfg.seed).test
+        texts = tokens.texts(films, cfg.text.template, "")
+        got = evaluate.load("perplexity", module_type="metric").compute(
+            model_id=str(run.model_dir), predictions=texts, add_start_token=False, max_length=cfg.text.max_length
+        )["mean_perplexity"]
+    except Exception as e:  # the hub answered but the module or its download failed: say so, do not fail the book
+        return {"hub_ppl_sentence": f"The hub's `perplexity` module could not be run here ({type(e).__name__})."}
+    return {
+        "hub_ppl_sentence": f"The hub's `perplexity` module gives {got:,.2f} for the fine-tuned model on the same "
+        f"{len(texts)} test films, against our {ours:,.2f}: it {why}."
+    }
