@@ -34,3 +34,26 @@ def test_the_loop_and_the_benchmarks_state_the_same_mfu_for_the_same_window(tmp_
         seconds = clock.ends[b["step"] - 1] - clock.ends[a["step"] - 1]
         _, bench = mfu.utilisation(b["tokens_seen"] - a["tokens_seen"], seconds, flops, peak)
         assert b["mfu"] == pytest.approx(bench, rel=0.05)
+
+
+def test_samples_at_every_validation_pass_from_step_0_and_the_same_training_without_them(tmp_path):
+    import torch
+
+    from moviegpt.rundir import RunDir
+
+    base = ["train.max_steps=8", "train.eval_steps=4", "train.logging_steps=4"]
+    runs = {}
+    for n in (0, 2):
+        cfg = load_config("smoke", [f"runs_dir={tmp_path / str(n)}", *base, f"train.samples={n}"])
+        runs[n] = RunDir(train.run(cfg, log=lambda m: None))
+    rows = [r for r in runs[2].metrics() if r["kind"] == "samples"]
+    evals = [r["step"] for r in runs[2].metrics() if r["kind"] == "eval"]
+    assert [r["step"] for r in rows] == evals == [0, 4, 8]
+    assert all(len(r["samples"]) == 2 and r["samples_seconds"] > 0 for r in rows)
+    titles = [[s["title"] for s in r["samples"]] for r in rows]
+    assert titles[0] == titles[-1]  # the same fixed titles at each pass
+    assert runs[2].time_spent()["samples_s"] == pytest.approx(sum(r["samples_seconds"] for r in rows))
+    from safetensors.torch import load_file
+
+    a, b = (load_file(runs[n].model_dir / "model.safetensors") for n in (0, 2))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # sampling put the random state back

@@ -96,6 +96,7 @@ class Plan:
     reason: str
     eval_rows: int | None = None  # validation blocks per pass (plans made before it existed: all of them)
     probed: bool = True  # this plan ran its probe (False: it reused the probe of a run of the same shape)
+    samples_seconds: float = 0.0  # train.samples: the sampled overviews at every validation pass, all together
 
 
 @dataclass

@@ -130,8 +130,57 @@ class MetricsLog(TrainerCallback):
         }
         if "eval_loss" in logs:  # None where exp overflows (a loss above ~700 nats: the run is far off)
             rec["eval_perplexity"] = math.exp(logs["eval_loss"]) if logs["eval_loss"] < 700 else None
+        self.write(rec)
+
+    def write(self, rec: dict) -> None:
         with open(self.path, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
+
+
+class Samples(TrainerCallback):
+    """At each validation pass (step 0 included), overviews for a few fixed test titles, sampled with a fixed
+    seed, as a `samples` row of metrics.jsonl with the seconds they took (left out of tokens/s, counted in the
+    run's time spent): what the model writes as it learns. The global random state is put back afterwards, so
+    the run trains the same with or without them."""
+
+    def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, seed: int):
+        self.log, self.tok, self.films, self.template, self.seed = log, tok, films, template, seed
+
+    def on_evaluate(self, args, state, control, model=None, **kw):
+        import random
+
+        import numpy as np
+
+        from moviegpt.generate import Sampling, generate_overviews
+
+        if not state.is_world_process_zero or model is None:
+            return
+        t0 = time.perf_counter()
+        kept = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        try:
+            how = Sampling(seed=self.seed)
+            gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
+        finally:
+            random.setstate(kept[0])
+            np.random.set_state(kept[1])
+            torch.random.set_rng_state(kept[2])
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+            model.train()
+        seconds = time.perf_counter() - t0
+        self.log.not_training += seconds
+        samples = [{"title": g["title"], "text": g["text"], "ended_with_eos": g["ended_with_eos"]} for g in gens]
+        tokens = int(state.num_input_tokens_seen)
+        self.log.write(
+            {
+                "kind": "samples",
+                "step": state.global_step,
+                "tokens_seen": tokens,
+                "samples_seconds": seconds,
+                "samples": samples,
+            }
+        )
 
 
 class StepClock(TrainerCallback):

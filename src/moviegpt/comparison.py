@@ -87,7 +87,7 @@ def comparison_facts(runs: dict[str, RunDir], main: str = MAIN, other: str = "Lo
     }
 
 
-OVERHEAD_TARGET = 0.15  # validation + checkpoints + probe, at most this share of train_runtime in a planned run
+OVERHEAD_TARGET = 0.15  # validation, samples, saves and probe: at most this share of train_runtime in a planned run
 
 
 def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
@@ -104,6 +104,7 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
                 "trained": t["train_runtime_s"],
                 "validation": t["validation_s"],
                 "passes": t["passes"],
+                "samples": t["samples_s"],
                 "saves": t["save_s"],
                 "probe": t["probe_s"],
                 "not steps": f"{t['overhead_share']:.1%}",

@@ -212,6 +212,14 @@ class TrainConfig:
         lo=1,
         hi=BIG,
     )
+    samples: int = setting(
+        0,
+        "test titles (the first N) sampled at each validation pass, step 0 included, with the generation defaults "
+        "and the run's seed, into metrics.jsonl (kind samples); 0 = none; a plan budgets their time",
+        hash="no",
+        lo=0,
+        hi=64,
+    )
     save_steps: int | None = setting(
         None,
         "checkpoint every N steps; none = once per epoch; 0 = only on a signal "

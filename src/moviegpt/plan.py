@@ -9,6 +9,7 @@ optimizer step is planned inside the budget, not on top of it:
                      shape (the book's full and LoRA runs), cached
     validation       EVALS passes plus one at step 0, on the first train.eval_rows validation blocks, sized so
                      that all of them together cost about EVAL_SHARE of the budget
+    samples          train.samples titles sampled at every validation pass, timed per token by the probe
     checkpoints      none in a run of at most SHORT_RUN minutes (a signal still saves one); in a longer run one
                      half-way. The run saves its model when it ends either way.
 The plan is cached per machine and config, so a rebuild reuses it (and so the same run); a given plan is
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 
 from moviegpt import hardware, validate
-from moviegpt.config import CACHE_DIR, Config
+from moviegpt.config import CACHE_DIR, GENERATION_DEFAULTS, Config
 from moviegpt.artifacts import Plan, from_dict, to_dict
 
 PLANS = CACHE_DIR / "plans"
@@ -71,6 +72,7 @@ def probe_key(cfg: Config) -> str:
         t.loss_only,
         t.vocab_multiple,
         t.trainer_args,
+        t.samples,  # titles sampled at once: the sampling probe's batch
     ]
     return hashlib.sha256(json.dumps([shape, machine_key()], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -133,7 +135,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     t = cfg.train
     precision, _ = hardware.resolve_precision(t.precision)
     log(f"Planning a {t.budget_minutes:g}-minute run ({precision})...")
-    micro_s, probe_s, probed = measured(cfg, prepared, precision, log)
+    micro_s, probe_s, probed, token_s = measured(cfg, prepared, precision, log)
     seq = cfg.text.seq_len()
     tok_s = t.batch_size * seq / micro_s
     step_s = micro_s * t.grad_accum
@@ -145,7 +147,8 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     rows_per_step = t.batch_size * t.grad_accum
     blocks, films = len(prepared.train_ds), len(prepared.splits.train)
     data_steps = max(1, math.floor(blocks * t.epochs / rows_per_step))
-    budget_steps = math.floor((budget_s - probe_s - (EVALS + 1) * eval_s) / step_s)
+    samples_s = (EVALS + 1) * GENERATION_DEFAULTS["max_new_tokens"] * token_s  # train.samples, at every pass
+    budget_steps = math.floor((budget_s - probe_s - (EVALS + 1) * eval_s - samples_s) / step_s)
     steps = max(MIN_STEPS, min(budget_steps, data_steps))
     films_needed = math.ceil(steps * rows_per_step / max(t.epochs, 1) * films / max(blocks, 1) * 1.05) + 8
     every = max(1, math.ceil(steps / EVALS))  # Trainer also validates at the last step: EVALS passes at most
@@ -156,6 +159,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
         f"{steps} steps of {cfg.tokens_per_step:,} tokens; {passes} validation passes (the last at the last step) "
         f"and one at step 0 on "
         f"{eval_rows} of {val_rows} validation blocks"
+        + (f"; {t.samples} titles sampled at each (about {samples_s:.0f} s in all)" if t.samples else "")
         + ("; no checkpoint in a run this short" if save_every == 0 else f"; a checkpoint every {save_every} steps")
     )
     if steps == data_steps and budget_steps > data_steps:
@@ -176,30 +180,48 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
         save_steps=save_every,
         eval_rows=eval_rows or None,
         probed=probed,
-        planned_seconds=probe_s + steps * step_s + (passes + 1) * eval_s,
+        planned_seconds=probe_s + steps * step_s + (passes + 1) * eval_s + samples_s,
+        samples_seconds=samples_s,
         reason=why,
     )
     log(f"Plan: {why}.")
     return plan
 
 
-def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float, bool]:
-    """Seconds of one micro-batch at the run's shape, what measuring it cost, and whether it was measured now
-    (else it is the cached probe of a run with this machine and shape)."""
+def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float, bool, float]:
+    """Seconds of one micro-batch at the run's shape, what measuring it cost, whether it was measured now (else
+    it is the cached probe of a run with this machine and shape), and seconds per sampled token for
+    train.samples titles at once (0 without samples)."""
     path = PLANS / "probes" / f"{probe_key(cfg)}.json"
     try:
         found = json.loads(path.read_text())
         log(f"Probe for this machine and shape (cached): {found['micro_seconds']:.2f} s a micro-batch")
-        return float(found["micro_seconds"]), float(found["seconds"]), False
+        return float(found["micro_seconds"]), float(found["seconds"]), False, float(found["token_seconds"])
     except (OSError, ValueError, TypeError, KeyError):
         pass
     log("Probing training speed: one micro-batch of the run's model...")
     t0 = time.perf_counter()
     micro_s = probe(cfg, prepared.model, prepared.train_ds, precision)
-    found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0}
+    token_s = sampling_probe(cfg, prepared) if cfg.train.samples else 0.0
+    found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0, "token_seconds": token_s}
     path.parent.mkdir(parents=True, exist_ok=True)
     validate.write_atomic(path, json.dumps(found))
-    return micro_s, found["seconds"], True
+    return micro_s, found["seconds"], True, token_s
+
+
+def sampling_probe(cfg: Config, prepared, tokens: int = 8) -> float:
+    """Seconds per sampled token for train.samples titles at once: `tokens` tokens, timed after a warm-up."""
+    from moviegpt.generate import Sampling, generate_overviews
+
+    films = prepared.splits.test.head(cfg.train.samples).to_dict("records")
+    run = lambda n: generate_overviews(
+        prepared.model, prepared.tok, films, cfg.text.template, how=Sampling(max_new_tokens=n), batch_size=len(films)
+    )
+    run(2)
+    t0 = time.perf_counter()
+    run(tokens)
+    prepared.model.train()
+    return (time.perf_counter() - t0) / tokens
 
 
 def probe(cfg: Config, model, train_ds, precision: str) -> float:

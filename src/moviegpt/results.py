@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from moviegpt import stats
-from moviegpt.artifacts import CUT, Evaluation, HeldOut
+from moviegpt.artifacts import CUT, Evaluation, HeldOut, Sample
 from moviegpt.report import MODELS, held_out, numbers, run_config, texts
 from moviegpt.rundir import RunDir
 from moviegpt.similarity import FLOOR  # importing it loads no model library
@@ -320,4 +320,33 @@ def hub_perplexity(run: RunDir, ours: float) -> dict:
     return {
         "hub_ppl_sentence": f"The hub's `perplexity` module gives {got:,.2f} for the fine-tuned model on the same "
         f"{len(texts)} test films, against our {ours:,.2f}: it {why}."
+    }
+
+
+def samples_table(run: RunDir, title: int = 0):
+    """One test title's sampled overview at every validation pass of the run (train.samples), step 0 first."""
+    rows = [r for r in run.metrics() if r["kind"] == "samples" and len(r["samples"]) > title]
+    return texts(
+        pd.DataFrame(
+            {
+                "step": [r["step"] for r in rows],
+                "tokens trained": [f"{r.get('tokens_seen', 0):,}" for r in rows],
+                "overview": [
+                    shown(Sample(r["samples"][title]["text"], r["samples"][title]["ended_with_eos"])) for r in rows
+                ],
+            }
+        )
+    )
+
+
+def samples_facts(run: RunDir) -> dict:
+    """A sentence introducing samples_table, true of the run (train.samples = 0: it sampled nothing)."""
+    rows = [r for r in run.metrics() if r["kind"] == "samples"]
+    if not rows:
+        return {"samples_sentence": "This run sampled no overviews during training (train.samples is 0)."}
+    return {
+        "samples_sentence": f"During training the run sampled an overview for the same {len(rows[0]['samples'])} "
+        f"test titles at each of its {len(rows)} validation passes, with the same seed, in "
+        f"{sum(r['samples_seconds'] for r in rows):.0f} s in all. The first title, "
+        f"*{rows[0]['samples'][0]['title']}*, from the base model at step 0 to the end of training:"
     }

@@ -132,13 +132,15 @@ class RunDir:
 
     def time_spent(self) -> dict:
         """Where a finished run's training time went, from metrics.jsonl and its plan: validation passes
-        (Trainer's eval_runtime, step 0 included), checkpoints (save_seconds), the planner's probe (in the run
+        (Trainer's eval_runtime, step 0 included) and the samples drawn at each (samples_seconds), checkpoints
+        (save_seconds), the planner's probe (in the run
         that ran it; a run that reused it spent nothing on it), and their share of train_runtime."""
         m = self.metrics()
         runtime = self.summary().train_runtime_s
         evals, saves = [r for r in m if r["kind"] == "eval"], [r for r in m if r["kind"] == "save"]
         validation = sum(r.get("eval_runtime", 0.0) for r in evals)
         saving = sum(r["save_seconds"] for r in saves)
+        sampling = sum(r["samples_seconds"] for r in m if r["kind"] == "samples")
         plan = self.info().plan
         probe = plan.probe_seconds if plan and plan.probed else 0.0  # a shared probe counts where it ran
         return {
@@ -148,7 +150,8 @@ class RunDir:
             "save_s": saving,
             "saves": len(saves),
             "probe_s": probe,
-            "overhead_share": (validation + saving + probe) / runtime,
+            "samples_s": sampling,
+            "overhead_share": (validation + saving + probe + sampling) / runtime,
         }
 
     def rewind_metrics(self, step: int) -> float:

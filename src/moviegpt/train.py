@@ -235,6 +235,12 @@ def parent_of(cfg: Config) -> Parent | None:
     return Parent(run=parent.name, path=str(parent.path), final_perplexity=parent.summary().final.perplexity)
 
 
+def samples_callback(cfg: Config, s: Setup, metrics: C.MetricsLog) -> C.Samples:
+    """Overviews for the first train.samples test titles at each validation pass (moviegpt.callbacks.Samples)."""
+    films = s.splits.test.head(cfg.train.samples).to_dict("records")
+    return C.Samples(metrics, s.tok, films, cfg.text.template, cfg.seed)
+
+
 def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     """Trainer from the last complete checkpoint (if any) to max_steps or the end of the epochs."""
     if main:
@@ -260,7 +266,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         eval_dataset=s.val_ds,
         resuming=last is not None,
         callbacks=[metrics, stop, *C.tracking(run.path, cfg)]
-        + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else []),
+        + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])
+        + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds is not None else []),
     )
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
