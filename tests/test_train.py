@@ -164,3 +164,21 @@ def test_aligned_output_layer_gives_the_same_logits_and_gradients(tmp_path, gpt2
     assert set(aligned.state_dict()) == set(plain.state_dict())
     reloaded = GPT2LMHeadModel.from_pretrained(tmp_path).eval()  # a plain GPT-2 again
     torch.testing.assert_close(reloaded(input_ids=ids).logits, outs[0][0].detach())
+
+
+def test_a_smoke_run_raises_no_warning_from_moviegpts_own_calls(tmp_path):
+    """Every warning attributed to moviegpt's code (a deprecated API it calls, a library warning about how it
+    calls it) becomes an error: the run must still finish."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings\n"
+        "warnings.filterwarnings('error', module=r'moviegpt(\\..*)?$')\n"
+        "from moviegpt import load_config, train\n"
+        f"sets = ['runs_dir={tmp_path}', 'train.max_steps=4', 'train.eval_steps=2', 'train.samples=1']\n"
+        "for extra in ([], ['train.lora=true']):\n"
+        "    train.run(load_config('smoke', sets + extra), log=lambda m: None)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
