@@ -175,11 +175,25 @@ def _quiet_progress_bars() -> None:
         sys.modules["datasets"].disable_progress_bars()
 
 
+TEXT_OPTIONS = ("title", "text", "genre", "field")  # texts that reach a tokenizer: checked once, for every command
+
+
+def _check_texts(args) -> None:
+    from moviegpt.generate import MAX_PROMPT_CHARS
+    from moviegpt.validate import text_arg
+
+    for name in TEXT_OPTIONS:
+        value = getattr(args, name, None)
+        for v in value if isinstance(value, list) else [value]:
+            text_arg(f"--{name}", v, MAX_PROMPT_CHARS)
+
+
 def main(argv: list[str] | None = None) -> int:
     from moviegpt import progress
 
     def work():
         args = build_parser().parse_args(argv)
+        _check_texts(args)
         if not progress.enabled():
             _quiet_progress_bars()
         args.func(args)

@@ -142,13 +142,42 @@ def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBa
     """A model directory written by `moviegpt train` (or any save_pretrained causal LM), its tokenizer and settings."""
     model, _ = load_pretrained(model_dir)
     tok, _ = load_tokenizer(model_dir)
-    path = Path(model_dir) / SETTINGS_FILE
-    settings = (
-        validate.read_json(path, "model settings", "retrain, or delete the file to use defaults")
-        if path.exists()
-        else {}
+    settings = read_settings(Path(model_dir))
+    rows = model.get_input_embeddings().num_embeddings
+    validate.need(
+        len(tok) <= rows,
+        f"{model_dir}: its tokenizer has {len(tok):,} tokens but the model's embedding only {rows:,} rows; "
+        "the two files come from different models (save both with save_pretrained from one run)",
     )
-    return model, tok, {**DEFAULT_SETTINGS, **(settings if isinstance(settings, dict) else {})}
+    validate.need(
+        settings["max_length"] <= context_length(model),
+        f"{model_dir}/{SETTINGS_FILE}: max_length {settings['max_length']} exceeds the model's context of "
+        f"{context_length(model)} tokens; fix it, or delete the file to use defaults",
+    )
+    return model, tok, settings
+
+
+def read_settings(model_dir: Path) -> dict:
+    """moviegpt.json beside a model: each value checked as the same setting given with --set would be."""
+    from moviegpt.settings import from_dict
+
+    path = model_dir / SETTINGS_FILE
+    fix = "fix it, or delete the file to use defaults"
+    raw = validate.read_json(path, "model settings", fix) if path.exists() else {}
+    validate.need(isinstance(raw, dict), f"{path} must hold a mapping of settings, not {type(raw).__name__}; {fix}")
+    known = {k: raw[k] for k in DEFAULT_SETTINGS if k in raw}
+    try:
+        cfg = from_dict(
+            {
+                "text": {k: known[k] for k in ("template", "max_length") if k in known},
+                "data": {"splits": known["splits"]} if "splits" in known else {},
+                **({"seed": known["seed"]} if "seed" in known else {}),
+            }
+        )
+    except UserError as e:
+        raise UserError(f"{path}: {e}; {fix}") from None
+    checked = {"template": cfg.text.template, "max_length": cfg.text.max_length, "splits": cfg.data.splits}
+    return {**raw, **checked, "seed": cfg.seed}
 
 
 def context_length(model: PreTrainedModel) -> int:

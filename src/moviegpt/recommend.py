@@ -111,6 +111,7 @@ class Recommender:
 
     def by_title(self, title: str, k: int = 5) -> tuple[pd.DataFrame, bool]:
         """Neighbours of a film in the corpus; an unknown title is searched as free text (second value False)."""
+        validate.need(bool(title.strip()), "the title is empty; give a film's title or some text to search for")
         i = self.find_title(title)
         if i is None:
             return self.by_text(title, k), False

@@ -33,23 +33,39 @@ def profiles() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
+MAX_DEPTH = 16  # nesting of mappings and lists in a config or a --set value (the deepest setting needs 4)
+
+
 class _NoAliases(yaml.SafeLoader):
-    """safe_load without aliases: `*name` is refused before anything is expanded."""
+    """safe_load without aliases (`*name` is refused before anything is expanded) and no deeper than MAX_DEPTH
+    (a value of thousands of nested brackets is refused before it can exhaust the recursion limit)."""
+
+    depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise UserError(f"YAML aliases (*{event.anchor}) are not allowed in moviegpt settings; write the value out")
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise UserError(f"settings nested deeper than {MAX_DEPTH} levels are not allowed; is it a config?")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def parse_yaml(text: str):
+    if len(text) > MAX_CONFIG_BYTES:
+        raise UserError(f"settings of more than {MAX_CONFIG_BYTES >> 20} MB are not allowed; is it a config?")
     return yaml.load(text, Loader=_NoAliases)  # noqa: S506 (a SafeLoader subclass)
 
 
 def read_yaml(path: Path) -> dict:
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block the read until something writes to it
+            raise UserError(f"config file {path} is not a regular file; give the path of a YAML file")
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise UserError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MB; is it a config?")
         data = parse_yaml(path.read_text())

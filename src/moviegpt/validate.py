@@ -129,6 +129,19 @@ def terminal(text) -> str:
     return _CONTROL.sub("", text)
 
 
+def text_arg(name: str, value: str | None, limit: int = 2000) -> str | None:
+    """A text given on the command line (a title, a prompt): UTF-8, and at most `limit` characters. Bytes that
+    are not UTF-8 reach Python as lone surrogates, which no tokenizer or terminal takes."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{name} is not valid UTF-8 text; give it in UTF-8") from None
+    need(len(value) <= limit, f"{name} is longer than {limit:,} characters")
+    return value
+
+
 def plain(text, limit: int | None = None) -> str:
     """One line of text from outside (a request field): controls removed, bounded, NFC-normalised."""
     text = unicodedata.normalize("NFC", terminal(text).replace("\n", " "))
