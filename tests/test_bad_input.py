@@ -70,6 +70,18 @@ def bad_bytes(tmp: Path) -> list[str]:
     return ["prepare", "--set", f"data.source={tmp / 'b.parquet'}"]
 
 
+def config_fifo(tmp: Path) -> list[str]:
+    import os
+
+    os.mkfifo(tmp / "cfg.yaml")
+    return ["train", "--config", str(tmp / "cfg.yaml")]
+
+
+def deep_yaml(tmp: Path) -> list[str]:
+    (tmp / "deep.yaml").write_text("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 400)))
+    return ["train", "--config", str(tmp / "deep.yaml")]
+
+
 MB_OVERVIEW = "word " * 200_000
 CASES = {
     "missing-file": lambda tmp: ["prepare", "--set", f"data.source={tmp / 'films.csv'}"],
@@ -117,6 +129,17 @@ CASES = {
     "remote-no-answer": None,  # needs a silent server: test_hardening
     "damaged-summary": None,  # needs a finished run: test_hardening
     "template-needs-genre": None,  # needs a model trained with genres: test_hardening
+    "config-fifo": config_fifo,
+    "deep-override": run_with("data.splits=" + "[" * 20_000 + "]" * 20_000),
+    "deep-yaml": deep_yaml,
+    "cache-not-a-folder": None,  # the cache is fixed at import: tests/test_outside_input.py, in a process of its own
+    "empty-title": None,  # needs a trained model: tests/test_outside_input.py
+    "title-not-utf8": None,  # likewise
+    "model-settings-wrong-type": None,  # likewise
+    "tokenizer-past-embeddings": None,  # likewise
+    "run-path-wrong-kind": None,  # needs a run directory: tests/test_outside_input.py
+    "mismatched-checkpoint": None,  # likewise
+    "disk-full-anywhere": None,  # needs a small filesystem: tests/test_outside_input.py
     "diverged": None,  # trains until the loss is NaN: test_hardening.test_a_diverged_run_is_never_finished
 }
 

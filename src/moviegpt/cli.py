@@ -25,7 +25,7 @@ from moviegpt.commands import (
     cmd_train,
 )
 from moviegpt.config import GENERATION_DEFAULTS
-from moviegpt.errors import Interrupted, UserError, first_line
+from moviegpt.errors import Interrupted, UserError, environment_failure, first_line
 
 EPILOG = (
     "Profiles: `moviegpt profiles`; settings: `moviegpt config --keys`; --set section.key=value overrides any setting."
@@ -188,12 +188,32 @@ def _check_texts(args) -> None:
             text_arg(f"--{name}", v, MAX_PROMPT_CHARS)
 
 
+def _check_cache() -> None:
+    """The cache folder (MOVIEGPT_CACHE, else HOME/.cache/moviegpt) is a folder this process can write, or one
+    line naming the variable to change."""
+    from moviegpt.config import CACHE_DIR
+
+    var = "MOVIEGPT_CACHE" if os.environ.get("MOVIEGPT_CACHE") else "HOME (or MOVIEGPT_CACHE)"
+    try:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"the cache folder {CACHE_DIR} is not a folder (a file is in the way); set {var}") from None
+    except OSError as e:
+        raise UserError(f"cannot create the cache folder {CACHE_DIR} ({e.strerror}); set {var}") from None
+    if not CACHE_DIR.is_dir():
+        raise UserError(f"the cache folder {CACHE_DIR} is not a folder; set {var}")
+    if not os.access(CACHE_DIR, os.W_OK | os.X_OK):
+        raise UserError(f"the cache folder {CACHE_DIR} is not writable; set {var} to a folder you can write")
+
+
 def main(argv: list[str] | None = None) -> int:
     from moviegpt import progress
 
     def work():
         args = build_parser().parse_args(argv)
         _check_texts(args)
+        if args.func not in (cmd_config, cmd_profiles, cmd_export):  # every other command reads or writes the cache
+            _check_cache()
         if not progress.enabled():
             _quiet_progress_bars()
         args.func(args)
@@ -219,6 +239,9 @@ def reporting(work) -> int:
     except Exception as e:
         if os.environ.get("MOVIEGPT_DEBUG"):
             raise
+        if (env := environment_failure(e)) is not None:  # the machine, not moviegpt: one line, exit 1
+            print(f"moviegpt: error: {env}", file=sys.stderr)
+            return env.exit_code
         print(
             f"moviegpt: internal error: {type(e).__name__}: {first_line(e)} (MOVIEGPT_DEBUG=1 shows where; "
             "please report it)",

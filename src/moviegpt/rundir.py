@@ -22,7 +22,9 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from moviegpt import validate
@@ -66,6 +68,15 @@ class RunDir:
     adapter_dir = property(lambda self: self.path / "adapter")
     checkpoints = property(lambda self: self.path / "checkpoints")
     embeddings = property(lambda self: self.path / "embeddings.npy")
+
+    def check_kinds(self) -> None:
+        """Each path the run writes is of the kind it writes (a folder or a file), or one line naming it."""
+        folders = (self.checkpoints, self.model_dir, self.adapter_dir)
+        files = (self.path / ".lock", self.config_yaml, self.metrics_jsonl, self.summary_json, self.eval_json)
+        for p, want in [*((p, True) for p in folders), *((p, False) for p in files)]:
+            if p.exists() and p.is_dir() != want:
+                kind = "a folder" if want else "a file"
+                raise UserError(f"{p} should be {kind} and is not; move it away (nothing was changed)")
 
     @property
     def finished(self) -> bool:
@@ -163,10 +174,11 @@ class RunDir:
 
     # -------------------------------------------------------------- checkpoints
 
-    def last_checkpoint(self, repair: bool = True) -> Path | None:
-        """The newest complete checkpoint. One that lacks its weights or a readable trainer_state.json (a disk
-        that filled, a copy cut short) is skipped for the one before it, and with `repair` (the main process
-        only) renamed damaged-checkpoint-N, kept for inspection."""
+    def last_checkpoint(self, repair: bool = True, model_config: dict | None = None) -> Path | None:
+        """The newest complete checkpoint of this model. One that lacks its weights or a readable
+        trainer_state.json (a disk that filled, a copy cut short) is skipped for the one before it, and with
+        `repair` (the main process only) renamed damaged-checkpoint-N, kept for inspection; one whose config.json
+        gives another shape than `model_config` (something else put it there) is renamed mismatched-checkpoint-N."""
         if not self.checkpoints.is_dir():
             return None
         found = []
@@ -174,10 +186,13 @@ class RunDir:
             if p.is_dir() and p.name.split("-")[-1].isdigit():
                 found.append((int(p.name.split("-")[-1]), p))
         for _, p in sorted(found, reverse=True):
-            if _complete(p):
+            ok, other = _complete(p), _other_shape(p, model_config)
+            if ok and other is None:
                 return p
             if repair:
-                p.rename(p.with_name(f"damaged-{p.name}"))
+                p.rename(p.with_name(f"{'damaged' if not ok else 'mismatched'}-{p.name}"))
+                if ok:
+                    print(f"moviegpt: set aside {p.name} as mismatched-{p.name}: it holds {other}", file=sys.stderr)
         return None
 
     def clear_staging(self) -> None:
@@ -198,6 +213,23 @@ def _complete(ckpt: Path) -> bool:
         return False
 
 
+SHAPE_KEYS = ("model_type", "vocab_size", "n_embd", "n_layer", "n_head", "hidden_size", "num_hidden_layers")
+
+
+def _other_shape(ckpt: Path, model_config: dict | None) -> str | None:
+    """What differs between a checkpoint's config.json and the run's model (None: nothing, or nothing to compare)."""
+    if model_config is None or not (ckpt / "config.json").is_file():
+        return None
+    try:
+        saved = json.loads((ckpt / "config.json").read_text())
+    except (OSError, ValueError):
+        return "an unreadable config.json"
+    if not isinstance(saved, dict):
+        return "a config.json that is not a mapping"
+    diff = [k for k in SHAPE_KEYS if k in saved and k in model_config and saved[k] != model_config[k]]
+    return f"another model ({', '.join(f'{k} {saved[k]} not {model_config[k]}' for k in diff)})" if diff else None
+
+
 def prepare_runs_dir(runs_dir: Path) -> Path:
     """runs_dir exists as a folder we can write, or one line saying why not."""
     runs_dir = Path(runs_dir)
@@ -209,13 +241,19 @@ def prepare_runs_dir(runs_dir: Path) -> Path:
         raise UserError(f"cannot create runs_dir {runs_dir}: {e.strerror}") from None
     if not runs_dir.is_dir():
         raise UserError(f"runs_dir {runs_dir} is a file, not a folder")
+    if not os.access(runs_dir, os.W_OK | os.X_OK):
+        raise UserError(f"runs_dir {runs_dir} is not writable; set runs_dir to a folder you can write")
     return runs_dir
 
 
 @contextlib.contextmanager
 def lock(path: Path):
     """One process per run directory: a second start with the same config stops here, touching nothing."""
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path} is a file where the run's folder belongs; move it away") from None
+    RunDir(path).check_kinds()
     with open(path / ".lock", "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

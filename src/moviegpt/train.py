@@ -246,7 +246,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     if main:
         run.checkpoints.mkdir(exist_ok=True)
         run.clear_staging()
-    last = run.last_checkpoint(repair=main)
+    base = s.model.get_base_model() if hasattr(s.model, "get_base_model") else s.model
+    last = run.last_checkpoint(repair=main, model_config=base.config.to_dict())
     offset = 0.0
     if main:  # drop log lines after the checkpoint (all of them when a kill came before the first one)
         step = json.loads((last / "trainer_state.json").read_text())["global_step"] if last else -1  # -1: a fresh start
