@@ -68,6 +68,7 @@ def test_every_run_is_scored_on_the_same_films_and_the_gap_splits_exactly(arms):
     n = np.asarray(a.held_out.film_tokens).sum()
     gap = (np.sum(b.held_out.film_nll) - np.sum(a.held_out.film_nll)) / n
     assert float(f["orig_gap_nats"]) == pytest.approx(gap, abs=1e-3)
+    assert float(f["orig_eos_nats"]) + float(f["orig_words_nats"]) == pytest.approx(gap, abs=2e-3)
     assert f["orig_eos"] == "no end-of-text target"
     assert score.score(runs[book.MAIN], cfg, log=lambda m: pytest.fail("recomputed")) == a  # read back, not redone
     table = comparison.recipe_table(runs, scored, [False] * len(a.stopped)).data

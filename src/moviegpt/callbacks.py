@@ -143,8 +143,8 @@ class Samples(TrainerCallback):
     run's time spent): what the model writes as it learns. The global random state is put back afterwards, so
     the run trains the same with or without them."""
 
-    def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, seed: int):
-        self.log, self.tok, self.films, self.template, self.seed = log, tok, films, template, seed
+    def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, seed: int, tokens: int):
+        self.log, self.tok, self.films, self.template, self.seed, self.tokens = log, tok, films, template, seed, tokens
 
     def on_evaluate(self, args, state, control, model=None, **kw):
         import random
@@ -159,7 +159,7 @@ class Samples(TrainerCallback):
         kept = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
         try:
-            how = Sampling(seed=self.seed)
+            how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
             gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
         finally:
             random.setstate(kept[0])

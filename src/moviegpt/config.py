@@ -214,12 +214,13 @@ class TrainConfig:
     )
     samples: int = setting(
         0,
-        "test titles (the first N) sampled at each validation pass, step 0 included, with the generation defaults "
-        "and the run's seed, into metrics.jsonl (kind samples); 0 = none; a plan budgets their time",
+        "test titles (the first N) sampled at each validation pass, step 0 included, with the generation defaults, "
+        "train.sample_tokens and the run's seed, into metrics.jsonl (kind samples); 0 = none; a plan budgets them",
         hash="no",
         lo=0,
         hi=64,
     )
+    sample_tokens: int = setting(48, "train.samples: at most this many new tokens per title", hash="no", lo=1, hi=4096)
     save_steps: int | None = setting(
         None,
         "checkpoint every N steps; none = once per epoch; 0 = only on a signal "

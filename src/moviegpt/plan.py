@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from moviegpt import hardware, validate
-from moviegpt.config import CACHE_DIR, GENERATION_DEFAULTS, Config
+from moviegpt.config import CACHE_DIR, Config
 from moviegpt.artifacts import Plan, from_dict, to_dict
 
 PLANS = CACHE_DIR / "plans"
@@ -147,7 +147,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     rows_per_step = t.batch_size * t.grad_accum
     blocks, films = len(prepared.train_ds), len(prepared.splits.train)
     data_steps = max(1, math.floor(blocks * t.epochs / rows_per_step))
-    samples_s = (EVALS + 1) * GENERATION_DEFAULTS["max_new_tokens"] * token_s  # train.samples, at every pass
+    samples_s = (EVALS + 1) * (token_s[0] + t.sample_tokens * token_s[1])  # train.samples, at every pass
     budget_steps = math.floor((budget_s - probe_s - (EVALS + 1) * eval_s - samples_s) / step_s)
     steps = max(MIN_STEPS, min(budget_steps, data_steps))
     films_needed = math.ceil(steps * rows_per_step / max(t.epochs, 1) * films / max(blocks, 1) * 1.05) + 8
@@ -188,40 +188,45 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
     return plan
 
 
-def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float, bool, float]:
+def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, float, bool, tuple[float, float]]:
     """Seconds of one micro-batch at the run's shape, what measuring it cost, whether it was measured now (else
-    it is the cached probe of a run with this machine and shape), and seconds per sampled token for
-    train.samples titles at once (0 without samples)."""
+    it is the cached probe of a run with this machine and shape), and for train.samples the seconds a sampling
+    pass costs before its first token and per token ((0, 0) without samples)."""
     path = PLANS / "probes" / f"{probe_key(cfg)}.json"
     try:
         found = json.loads(path.read_text())
         log(f"Probe for this machine and shape (cached): {found['micro_seconds']:.2f} s a micro-batch")
-        return float(found["micro_seconds"]), float(found["seconds"]), False, float(found["token_seconds"])
+        return float(found["micro_seconds"]), float(found["seconds"]), False, tuple(found["sampling_seconds"])
     except (OSError, ValueError, TypeError, KeyError):
         pass
     log("Probing training speed: one micro-batch of the run's model...")
     t0 = time.perf_counter()
     micro_s = probe(cfg, prepared.model, prepared.train_ds, precision)
-    token_s = sampling_probe(cfg, prepared) if cfg.train.samples else 0.0
-    found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0, "token_seconds": token_s}
+    sampling = sampling_probe(cfg, prepared) if cfg.train.samples else (0.0, 0.0)
+    found = {"micro_seconds": micro_s, "seconds": time.perf_counter() - t0, "sampling_seconds": list(sampling)}
     path.parent.mkdir(parents=True, exist_ok=True)
     validate.write_atomic(path, json.dumps(found))
-    return micro_s, found["seconds"], True, token_s
+    return micro_s, found["seconds"], True, sampling
 
 
-def sampling_probe(cfg: Config, prepared, tokens: int = 8) -> float:
-    """Seconds per sampled token for train.samples titles at once: `tokens` tokens, timed after a warm-up."""
+def sampling_probe(cfg: Config, prepared, short: int = 2, long: int = 10) -> tuple[float, float]:
+    """A sampling pass of train.samples titles: its fixed cost (prompt, set-up) and its cost per new token, from
+    passes of `short` and `long` tokens (after a warm-up). The base model rarely stops this early."""
     from moviegpt.generate import Sampling, generate_overviews
 
     films = prepared.splits.test.head(cfg.train.samples).to_dict("records")
-    run = lambda n: generate_overviews(
-        prepared.model, prepared.tok, films, cfg.text.template, how=Sampling(max_new_tokens=n), batch_size=len(films)
-    )
-    run(2)
-    t0 = time.perf_counter()
-    run(tokens)
+
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        how = Sampling(max_new_tokens=n)
+        generate_overviews(prepared.model, prepared.tok, films, cfg.text.template, how=how, batch_size=len(films))
+        return time.perf_counter() - t0
+
+    timed(short)  # warm-up
+    a, b = timed(short), timed(long)
     prepared.model.train()
-    return (time.perf_counter() - t0) / tokens
+    per_token = max(b - a, 0.0) / (long - short)
+    return max(a - short * per_token, 0.0), per_token
 
 
 def probe(cfg: Config, model, train_ds, precision: str) -> float:

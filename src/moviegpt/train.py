@@ -238,7 +238,7 @@ def parent_of(cfg: Config) -> Parent | None:
 def samples_callback(cfg: Config, s: Setup, metrics: C.MetricsLog) -> C.Samples:
     """Overviews for the first train.samples test titles at each validation pass (moviegpt.callbacks.Samples)."""
     films = s.splits.test.head(cfg.train.samples).to_dict("records")
-    return C.Samples(metrics, s.tok, films, cfg.text.template, cfg.seed)
+    return C.Samples(metrics, s.tok, films, cfg.text.template, cfg.seed, cfg.train.sample_tokens)
 
 
 def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
