@@ -1,7 +1,7 @@
 """Fit a run to the machine it finds: `train.budget_minutes` becomes a step count and a number of films.
 
-A probe times one micro-batch of the run's own model (the second of two; the weights are put back as they
-were), at the run's batch shape and precision. The seconds it measures set how many optimizer steps fit
+A probe times one micro-batch of the run's own model (the last of PROBE_STEPS; the weights are put back as
+they were), at the run's batch shape and precision. The seconds it measures set how many optimizer steps fit
 in the budget; the training films are capped to what those steps read, and the learning-rate schedule is
 planned for exactly those steps (train.max_steps), so it is never cut off part-way. Everything that is not an
 optimizer step is planned inside the budget, not on top of it:
@@ -37,6 +37,9 @@ MIN_EVAL_ROWS = 4  # a validation pass is never smaller than this many blocks
 FORWARD_SHARE = 1 / 3  # a forward pass costs about a third of a training step (forward + backward = 3 forwards)
 MIN_STEPS = 4
 SHORT_RUN = 10  # minutes: a planned run this short writes no checkpoint unless a signal asks for one
+PROBE_STEPS = 4  # micro-batches a probe trains, timing the last: a fresh Trainer's steps slow down for a few steps
+# (135M model, 2 cores, fp32 AVX2: 13.2, 10.7, 8.0, 6.9, 6.3, 6.6 s; bf16 likewise), and a plan from the second
+# step's time (1.6x the steady one) left a third of the budget unspent
 
 
 def machine_key() -> dict:
@@ -199,7 +202,7 @@ def measured(cfg: Config, prepared, precision: str, log=print) -> tuple[float, f
         return float(found["micro_seconds"]), float(found["seconds"]), False, tuple(found["sampling_seconds"])
     except (OSError, ValueError, TypeError, KeyError):
         pass
-    log("Probing training speed: one micro-batch of the run's model...")
+    log(f"Probing training speed: {PROBE_STEPS} micro-batches of the run's model, timing the last...")
     t0 = time.perf_counter()
     micro_s = probe(cfg, prepared.model, prepared.train_ds, precision)
     sampling = sampling_probe(cfg, prepared) if cfg.train.samples else (0.0, 0.0)
@@ -231,25 +234,27 @@ def sampling_probe(cfg: Config, prepared, short: int = 2, long: int = 10) -> tup
 
 def probe(cfg: Config, model, train_ds, precision: str) -> float:
     """Seconds of one micro-batch (forward, backward, optimizer step) of full training at the run's batch shape
-    and precision: the second of two in one Trainer, so the first pays for the optimizer's state, the kernels'
-    set-up and the allocator, which a first step pays and a run's later steps do not. It trains the run's own
-    model, through the Trainer the run trains with (moviegpt.trainer.build), and puts every weight back as it
-    was: the run starts from the same weights with or without a probe."""
+    and precision: the last of PROBE_STEPS in one Trainer, so the first ones pay for the optimizer's state, the
+    kernels' set-up and the allocator, which a run's later steps do not. It trains the run's own model, through
+    the Trainer the run trains with (moviegpt.trainer.build), and puts every weight back as it was: the run
+    starts from the same weights with or without a probe."""
     from moviegpt import progress
     from moviegpt.callbacks import StepClock
     from moviegpt.trainer import build
 
     t = cfg.train
-    rows = train_ds.select([i % len(train_ds) for i in range(2 * t.batch_size)])
+    rows = train_ds.select([i % len(train_ds) for i in range(PROBE_STEPS * t.batch_size)])
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    two = dataclasses.replace(
+    short = dataclasses.replace(
         cfg,
-        train=dataclasses.replace(t, grad_accum=1, max_steps=2, eval_steps=None, save_steps=0, save_minutes=None),
+        train=dataclasses.replace(
+            t, grad_accum=1, max_steps=PROBE_STEPS, eval_steps=None, save_steps=0, save_minutes=None
+        ),
     )
     clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp, progress.bar(total=1, desc="probe") as bar:
-        build(two, model, rows, Path(tmp), precision, saves=False, logs=False, callbacks=[clock]).train()
+        build(short, model, rows, Path(tmp), precision, saves=False, logs=False, callbacks=[clock]).train()
         bar.update(1)
     model.load_state_dict(saved)
     model.zero_grad(set_to_none=True)
-    return clock.ends[1] - clock.starts[1]
+    return clock.ends[-1] - clock.starts[-1]
