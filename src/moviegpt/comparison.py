@@ -103,7 +103,6 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
                 "planned": plan.planned_seconds - plan.probe_seconds if plan else None,
                 "trained": t["train_runtime_s"],
                 "validation": t["validation_s"],
-                "passes": t["passes"],
                 "samples": t["samples_s"],
                 "saves": t["save_s"],
                 "probe": t["probe_s"],
@@ -311,7 +310,7 @@ def reference_facts(run: RunDir, sc, refs: dict) -> dict:
     sentence = (
         "The reference run {ref_name} trained the same recipe for {ref_minutes:.0f} minutes, {ref_x_tokens:.1f} times "
         "the tokens of this build's run ({ref_tokens}). It was not made by this build: it was made on {ref_machine}, "
-        "finished {ref_date}, by {ref_code}, and exported with `moviegpt export` into data/reference/{ref_name}. "
+        "finished {ref_date}, by {ref_code}, and exported with moviegpt export into data/reference/{ref_name}. "
         "Scored on the same films, its held-out perplexity is {ref_ratio_ci} times that of this build's run, so it "
         "is {ref_verdict} it."
     )

@@ -300,7 +300,7 @@ def hub_perplexity(run: RunDir, ours: float) -> dict:
     )
     if not hub.reachable():
         return {
-            "hub_ppl_sentence": "The hub's `perplexity` module would give another number for the same model: it "
+            "hub_ppl_sentence": "The hub's perplexity module would give another number for the same model: it "
             f"{why}. Loading it needs the Hugging Face hub, which this build could not reach, so it is not shown."
         }
     try:
@@ -316,9 +316,9 @@ def hub_perplexity(run: RunDir, ours: float) -> dict:
             model_id=str(run.model_dir), predictions=texts, add_start_token=False, max_length=cfg.text.max_length
         )["mean_perplexity"]
     except Exception as e:  # the hub answered but the module or its download failed: say so, do not fail the book
-        return {"hub_ppl_sentence": f"The hub's `perplexity` module could not be run here ({type(e).__name__})."}
+        return {"hub_ppl_sentence": f"The hub's perplexity module could not be run here ({type(e).__name__})."}
     return {
-        "hub_ppl_sentence": f"The hub's `perplexity` module gives {got:,.2f} for the fine-tuned model on the same "
+        "hub_ppl_sentence": f"The hub's perplexity module gives {got:,.2f} for the fine-tuned model on the same "
         f"{len(texts)} test films, against our {ours:,.2f}: it {why}."
     }
 
@@ -348,5 +348,5 @@ def samples_facts(run: RunDir) -> dict:
         "samples_sentence": f"During training the run sampled an overview for the same {len(rows[0]['samples'])} "
         f"test titles at each of its {len(rows)} validation passes, with the same seed, in "
         f"{sum(r['samples_seconds'] for r in rows):.0f} s in all. The first title, "
-        f"*{rows[0]['samples'][0]['title']}*, from the base model at step 0 to the end of training:"
+        f"“{rows[0]['samples'][0]['title']}”, from the base model at step 0 to the end of training:"
     }

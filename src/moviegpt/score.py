@@ -66,10 +66,14 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
         how=Sampling(max_new_tokens=want["max_new_tokens"], seed=seed),
         batch_size=EVAL_BATCH,
     )
+    from moviegpt.settings import load_run_config
+
+    own = run.summary().final  # the run's own held-out numbers, where it scored these films the same way
+    same = settings(load_run_config(run.path), n_titles, seed=seed) == want and len(own.film_nll or []) == len(nll)
     record = Score(
         run=run.name,
         settings=want,
-        held_out=held_out(nll, n),
+        held_out=own if same else held_out(nll, n),  # the same number on every page where they agree
         eos_nll=eos_nll.tolist(),
         eos_targets=eos_n.tolist(),
         stopped=[bool(g["ended_with_eos"]) for g in gens],
