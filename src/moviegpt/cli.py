@@ -193,17 +193,10 @@ def _check_cache() -> None:
     line naming the variable to change."""
     from moviegpt.config import CACHE_DIR
 
+    from moviegpt.validate import writable_folder
+
     var = "MOVIEGPT_CACHE" if os.environ.get("MOVIEGPT_CACHE") else "HOME (or MOVIEGPT_CACHE)"
-    try:
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"the cache folder {CACHE_DIR} is not a folder (a file is in the way); set {var}") from None
-    except OSError as e:
-        raise UserError(f"cannot create the cache folder {CACHE_DIR} ({e.strerror}); set {var}") from None
-    if not CACHE_DIR.is_dir():
-        raise UserError(f"the cache folder {CACHE_DIR} is not a folder; set {var}")
-    if not os.access(CACHE_DIR, os.W_OK | os.X_OK):
-        raise UserError(f"the cache folder {CACHE_DIR} is not writable; set {var} to a folder you can write")
+    writable_folder(CACHE_DIR, "the cache folder", f"set {var} to a folder you can write")
 
 
 def main(argv: list[str] | None = None) -> int:

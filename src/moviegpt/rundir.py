@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import fcntl
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -232,18 +231,7 @@ def _other_shape(ckpt: Path, model_config: dict | None) -> str | None:
 
 def prepare_runs_dir(runs_dir: Path) -> Path:
     """runs_dir exists as a folder we can write, or one line saying why not."""
-    runs_dir = Path(runs_dir)
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UserError(f"runs_dir {runs_dir} is a file, not a folder") from None
-    except OSError as e:
-        raise UserError(f"cannot create runs_dir {runs_dir}: {e.strerror}") from None
-    if not runs_dir.is_dir():
-        raise UserError(f"runs_dir {runs_dir} is a file, not a folder")
-    if not os.access(runs_dir, os.W_OK | os.X_OK):
-        raise UserError(f"runs_dir {runs_dir} is not writable; set runs_dir to a folder you can write")
-    return runs_dir
+    return validate.writable_folder(Path(runs_dir), "runs_dir", "set runs_dir to a folder you can write")
 
 
 @contextlib.contextmanager

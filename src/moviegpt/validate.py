@@ -6,6 +6,7 @@ asks one question and gets either a clean value or a UserError with one line tha
 from __future__ import annotations
 
 import json
+import os
 import math
 import re
 import string
@@ -127,6 +128,20 @@ def terminal(text) -> str:
     move the cursor or set the window title) are removed; newlines and tabs stay."""
     text = _ESCAPES.sub("", str(text))
     return _CONTROL.sub("", text)
+
+
+def writable_folder(path: Path, what: str, fix: str) -> Path:
+    """`path` exists as a folder this process can write (made if missing), or one line naming it and the fix."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{what} {path} is a file, not a folder (or lies under one); {fix}") from None
+    except OSError as e:
+        raise UserError(f"cannot create {what} {path} ({e.strerror}); {fix}") from None
+    need(path.is_dir(), f"{what} {path} is a file, not a folder; {fix}")
+    need(os.access(path, os.W_OK | os.X_OK), f"{what} {path} is not writable; {fix}")
+    return path
 
 
 def text_arg(name: str, value: str | None, limit: int = 2000) -> str | None:
