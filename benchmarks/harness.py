@@ -100,12 +100,12 @@ def replica_overrides(rows: int) -> list[str]:
 # training throughput, model FLOPs utilisation, time to quality
 
 
-def peak_matmul_flops(precision: str, n: int = 2048) -> float:
+def peak_matmul_flops(precision: str, n: int = 2048, **timing) -> float:
     """Best FLOP/s of an n x n matmul in this process, measured now (moviegpt.hardware.matmul_peak, the
-    function a run's MFU is stated against on a CPU)."""
+    function a run's MFU is stated against on a CPU; `timing`: its reps and trials)."""
     from moviegpt.hardware import matmul_peak
 
-    return matmul_peak(precision, n)
+    return matmul_peak(precision, n, **timing)
 
 
 def flops_per_token(model, seq_len: int) -> float:
