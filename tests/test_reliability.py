@@ -30,7 +30,7 @@ RECIPE = [
     "train.logging_steps=1",
     "train.save_total_limit=2",
 ]
-TIMING_KEYS = ("wall_time", "runtime", "per_second")
+TIMING_KEYS = ("wall_time", "runtime", "per_second", "mfu", "seconds")  # tokens_per_second, mfu: the loop's throughput
 
 
 def outcome(run_dir: Path) -> dict:

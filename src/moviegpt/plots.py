@@ -178,7 +178,10 @@ def perplexity_vs_tokens(ax, points: list[dict], base_ppl: float) -> None:
 
 def run_throughput(ax, metrics: pd.DataFrame) -> None:
     """Tokens/s (left) and MFU (right) of each interval between training logs, against the step it ended at."""
-    tr = metrics[(metrics["kind"] == "train") & metrics.get("tokens_per_second", pd.Series(dtype=float)).notna()]
+    if "tokens_per_second" not in metrics:  # a run made before the loop logged its throughput
+        ax.text(0.5, 0.5, "this run logged no throughput", ha="center", va="center", transform=ax.transAxes)
+        return
+    tr = metrics[(metrics["kind"] == "train") & metrics["tokens_per_second"].notna()]
     ax.plot(tr["step"], tr["tokens_per_second"], "o-", color=BLUE, ms=3)
     ax.set(xlabel="step", ylabel="tokens/s since the last log", ylim=(0, None))
     if "mfu" in tr and tr["mfu"].notna().any():  # MFU is tokens/s times a constant: the same curve, a second scale
