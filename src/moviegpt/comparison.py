@@ -177,6 +177,11 @@ def _table(cols: dict):
     return pd.DataFrame(cols, index=order).fillna("").rename_axis("").reset_index().style.hide(axis="index")
 
 
+def base_stopped(ev) -> list[bool]:
+    """Per title of a run's eval.json: whether the base model ended its overview (the base column of recipe_table)."""
+    return [e.generated["base"].ended_with_eos for e in ev.examples]
+
+
 def _ci_text(iv: stats.Interval) -> str:
     return f"{iv.value:.2f} ({iv.lo:.2f}–{iv.hi:.2f})"
 
