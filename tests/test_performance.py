@@ -51,3 +51,12 @@ def test_the_chapters_verdicts_come_from_the_numbers_against_targets_kept_in_one
     v = perf.verdicts(numbers | {"cpu_min_x": perf.TARGETS["cpu"] - 0.01, "gpu_ours_mfu": 0.1})
     assert v["cpu_met"] == "not met" and v["gpu_mfu_met"] == "not met" and v["fp32_met"] == "met"
     assert v["cpu_target"] == f"{perf.TARGETS['cpu']:g}x"
+
+
+def test_an_ablation_is_found_by_the_setting_it_undoes_not_by_its_label(res):
+    gpu = res["train_throughput_gpu"]
+    rows = {r["recipe"]: r["useful_tokens_per_s"] for r in gpu["throughput"]}
+    unaligned = next(n for n, s in gpu["recipes"]["variants"].items() if "train.vocab_multiple=1" in s)
+    assert perf.undoing(gpu, "train.vocab_multiple") == pytest.approx(rows["ours"] / rows[unaligned])
+    with pytest.raises(KeyError, match="0 measured recipes"):
+        perf.undoing(gpu, "model.dropout")  # defined in the recipes, not measured in this result

@@ -144,6 +144,7 @@ def throughput_numbers(result: dict, prefix: str = "") -> dict:
         }
     if "ours_logits" in roles and roles["ours_logits"] in rows:
         out["loss_only_x"] = ours["useful_tokens_per_s"] / rows[roles["ours_logits"]]["useful_tokens_per_s"]
+        out["loss_only_row"] = roles["ours_logits"]
     if ours.get("peak_memory_mb"):
         out["ours_memory_gb"] = ours["peak_memory_mb"] / 1024
         out["orig_memory_gb"] = base["peak_memory_mb"] / 1024
@@ -154,6 +155,21 @@ def ours_over(result: dict, recipe: str) -> float:
     """Ours' useful tokens/s over another recipe's in the same run: what undoing one change costs."""
     rows, roles = _rows(result), result.get("roles", {"ours": "ours"})
     return rows[roles["ours"]]["useful_tokens_per_s"] / rows[recipe]["useful_tokens_per_s"]
+
+
+def undoing(result: dict, setting: str) -> float:
+    """ours_over() for the one measured recipe whose settings differ from ours' in `setting` (a config key such
+    as train.vocab_multiple): the row is found from the recipes the result records, not by its label."""
+    variants, ours = result["recipes"]["variants"], result.get("roles", {"ours": "ours"})["ours"]
+    rows, mine = _rows(result), set(variants[ours])
+    found = [
+        name
+        for name, settings in variants.items()
+        if name != ours and name in rows and setting in {s.split("=")[0] for s in set(settings) ^ mine}
+    ]
+    if len(found) != 1:
+        raise KeyError(f"{len(found)} measured recipes undo {setting}: {found}")
+    return ours_over(result, found[0])
 
 
 def quality_numbers(result: dict, prefix: str = "") -> dict:

@@ -304,17 +304,12 @@ def hub_perplexity(run: RunDir, ours: float) -> dict:
             f"{why}. Loading it needs the Hugging Face hub, which this build could not reach, so it is not shown."
         }
     try:
-        import evaluate
-
-        from moviegpt import data, tokens
+        from moviegpt import data, measures, tokens
         from moviegpt.settings import load_run_config
 
         cfg = load_run_config(run.path)
-        films = data.load_splits(cfg.data, cfg.seed).test
-        texts = tokens.texts(films, cfg.text.template, "")
-        got = evaluate.load("perplexity", module_type="metric").compute(
-            model_id=str(run.model_dir), predictions=texts, add_start_token=False, max_length=cfg.text.max_length
-        )["mean_perplexity"]
+        texts = tokens.texts(data.load_splits(cfg.data, cfg.seed).test, cfg.text.template, "")
+        got = measures.hub_perplexity(str(run.model_dir), texts, cfg.text.max_length)
     except Exception as e:  # the hub answered but the module or its download failed: say so, do not fail the book
         return {"hub_ppl_sentence": f"The hub's perplexity module could not be run here ({type(e).__name__})."}
     return {

@@ -43,3 +43,17 @@ def versions() -> dict[str, str]:
 
     code = code_version()
     return {name: f"{code['version']}+{code['source']}" for name in NAMES}
+
+
+HUB_PERPLEXITY = "perplexity"  # the hub's evaluate module, https://huggingface.co/spaces/evaluate-metric/perplexity
+
+
+def hub_perplexity(model_dir: str, texts: list[str], max_length: int, module: str = HUB_PERPLEXITY) -> float:
+    """The hub's `perplexity` module's mean_perplexity for a saved model on texts. It needs the hub (the module is
+    downloaded); the module is loaded before anything else is read, so a hub that answers but cannot serve it
+    fails first."""
+    import evaluate
+
+    metric = evaluate.load(module, module_type="metric")
+    got = metric.compute(model_id=model_dir, predictions=texts, add_start_token=False, max_length=max_length)
+    return float(got["mean_perplexity"])
