@@ -5,9 +5,7 @@ the bad input. Each case must exit 2 with one line on stderr containing the row'
 traceback, and leave every file that existed before it as it was.
 """
 
-import hashlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -17,12 +15,7 @@ import pytest
 
 from moviegpt import cli
 
-ROW = re.compile(r"^\| `([a-z0-9-]+)` \| (.+) \| `(.+)` \|$")
-
-
-def readme_rows() -> dict[str, str]:
-    text = (Path(__file__).parent / "bad_inputs.md").read_text()
-    return {m[1]: m[3] for line in text.splitlines() if (m := ROW.match(line))}
+from conftest import readme_rows, snapshot  # the table's reader (tests/bad_inputs.md), and what a case must not change
 
 
 def data_file(name: str, content: bytes):
@@ -112,7 +105,7 @@ CASES = {
     "not-a-model": not_a_model,
     "prompt-too-long": None,  # needs a trained model: test_prompt_longer_than_context
     "disk-full": None,  # needs its own filesystem: test_disk_full_keeps_the_last_checkpoint
-    "code-in-model-dir": None,  # needs a model directory: test_hardening
+    "code-in-model-dir": None,  # needs a model directory: test_validate
     "yaml-aliases": yaml_bomb,
     "profile-escape": run_with("profile=../../x"),
     "unparsable-override": run_with("data.splits=[0.5, 0.5"),
@@ -121,38 +114,32 @@ CASES = {
     "broken-template": run_with("text.template={title"),
     "unknown-scheduler": run_with("train.lr_scheduler=cosine_with_restart"),
     "unknown-trainer-arg": run_with("train.trainer_args.gradient_checkpointng=true"),
-    "runs-dir-is-a-file": None,  # runs_dir must be a file: test_hardening.test_runs_dir_that_is_a_file
-    "bad-sampling": None,  # needs a trained model: test_hardening.test_bad_command_line_numbers
-    "bad-port": None,  # needs a trained model: test_hardening.test_bad_port_and_batch_size
+    "runs-dir-is-a-file": None,  # runs_dir must be a file: test_rundir.test_runs_dir_that_is_a_file
+    "bad-sampling": None,  # needs a trained model: test_cli.test_bad_command_line_numbers
+    "bad-port": None,  # needs a trained model: test_cli.test_bad_port_and_batch_size
     "bytes-not-utf8": bad_bytes,
-    "stream-bad-line": None,  # test_hardening.test_a_bad_line_in_a_streamed_jsonl_is_one_line
-    "remote-no-answer": None,  # needs a silent server: test_hardening
-    "damaged-summary": None,  # needs a finished run: test_hardening
-    "template-needs-genre": None,  # needs a model trained with genres: test_hardening
+    "stream-bad-line": None,  # test_stream.test_a_bad_line_in_a_streamed_jsonl_is_one_line
+    "remote-no-answer": None,  # needs a silent server: test_data
+    "damaged-summary": None,  # needs a finished run: test_rundir
+    "template-needs-genre": None,  # needs a model trained with genres: test_generate
     "config-fifo": config_fifo,
     "deep-override": run_with("data.splits=" + "[" * 20_000 + "]" * 20_000),
     "deep-yaml": deep_yaml,
-    "cache-not-a-folder": None,  # the cache is fixed at import: tests/test_outside_input.py, in a process of its own
-    "empty-title": None,  # needs a trained model: tests/test_outside_input.py
+    "cache-not-a-folder": None,  # the cache is fixed at import: tests/test_cli.py, in a process of its own
+    "empty-title": None,  # needs a trained model: tests/test_cli.py
     "title-not-utf8": None,  # likewise
-    "model-settings-wrong-type": None,  # likewise
+    "model-settings-wrong-type": None,  # needs a model directory: tests/test_model.py
     "tokenizer-past-embeddings": None,  # likewise
-    "run-path-wrong-kind": None,  # needs a run directory: tests/test_outside_input.py
+    "run-path-wrong-kind": None,  # needs a run directory: tests/test_rundir.py
     "mismatched-checkpoint": None,  # likewise
-    "disk-full-anywhere": None,  # needs a small filesystem: tests/test_outside_input.py
-    "diverged": None,  # trains until the loss is NaN: test_hardening.test_a_diverged_run_is_never_finished
+    "disk-full-anywhere": None,  # needs a small filesystem: tests/test_errors.py
+    "diverged": None,  # trains until the loss is NaN: test_train.test_a_diverged_run_is_never_finished
 }
 
 
 def test_the_readme_table_and_the_cases_agree():
     rows = readme_rows()
     assert len(rows) >= 20 and rows.keys() == CASES.keys()
-
-
-def snapshot(root: Path) -> dict:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
-    }
 
 
 def earlier_work(tmp: Path) -> Path:

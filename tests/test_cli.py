@@ -1,9 +1,15 @@
+"""moviegpt.cli (and the commands behind it): the command line, its numbers and texts, and its environment."""
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import one_error, one_line, readme_rows, run_argv
 
 
 def cli(*args, cwd=None):
@@ -116,3 +122,86 @@ def test_evaluate_run_prints_the_headline(smoke_run):
     out = json.loads(r.stdout)
     assert set(out["perplexity"]) == {"base", "fine-tuned"} and "genre_overlap@5" in out
     assert (smoke_run / "eval.json").exists()
+
+
+# ------------------------------------------------------------------ bad numbers on the command line
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--temperature", "0"], "temperature=0.0 must be at least 0.01"),
+        (["--temperature", "-1"], "must be at least 0.01"),
+        (["--top-p", "1.5"], "top_p=1.5 must be at most 1"),
+        (["--num", "0"], "--num=0 must be at least 1"),
+        (["--max-new-tokens", "inf"], "must be a finite number"),
+        (["--repetition-penalty", "0.5"], "repetition_penalty=0.5 must be at least 1"),
+    ],
+)
+def test_bad_command_line_numbers(argv, fragment, smoke_run, capfd):
+    one_error(capfd, fragment, "generate", "--model", str(smoke_run / "model"), "--title", "Heat", *argv)
+
+
+def test_bad_port_and_batch_size(smoke_run, capfd):
+    one_error(
+        capfd, "--port=70000 must be at most 65535", "demo", "--model", str(smoke_run / "model"), "--port", "70000"
+    )
+    one_error(
+        capfd, "--batch-size=0 must be at least 1", "evaluate", "--model", str(smoke_run / "model"), "--batch-size", "0"
+    )
+    one_error(
+        capfd, "moviegpt generate: argument --num/-n: invalid float value", "generate", "--model", "x", "--num", "two"
+    )
+
+
+# ------------------------------------------------------------------ titles
+
+
+def test_empty_and_undecodable_titles(smoke_run, capfd):
+    rows, model = readme_rows(), smoke_run / "model"
+    for title in ("", "   "):
+        assert rows["empty-title"] in one_line(*run_argv(["recommend", "-m", model, "--title", title], capfd))
+    bad = os.fsdecode(b"\xff\xfe film")  # what Python makes of bytes on the command line that are not UTF-8
+    for argv in (["generate", "-m", model, "--title", bad], ["recommend", "-m", model, "--title", bad]):
+        assert rows["title-not-utf8"] in one_line(*run_argv(argv, capfd))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(min_size=0, max_size=64), command=st.sampled_from(["generate", "recommend"]))
+def test_any_bytes_as_a_title_are_answered_or_refused_in_one_line(smoke_run, capfd, raw, command):
+    argv = [command, "-m", smoke_run / "model", "--title", os.fsdecode(raw)]
+    code, err = run_argv([*argv, "--max-new-tokens", "4"] if command == "generate" else [*argv, "-k", "2"], capfd)
+    if code != 0:
+        one_line(code, err)
+
+
+# ------------------------------------------------------------------ the environment
+
+
+def cli_in_env(env: dict, *argv) -> tuple[int, str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "moviegpt.cli", *map(str, argv)],
+        env={k: v for k, v in os.environ.items() if k not in env} | env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return r.returncode, r.stderr
+
+
+@settings(max_examples=6, deadline=None)
+@given(kind=st.sampled_from(["file", "under-a-file", "fine"]), var=st.sampled_from(["MOVIEGPT_CACHE", "HOME"]))
+def test_a_cache_or_home_that_is_not_a_folder_names_the_variable(tmp_path_factory, kind, var):
+    tmp = tmp_path_factory.mktemp("env")
+    (tmp / "f").write_text("a file")
+    where = {"file": tmp / "f", "under-a-file": tmp / "f" / "cache", "fine": tmp / "ok"}[kind]
+    if var == "HOME" and kind == "file":
+        where = tmp / "f"  # HOME/.cache/moviegpt then sits under a file
+    env = {var: str(where)} | ({} if var == "MOVIEGPT_CACHE" else {"MOVIEGPT_CACHE": ""})
+    env = {k: v for k, v in env.items() if v}
+    code, err = cli_in_env(env, "prepare", "--config", "smoke", "--set", f"runs_dir={tmp / 'runs'}")
+    if kind == "fine":
+        assert code == 0, err
+    else:
+        assert "set " in one_line(code, err) and var in err
+    assert (tmp / "f").read_text() == "a file"

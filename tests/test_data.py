@@ -1,11 +1,20 @@
+"""moviegpt.data: reading, normalising, cleaning and splitting film tables, and hostile data files."""
+
 import json
+import socket
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from moviegpt import UserError, data
+from moviegpt import UserError, cli, data
 from moviegpt.config import DataConfig
+
+from conftest import one_error, one_line_or_ok, run_cli, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +129,153 @@ def test_all_rows_dropped_is_an_error(tmp_path):
 def test_unreachable_hub_dataset_says_so():
     with pytest.raises(UserError, match="cannot reach the Hugging Face hub.*bundled"):
         data.read_table("wykonos/movies")  # conftest sets HF_HUB_OFFLINE=1
+
+
+# ------------------------------------------------------------------ hostile data
+
+
+def films(n=40, **cols) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "title": [f"Film {i}" for i in range(n)],
+            "overview": [f"A story number {i} about a town at night." for i in range(n)],
+            **cols,
+        }
+    )
+
+
+def test_a_film_list_without_ids_splits_by_its_content(tmp_path, capfd):
+    films().to_csv(tmp_path / "mine.csv", index=False)
+    code, out, err = run_cli(capfd, "prepare", "--config", "smoke", "--set", f"data.source={tmp_path / 'mine.csv'}")
+    assert code == 0, err
+    first = json.loads(out)["splits"]
+    films().sample(frac=1, random_state=3).to_csv(tmp_path / "shuffled.csv", index=False)
+    code, out, _ = run_cli(capfd, "prepare", "--config", "smoke", "--set", f"data.source={tmp_path / 'shuffled.csv'}")
+    assert json.loads(out)["splits"] == first  # the same films land in the same splits
+
+
+def test_numbers_as_genres_fill_a_genres_template(tmp_path, capfd):
+    films(genres=list(range(40))).to_csv(tmp_path / "g.csv", index=False)
+    code, _, err = run_cli(
+        capfd,
+        "prepare",
+        "--config",
+        "smoke",
+        "--set",
+        f"data.source={tmp_path / 'g.csv'}",
+        "--set",
+        "text.template=Genres: {genres}\nMovie: {title}\nOverview: {overview}",
+    )
+    assert code == 0, err
+
+
+def test_bytes_in_parquet_are_decoded_or_refused(tmp_path, capfd):
+    df = films()
+    df["overview"] = [o.encode() for o in df["overview"]]
+    df.to_parquet(tmp_path / "b.parquet")
+    from moviegpt import data
+
+    got = data.normalise(data.read_table(str(tmp_path / "b.parquet")))
+    assert got["overview"].iloc[0] == "A story number 0 about a town at night."  # decoded, not "b'...'"
+    df["overview"] = [b"\xff\xfe not utf-8"] * len(df)
+    df.to_parquet(tmp_path / "bad.parquet")
+    one_error(
+        capfd,
+        "holds bytes that are not UTF-8",
+        "prepare",
+        "--config",
+        "smoke",
+        "--set",
+        f"data.source={tmp_path / 'bad.parquet'}",
+    )
+
+
+def test_a_remote_source_that_never_answers_times_out(tmp_path, capfd):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts connections and never answers
+    port = listener.getsockname()[1]
+    t = time.time()
+    one_error(
+        capfd,
+        "cannot read data file",
+        "prepare",
+        "--config",
+        "smoke",
+        "--set",
+        f"data.source=http://127.0.0.1:{port}/films.csv",
+        "--set",
+        "data.timeout_s=2",
+    )
+    assert time.time() - t < 30
+    listener.close()
+
+
+# ------------------------------------------------------------------ hostile data files, generated
+
+
+COLUMNS = ["id", "title", "overview", "genres", "release_date", "popularity", "name", "plot", "", "Title", "title "]
+CELLS = st.one_of(
+    st.none(),
+    st.text(max_size=40),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [
+            "\x1b[2J\x1b]0;pwned\x07",
+            "Drama-Crime",
+            '[{"id": 1, "name": "Drama"}]',
+            "[1, 2]",
+            "😀",
+            "a,b\nc",
+            '"quoted"',
+            "  ",
+            "1999-13-45",
+            "x" * 12_000,
+        ]
+    ),
+)
+
+
+def write_table(df: pd.DataFrame, kind: str, path: Path, encoding: str) -> Path:
+    if kind == "csv":
+        path = path.with_suffix(".csv")
+        path.write_bytes(df.to_csv(index=False).encode(encoding, errors="replace"))
+    elif kind == "jsonl":
+        path = path.with_suffix(".jsonl")
+        path.write_text(df.to_json(orient="records", lines=True, default_handler=str))
+    else:
+        path = path.with_suffix(".parquet")
+        df.astype({c: "string" for c in df.columns if df[c].dtype == object}).to_parquet(path)
+    return path
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    columns=st.lists(st.sampled_from(COLUMNS), min_size=1, max_size=5, unique=True),
+    rows=st.integers(0, 30),
+    kind=st.sampled_from(["csv", "jsonl", "parquet"]),
+    encoding=st.sampled_from(["utf-8", "latin-1", "utf-16"]),
+    data=st.data(),
+)
+def test_hostile_data_files(columns, rows, kind, encoding, data, tmp_path_factory, capfd):
+    tmp = tmp_path_factory.mktemp("data")
+    df = pd.DataFrame({c: [data.draw(CELLS) for _ in range(rows)] for c in columns})
+    if rows and {"title", "overview"} <= set(columns) and data.draw(st.booleans()):  # mostly-good tables too
+        df["title"] = [f"Film {i}" for i in range(rows)]
+        df["overview"] = [data.draw(st.text(min_size=5, max_size=60)) for _ in range(rows)]
+    try:
+        path = write_table(df, kind, tmp / "films", encoding)
+    except Exception:  # pandas/pyarrow cannot write this table: nothing to test
+        return
+    before = snapshot(tmp)
+    capfd.readouterr()
+    code = cli.main(
+        ["prepare", "--config", "smoke", "--set", f"data.source={path}", "--set", f"runs_dir={tmp / 'runs'}"]
+    )
+    out = capfd.readouterr()
+    one_line_or_ok(code, out.err)
+    assert "\x1b" not in out.out
+    assert snapshot(tmp) == before

@@ -1,4 +1,4 @@
-"""Evaluation metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
+"""moviegpt.evaluate: metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
 
 import json
 import math
@@ -101,3 +101,11 @@ def test_recomputing_the_evaluation_gives_identical_numbers(smoke_run, tmp_path)
     (smoke_run / "eval.json").rename(tmp_path / "eval.json")
     second = evaluate.evaluate_run(smoke_run, n_titles=3, max_new_tokens=12, log=lambda m: None)
     assert second == first  # every perplexity, generated text and overlap, exactly
+
+
+def test_a_damaged_eval_json_is_recomputed(run_copy):
+    from moviegpt import evaluate
+
+    first = evaluate.evaluate_run(run_copy.path, n_titles=2, max_new_tokens=6, log=lambda m: None)
+    run_copy.eval_json.write_text(run_copy.eval_json.read_text()[:100])
+    assert evaluate.evaluate_run(run_copy.path, n_titles=2, max_new_tokens=6, log=lambda m: None) == first

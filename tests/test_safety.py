@@ -1,5 +1,4 @@
-"""What the project trusts: safetensors only, no remote code, no unpickling of anything a user hands
-in, and generated text escaped wherever it becomes HTML."""
+"""The whole package (no one module): safetensors only, no remote code, no unpickling, generated text escaped."""
 
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ import transformers
 
 from moviegpt import UserError, results
 from conftest import PROJECT_ROOT
+from conftest import PROJECT_ROOT as ROOT
 from moviegpt.model import load_trained
 
 SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
@@ -83,3 +83,10 @@ def test_the_demo_page_never_writes_html_from_data():
     page = demo.PAGE
     assert "innerHTML" not in page and "outerHTML" not in page and "insertAdjacentHTML" not in page
     assert "document.write" not in page and "textContent" in page
+
+
+def test_every_from_pretrained_says_trust_remote_code_false():
+    for f in (ROOT / "src" / "moviegpt").glob("*.py"):
+        for line_no, line in enumerate(f.read_text().splitlines(), 1):
+            if ".from_pretrained(" in line and "def " not in line and "GPT2Tokenizer" not in line:
+                assert "trust_remote_code=False" in line or "**kw" in line, f"{f.name}:{line_no}: {line.strip()}"

@@ -1,3 +1,5 @@
+"""moviegpt.train: a smoke run learns, records what ran, is reused, locked, and never finished when it diverges."""
+
 import fcntl
 import json
 
@@ -5,8 +7,10 @@ import pytest
 import yaml
 from transformers import pipeline
 
-from moviegpt import UserError, load_config
+from moviegpt import UserError, load_config, validate
 from moviegpt.train import run
+
+from conftest import one_error
 
 
 def test_smoke_run_learns(smoke_run):
@@ -182,3 +186,39 @@ def test_a_smoke_run_raises_no_warning_from_moviegpts_own_calls(tmp_path):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_a_diverged_run_is_never_finished(tmp_path, capfd):
+    from moviegpt.callbacks import MetricsLog
+    from transformers import TrainerControl, TrainerState
+
+    log, control = MetricsLog(tmp_path / "m.jsonl"), TrainerControl()
+    log.on_log(None, TrainerState(), control, logs={"loss": float("nan")})
+    assert control.should_training_stop and "loss became nan" in log.diverged
+    with pytest.raises(UserError, match="NaN or infinity"):
+        validate.dumps({"loss": float("nan")})
+    one_error(
+        capfd,
+        "training diverged",
+        "train",
+        "--config",
+        "smoke",
+        "--set",
+        f"runs_dir={tmp_path / 'runs'}",
+        "--set",
+        "data.max_train_rows=32",
+        "--set",
+        "train.max_steps=30",
+        "--set",
+        "train.learning_rate=10",
+        "--set",
+        "train.max_grad_norm=0",
+        "--set",
+        "train.logging_steps=1",
+        "--set",
+        "train.warmup_steps=0",
+        "--set",
+        "train.precision=fp32",
+        after_progress=True,
+    )
+    assert not list((tmp_path / "runs").glob("*/summary.json"))
