@@ -53,7 +53,7 @@ def test_no_declared_dependency_goes_unused():
         Requirement(r).name
         for r in tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     ]
-    code = "\n".join(p.read_text() for p in (PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
+    code = "\n".join(p.read_text() for p in sorted((PROJECT_ROOT / "src" / "moviegpt").rglob("*.py")))
     for dep in deps:
         name = IMPORT_NAMES.get(dep, dep.replace("-", "_"))
         imported = re.search(rf"^\s*(import|from) {name}\b", code, re.M) is not None

@@ -175,10 +175,11 @@ def evaluate_run(
     (recomputed when asked for with other settings, or when the file is damaged)."""
     run = RunDir(run_dir)
     want = eval_settings(n_titles, max_new_tokens, seed, k)
-    if (cached := run.evaluation()) is not None and cached.settings == want:
-        return cached
     if not run.finished:
         raise UserError(f"{run_dir} is not a finished moviegpt run (no summary.json)")
+    final = run.summary().final  # read first: a damaged summary is named even when an evaluation is cached
+    if (cached := run.evaluation()) is not None and cached.settings == want:
+        return cached
     cfg = load_run_config(run.path)
     splits = data.load_splits(cfg.data, cfg.seed)
     test, titles = splits.test, splits.test.head(n_titles)
@@ -197,7 +198,7 @@ def evaluate_run(
         how=Sampling(max_new_tokens=max_new_tokens, seed=seed),
         k=k,
     )
-    held = {"base": run.base_eval(), "fine-tuned": run.summary().final}  # measured by train on the same films
+    held = {"base": run.base_eval(), "fine-tuned": final}  # measured by train on the same films
     scored = {}
     for name in MODELS:
         log(f"Evaluating the {name} model...")
