@@ -121,3 +121,24 @@ def test_runs_of_one_shape_share_one_probe_and_a_short_run_plans_no_checkpoint(p
     assert full.train.eval_rows == plan.eval_rows >= planner.MIN_EVAL_ROWS
     with pytest.raises(AssertionError, match="probed again"):  # another shape is probed for itself
         resolve(budget(tmp_path, 0.1, "train.batch_size=2"), log=lambda m: None)
+
+
+def test_what_the_plan_cuts_changes_the_time_not_the_weights(tmp_path):
+    """Fewer validation passes and no mid-run checkpoint (the plan's cuts) leave the trained weights bit for bit
+    as they were: at the same steps they cost no held-out quality, and the time they free buys more steps."""
+    import torch
+
+    from moviegpt.rundir import RunDir
+
+    often = ["train.eval_steps=2", "train.save_steps=2", "train.samples=2"]  # the old way: every 2 of 8 steps
+    rare = ["train.eval_steps=8", "train.save_steps=0"]  # the plan's way: few passes, no checkpoint
+    runs = {}
+    for name, extra in (("often", often), ("rare", rare)):
+        cfg = load_config("smoke", [f"runs_dir={tmp_path / name}", "train.max_steps=8", "train.epochs=1", *extra])
+        runs[name] = RunDir(run(cfg, log=lambda m: None))
+    spent = {name: r.time_spent() for name, r in runs.items()}
+    assert spent["often"]["saves"] == 4 and spent["rare"]["saves"] == 0
+    assert spent["often"]["passes"] > spent["rare"]["passes"]
+    a, b = (load_file(runs[n].model_dir / "model.safetensors") for n in ("often", "rare"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert runs["often"].summary().final.perplexity == runs["rare"].summary().final.perplexity

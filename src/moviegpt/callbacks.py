@@ -140,33 +140,26 @@ class MetricsLog(TrainerCallback):
 class Samples(TrainerCallback):
     """At each validation pass (step 0 included), overviews for a few fixed test titles, sampled with a fixed
     seed, as a `samples` row of metrics.jsonl with the seconds they took (left out of tokens/s, counted in the
-    run's time spent): what the model writes as it learns. The global random state is put back afterwards, so
-    the run trains the same with or without them."""
+    run's time spent): what the model writes as it learns. The validation pass that calls it puts the random state
+    back (trainer.CountOnDevice._evaluate), so the run trains the same with or without them."""
 
     def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, seed: int, tokens: int):
         self.log, self.tok, self.films, self.template, self.seed, self.tokens = log, tok, films, template, seed, tokens
 
     def on_evaluate(self, args, state, control, model=None, **kw):
-        import random
-
-        import numpy as np
-
         from moviegpt.generate import Sampling, generate_overviews
+        from moviegpt.trainer import plain_forward
 
         if not state.is_world_process_zero or model is None:
             return
         t0 = time.perf_counter()
-        kept = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        try:
-            how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
-            gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
+        try:  # the random state: the validation pass puts it back (trainer.CountOnDevice._evaluate)
+            with plain_forward(model):
+                how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
+                gens = generate_overviews(
+                    model, self.tok, self.films, self.template, how=how, batch_size=len(self.films)
+                )
         finally:
-            random.setstate(kept[0])
-            np.random.set_state(kept[1])
-            torch.random.set_rng_state(kept[2])
-            if cuda is not None:
-                torch.cuda.set_rng_state_all(cuda)
             model.train()
         seconds = time.perf_counter() - t0
         self.log.not_training += seconds

@@ -174,6 +174,43 @@ def training_model(model, cfg: Config):
     return loss_only(align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
 
 
+@contextlib.contextmanager
+def kept_random_state():
+    """Python's, numpy's and torch's random states (every GPU's too) put back as they were on leaving."""
+    import random
+
+    import numpy as np
+
+    kept = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(kept[0])
+        np.random.set_state(kept[1])
+        torch.random.set_rng_state(kept[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def plain_forward(model):
+    """The model's own forward, for sampling during training (callbacks.Samples, the planner's sampling probe).
+    Under bf16 or fp16, Trainer's accelerate wraps a model's forward in autocast and in a copy of every output to
+    fp32, the KV cache included, at every generated token: sampling through that wrapper is several times slower
+    (benchmarks/README.md). Unwrapped, the model samples in its own precision (fp32 weights), as its saved copy
+    is evaluated; validation keeps Trainer's mixed precision."""
+    wrapped = model.__dict__.get("forward")  # an instance attribute: loss_only's and accelerate's wrappers
+    if wrapped is None:
+        yield model
+        return
+    model.forward = type(model).forward.__get__(model)
+    try:
+        yield model
+    finally:
+        model.forward = wrapped
+
+
 class CountOnDevice(Trainer):
     """Trainer that counts the tokens it has seen without stopping the GPU. Trainer adds every micro-batch's
     count to its state with `.item()`, which waits for the step to finish on the GPU; here the count stays on
@@ -193,6 +230,13 @@ class CountOnDevice(Trainer):
                     schedule.optimizer, [first_step_warmup(f, warmup) for f in schedule.lr_lambdas]
                 )
         return self.lr_scheduler
+
+    def _evaluate(self, *args, **kwargs):
+        """A validation pass (its callbacks, such as the samples, included) leaves the random state as it found it:
+        each pass draws a seed for its data loader from torch's generator, which would change every dropout mask
+        after it, so that how often a run validates would change what it trains."""
+        with kept_random_state():
+            return super()._evaluate(*args, **kwargs)
 
     def _track_num_input_tokens(self, inputs):  # Trainer's hook (transformers 5.x), called once per micro-batch
         if self.args.include_num_input_tokens_seen != "non_padding" or "attention_mask" not in inputs:
