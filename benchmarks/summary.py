@@ -56,6 +56,17 @@ def main():
             f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned "
             f"({p['plan_error']:+.0%}).\n"
         )
+    if "sampling" in res:
+        r = res["sampling"]
+        ms = ", ".join(f"{row['forward']} {row['ms_per_token']:.0f} ms" for row in r["rows"])
+        print(f"**sampling** — {perf.machine(r)}: a token for {r['titles']} titles at once ({r['precision']}): {ms}.\n")
+    if "warmup_quality" in res:
+        w = perf.warmup_numbers(res["warmup_quality"])
+        print(
+            f"**warmup_quality** — {w['warmup_machine']}: {w['warmup_steps']} steps; held-out perplexity "
+            f"{w['warmup_ppl_ours']:.2f} (first step trains) against {w['warmup_ppl_theirs']:.2f} (step 1 at lr 0); "
+            f"ratio {w['warmup_ratio']}.\n"
+        )
     b = res.get("book_build")
     if b:
         print(

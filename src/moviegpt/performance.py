@@ -302,6 +302,30 @@ def plan_numbers(result: dict) -> dict:
     }
 
 
+def warmup_numbers(result: dict) -> dict:
+    """benchmarks/warmup_quality.py: a run against the same run with transformers' warm-up (step 1 at lr 0)."""
+    from moviegpt.stats import Interval
+
+    ours, theirs = result["runs"]
+    ratio = Interval(**result["ratio"])
+    return {
+        "warmup_machine": machine(result),
+        "warmup_steps": ours["steps"],
+        "warmup_ppl_ours": ours["perplexity"],
+        "warmup_ppl_theirs": theirs["perplexity"],
+        "warmup_ratio": f"{ratio:.3f}",
+        "warmup_films": ratio.n,
+        "warmup_verdict": "does not measurably change"
+        if not ratio.excludes(1.0)
+        else ("improves" if ratio.value > 1 else "worsens"),
+    }
+
+
+def sampling_numbers(result: dict) -> dict:
+    """benchmarks/sampling.py: per-token sampling time through Trainer's wrapper against the model's own forward."""
+    return {"sampling_machine": machine(result), "sampling_x": result["rows"][-1]["x"]}
+
+
 # The targets the Performance chapter judges against, each in one place: ours over the original in every round
 # (tokens/s), per benchmark result, and the GPU's MFU.
 TARGETS = {"cpu": 3, "fp32": 2, "gpt2": 3, "gpu": 5}
