@@ -1,6 +1,6 @@
 """What sampling costs inside a training run (train.samples): seconds per generated token through the forward that
 Trainer leaves on the model after it starts (under bf16 or fp16, accelerate's autocast and its copy of every
-output to fp32), against the model's own forward (moviegpt.trainer.plain_forward, what callbacks.Samples uses).
+output to fp32), against the model's own forward (moviegpt.model.plain_forward, which generate.sample uses).
 Both on the same model, titles and seed, in the same process; the ratio is the baseline's time over ours.
 
     python benchmarks/sampling.py                     # the demo profile's model, precision and titles
@@ -17,20 +17,21 @@ import time
 from pathlib import Path
 
 import harness
-from moviegpt import hardware, load_config, model as model_stage, train, trainer
+from moviegpt import generate, hardware, load_config, model as model_stage, train, trainer
 from moviegpt.generate import Sampling, generate_overviews
 
 
 def per_token(p, cfg, films, forward, short: int = 8, long: int = 48) -> float:
-    """Seconds per new token: a pass of `long` tokens less one of `short`, after a warm-up pass."""
+    """Seconds per new token: a pass of `long` tokens less one of `short`, after a warm-up pass; `forward` stands
+    in for generate's plain_forward (contextlib.nullcontext: the model as Trainer left it)."""
 
     def timed(n: int) -> float:
         t0 = time.perf_counter()
-        with forward(p.model) as model:
-            how = Sampling(max_new_tokens=n)
-            generate_overviews(model, p.tok, films, cfg.text.template, how=how, batch_size=len(films))
+        how = Sampling(max_new_tokens=n)
+        generate_overviews(p.model, p.tok, films, cfg.text.template, how=how, batch_size=len(films))
         return time.perf_counter() - t0
 
+    generate.plain_forward = forward
     timed(short)
     return (timed(long) - timed(short)) / (long - short)
 
@@ -49,7 +50,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:  # one step, so that Trainer wraps the model as a run's does
         trainer.build(cfg, prepared.model, prepared.train_ds, Path(tmp), precision, saves=False, logs=False).train()
     as_trained = per_token(prepared, cfg, films, contextlib.nullcontext)
-    plain = per_token(prepared, cfg, films, trainer.plain_forward)
+    plain = per_token(prepared, cfg, films, model_stage.plain_forward)
     rows = [
         {"forward": "as Trainer leaves it", "ms_per_token": as_trained * 1e3, "x": 1.0},
         {"forward": "plain (moviegpt)", "ms_per_token": plain * 1e3, "x": as_trained / plain},

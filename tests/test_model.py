@@ -57,3 +57,26 @@ def test_a_mutated_model_directory_is_refused_in_one_line(model_copy, capfd, nam
             one_line(code, err)
     finally:
         path.write_text(original)
+
+
+def test_scoring_and_sampling_use_the_models_own_forward_and_give_the_wrapper_back(gpt2_tok):
+    """model.plain_forward (held-out scoring and sampling): inside it the model's class forward runs (here: logits
+    in training mode, which loss_only drops); after it the instance's wrapper is back; a model without one is as it
+    was."""
+    import torch
+
+    from moviegpt import load_config, model as model_stage
+    from moviegpt.model import plain_forward
+    from moviegpt.trainer import loss_only
+
+    tiny = load_config("smoke", ["model.n_layer=1"]).model
+    model = loss_only(model_stage.load_model(tiny, gpt2_tok, 0)[0])
+    wrapped, ids = model.forward, torch.tensor([[1, 2, 3]])
+    model.train()
+    with plain_forward(model) as m:
+        assert m(input_ids=ids, labels=ids).logits is not None
+    assert model.forward is wrapped and model(input_ids=ids, labels=ids).logits is None
+    plain = model_stage.load_model(tiny, gpt2_tok, 0)[0]
+    with plain_forward(plain):
+        assert "forward" not in vars(plain)
+    assert "forward" not in vars(plain)

@@ -107,26 +107,6 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     assert model(input_ids=ids, labels=ids).logits.shape == (*ids.shape, len(gpt2_tok))
 
 
-def test_sampling_during_training_uses_the_models_own_forward_and_gives_the_wrapper_back(gpt2_tok):
-    """trainer.plain_forward (callbacks.Samples): inside it the model's class forward runs (here: logits in training
-    mode, which loss_only drops); after it the instance's wrapper is back, and a model without one is untouched."""
-    import torch
-
-    from moviegpt import model as model_stage
-    from moviegpt.trainer import loss_only, plain_forward
-
-    model = loss_only(model_stage.load_model(load_config("smoke", ["model.n_layer=1"]).model, gpt2_tok, 0)[0])
-    wrapped, ids = model.forward, torch.tensor([[1, 2, 3]])
-    model.train()
-    with plain_forward(model) as m:
-        assert m(input_ids=ids, labels=ids).logits is not None
-    assert model.forward is wrapped and model(input_ids=ids, labels=ids).logits is None
-    plain = model_stage.load_model(load_config("smoke", ["model.n_layer=1"]).model, gpt2_tok, 0)[0]
-    with plain_forward(plain):
-        assert "forward" not in vars(plain)
-    assert "forward" not in vars(plain)
-
-
 def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
     """CountOnDevice counts non-padding tokens without a host read per micro-batch (a GPU sync); what it logs and
     ends with equals Trainer's own count of the same seeded run, on padded films where the two could differ."""

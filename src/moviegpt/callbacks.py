@@ -148,17 +148,13 @@ class Samples(TrainerCallback):
 
     def on_evaluate(self, args, state, control, model=None, **kw):
         from moviegpt.generate import Sampling, generate_overviews
-        from moviegpt.trainer import plain_forward
 
         if not state.is_world_process_zero or model is None:
             return
         t0 = time.perf_counter()
         try:  # the random state: the validation pass puts it back (trainer.CountOnDevice._evaluate)
-            with plain_forward(model):
-                how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
-                gens = generate_overviews(
-                    model, self.tok, self.films, self.template, how=how, batch_size=len(self.films)
-                )
+            how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
+            gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
         finally:
             model.train()
         seconds = time.perf_counter() - t0

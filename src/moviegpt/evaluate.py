@@ -42,7 +42,7 @@ from moviegpt.artifacts import (
 from moviegpt.config import DataConfig, TextConfig
 from moviegpt.errors import UserError
 from moviegpt.generate import Sampling, concepts, generate_overviews
-from moviegpt.model import load_model, load_trained
+from moviegpt.model import load_model, load_trained, plain_forward
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_run_config
 
@@ -70,7 +70,8 @@ def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, eos_
         width = int(mask.sum(1).max())  # drop columns that are padding in every row of this batch
         ids = torch.tensor(batch["input_ids"])[:, :width].to(device)
         labels = torch.tensor(batch["labels"])[:, :width].to(device)
-        logits = model(input_ids=ids, attention_mask=mask[:, :width].to(device)).logits.float()
+        with plain_forward(model):  # fp32 before and after training alike, not Trainer's mixed-precision wrapper
+            logits = model(input_ids=ids, attention_mask=mask[:, :width].to(device)).logits.float()
         target = labels[:, 1:]
         loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, ignore_index=-100, reduction="none")
         is_eos = target == (-1 if eos_id is None else eos_id)  # padding is -100 here, never the EOS id

@@ -18,7 +18,7 @@ from moviegpt import validate
 from moviegpt.artifacts import CUT
 from moviegpt.config import GENERATION_DEFAULTS
 from moviegpt.errors import UserError
-from moviegpt.model import context_length, load_trained
+from moviegpt.model import context_length, load_trained, plain_forward
 from moviegpt.tokens import as_text
 
 MODES = ("title", "concept", "completion")
@@ -117,18 +117,19 @@ def sample(
         for i in range(0, len(prompts), batch_size):
             chunk = prompts[i : i + batch_size]
             enc = tok(chunk, return_tensors="pt", padding=True).to(model.device)
-            gen = model.generate(
-                **enc,
-                do_sample=True,
-                temperature=how.temperature,
-                top_p=how.top_p,
-                top_k=how.top_k,
-                max_new_tokens=how.max_new_tokens,
-                repetition_penalty=how.repetition_penalty,
-                no_repeat_ngram_size=how.no_repeat_ngram_size,
-                pad_token_id=tok.pad_token_id,
-                eos_token_id=tok.eos_token_id,
-            )
+            with plain_forward(model):  # not Trainer's mixed-precision wrapper, when sampling during training
+                gen = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=how.temperature,
+                    top_p=how.top_p,
+                    top_k=how.top_k,
+                    max_new_tokens=how.max_new_tokens,
+                    repetition_penalty=how.repetition_penalty,
+                    no_repeat_ngram_size=how.no_repeat_ngram_size,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
             for prompt, seq in zip(chunk, gen[:, enc["input_ids"].shape[1] :].tolist()):
                 ended = tok.eos_token_id in seq
                 seq = seq[: seq.index(tok.eos_token_id)] if ended else seq

@@ -7,6 +7,7 @@ load, and a local directory that names its own code is refused before transforme
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import warnings
@@ -258,3 +259,21 @@ def align_output(model, multiple: int, gpu: bool | None = None):
 def merged(model):
     """The plain transformers model with the adapters folded into its weights (what model/ holds)."""
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+@contextlib.contextmanager
+def plain_forward(model):
+    """The model's own forward, for held-out scoring (evaluate.film_nll) and sampling (generate.sample), whether or
+    not a Trainer has trained it. Under bf16 or fp16, Trainer's accelerate wraps a model's forward in autocast and
+    in a copy of every output to fp32 (at every generated token the KV cache too, which makes sampling several
+    times slower: benchmarks/sampling.py). Unwrapped, a model is scored and sampled in its own precision (fp32
+    weights) before, during and after training alike; Trainer's validation keeps its mixed precision."""
+    wrapped = model.__dict__.get("forward")  # an instance attribute: loss_only's and accelerate's wrappers
+    if wrapped is None:
+        yield model
+        return
+    model.forward = type(model).forward.__get__(model)
+    try:
+        yield model
+    finally:
+        model.forward = wrapped

@@ -216,15 +216,13 @@ def sampling_probe(cfg: Config, prepared, short: int = 2, long: int = 10) -> tup
     """A sampling pass of train.samples titles: its fixed cost (prompt, set-up) and its cost per new token, from
     passes of `short` and `long` tokens (after a warm-up). The base model rarely stops this early."""
     from moviegpt.generate import Sampling, generate_overviews
-    from moviegpt.trainer import plain_forward
 
     films = prepared.splits.test.head(cfg.train.samples).to_dict("records")
 
     def timed(n: int) -> float:
         t0 = time.perf_counter()
         how = Sampling(max_new_tokens=n)
-        with plain_forward(prepared.model) as model:  # as callbacks.Samples samples
-            generate_overviews(model, prepared.tok, films, cfg.text.template, how=how, batch_size=len(films))
+        generate_overviews(prepared.model, prepared.tok, films, cfg.text.template, how=how, batch_size=len(films))
         return time.perf_counter() - t0
 
     timed(short)  # warm-up

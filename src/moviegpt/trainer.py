@@ -193,24 +193,6 @@ def kept_random_state():
             torch.cuda.set_rng_state_all(cuda)
 
 
-@contextlib.contextmanager
-def plain_forward(model):
-    """The model's own forward, for sampling during training (callbacks.Samples, the planner's sampling probe).
-    Under bf16 or fp16, Trainer's accelerate wraps a model's forward in autocast and in a copy of every output to
-    fp32, the KV cache included, at every generated token: sampling through that wrapper is several times slower
-    (benchmarks/README.md). Unwrapped, the model samples in its own precision (fp32 weights), as its saved copy
-    is evaluated; validation keeps Trainer's mixed precision."""
-    wrapped = model.__dict__.get("forward")  # an instance attribute: loss_only's and accelerate's wrappers
-    if wrapped is None:
-        yield model
-        return
-    model.forward = type(model).forward.__get__(model)
-    try:
-        yield model
-    finally:
-        model.forward = wrapped
-
-
 class CountOnDevice(Trainer):
     """Trainer that counts the tokens it has seen without stopping the GPU. Trainer adds every micro-batch's
     count to its state with `.item()`, which waits for the step to finish on the GPU; here the count stays on
