@@ -152,7 +152,7 @@ class Samples(TrainerCallback):
         if not state.is_world_process_zero or model is None:
             return
         t0 = time.perf_counter()
-        try:  # the random state: the validation pass puts it back (trainer.CountOnDevice._evaluate)
+        try:  # sampling puts the model in eval mode; training goes on in train mode
             how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
             gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
         finally:
