@@ -99,7 +99,6 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
         rows.append(
             {
                 "run": name,
-                "budget (min)": f"{plan.budget_minutes:g}" if plan else "",
                 "planned": plan.planned_seconds - plan.probe_seconds if plan else None,
                 "trained": t["train_runtime_s"],
                 "validation": t["validation_s"],
@@ -115,7 +114,9 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
 def time_facts(runs: dict[str, RunDir]) -> dict:
     shares = {name: run.time_spent()["overhead_share"] for name, run in runs.items()}
     worst = max(shares.values())
+    budgets = sorted({f"{p.budget_minutes:g}" for p in (run.info().plan for run in runs.values()) if p})
     return {
+        "overhead_budgets": f"a budget of {' or '.join(budgets)} minutes" if budgets else "a step count, no budget",
         "overhead_worst": f"{worst:.1%}",
         "overhead_target": f"{OVERHEAD_TARGET:.0%}",
         "overhead_verdict": "within" if worst <= OVERHEAD_TARGET else "over",
