@@ -107,6 +107,26 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     assert model(input_ids=ids, labels=ids).logits.shape == (*ids.shape, len(gpt2_tok))
 
 
+def test_a_terminal_bar_shows_the_latest_numbers_and_prints_no_log_dict(tmp_path, monkeypatch, capfd):
+    """With a progress bar (a terminal), Trainer printed every log dict as a line under it; trainer.BarProgress
+    shows the last loss and tokens/s on the bar instead (metrics.jsonl keeps every log)."""
+    import dataclasses
+
+    from moviegpt import hardware, train, trainer
+
+    monkeypatch.setenv("MOVIEGPT_PROGRESS", "1")
+    steps = ["train.max_steps=4", "train.logging_steps=1"]
+    cfg = load_config("smoke", [f"runs_dir={tmp_path}", "model.n_layer=1", *steps])
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_steps=None, save_steps=0))
+    p = train.prepare(cfg, log=lambda m: None)
+    precision, _ = hardware.resolve_precision(cfg.train.precision)
+    t = trainer.build(cfg, p.model, p.train_ds, tmp_path / "out", precision, saves=False)
+    assert [type(c) for c in t.callback_handler.callbacks].count(trainer.BarProgress) == 1
+    t.train()
+    out, err = capfd.readouterr()
+    assert "{'loss'" not in out + err and "loss=" in err, err[-500:]
+
+
 def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
     """CountOnDevice counts non-padding tokens without a host read per micro-batch (a GPU sync); what it logs and
     ends with equals Trainer's own count of the same seeded run, on padded films where the two could differ."""

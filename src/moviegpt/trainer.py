@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments, default_data_collator
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.modeling_outputs import CausalLMOutput
 from transformers.trainer_utils import rotate_checkpoints
 
@@ -142,10 +142,29 @@ def build(
 
 
 def quiet(trainer: Trainer) -> Trainer:
-    """Without a progress bar Trainer prints every log dict to stdout; the run's metrics.jsonl has them."""
+    """Every log dict goes to the run's metrics.jsonl. Without a progress bar Trainer would also print each to stdout;
+    with one, it would print each as a line under the bar: here the bar shows the latest numbers in place."""
     if trainer.args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)
+    elif any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarProgress)
     return trainer
+
+
+class BarProgress(ProgressCallback):
+    """Trainer's terminal bar, with the last logged loss, validation loss and tokens/s beside it instead of a line
+    per log."""
+
+    SHOWN = {"loss": "loss", "eval_loss": "val loss", "tokens_per_second": "tok/s"}
+    last: dict | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            new = {name: f"{logs[key]:.4g}" for key, name in self.SHOWN.items() if key in logs}
+            if new:
+                self.last = {**(self.last or {}), **new}
+                self.training_bar.set_postfix(self.last, refresh=True)
 
 
 def loss_only(model, enabled: bool = True):
