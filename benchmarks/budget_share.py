@@ -1,5 +1,5 @@
 """How much of a planned run's training time went to optimizer steps: validation, checkpoints and the planner's
-probe as a share of `train_runtime` (moviegpt.rundir.RunDir.time_spent, from the run's metrics.jsonl). The
+estimate as a share of `train_runtime` (moviegpt.rundir.RunDir.time_spent, from the run's metrics.jsonl). The
 target is at most 15% for every planned run.
 
     python benchmarks/budget_share.py runs/demo-*          # finished runs, e.g. the book's
@@ -67,7 +67,7 @@ def main(argv=None):
             ],
         )
     )
-    print(f"target: validation + checkpoints + probe <= {TARGET:.0%} of train_runtime")
+    print(f"target: validation + checkpoints + estimate <= {TARGET:.0%} of train_runtime")
     print(
         "wrote",
         harness.write_result(

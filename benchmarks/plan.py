@@ -1,10 +1,11 @@
-"""What the planner (train.budget_minutes, moviegpt.plan) costs and how well it predicts: the probe's time,
-the planned against the actual training time of a run it planned, on this machine, and the share of that
-run's training time that went to validation, checkpoints and the probe (budget_share.py; target <= 15%).
+"""What the planner (train.budget_minutes, moviegpt.plan) costs and how well it predicts: its estimate's time
+(a forward pass before the first step; the steps it measures in the run are training), the planned against the
+actual training time of a run it planned, on this machine, and the share of that run's training time that
+went to validation, checkpoints and the estimate (budget_share.py; target <= 15%).
 
     python benchmarks/plan.py [--profile demo] [--budget 3]
 
-The plan cache for this config and machine is cleared first, so the probe really runs; the run goes to a
+The plan cache for this config and machine is cleared first, so the run plans itself; the run goes to a
 temporary folder. Writes benchmarks/results/plan.json.
 """
 
@@ -25,7 +26,6 @@ def main(argv=None):
         cfg = load_config(args.profile, [f"train.budget_minutes={args.budget}", f"runs_dir={runs}"])
         chosen = train.model_stage.choose(cfg)
         (planner.PLANS / f"{planner.plan_key(chosen)}.json").unlink(missing_ok=True)
-        (planner.PLANS / "probes" / f"{planner.probe_key(chosen)}.json").unlink(missing_ok=True)
         run = train.run(cfg)
         plan, s, spent = run.info().plan, run.summary(), run.time_spent()
     result = {
@@ -34,7 +34,7 @@ def main(argv=None):
         "profile": args.profile,
         "budget_minutes": args.budget,
         "probe_seconds": plan.probe_seconds,
-        "tokens_per_second_probe": plan.tokens_per_second,
+        "tokens_per_second_planned": plan.tokens_per_second,
         "tokens_per_second_run": s.tokens_per_second,
         "planned_seconds": plan.planned_seconds,
         "actual_seconds": s.train_runtime_s,
@@ -45,12 +45,12 @@ def main(argv=None):
         **spent,
     }
     print(
-        f"probe {plan.probe_seconds:.0f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
+        f"estimate {plan.probe_seconds:.1f} s; planned {plan.planned_seconds:.0f} s, trained {s.train_runtime_s:.0f} s "
         f"({s.train_runtime_s / plan.planned_seconds - 1:+.0%}); {plan.reason}"
     )
     print(
         f"validation {spent['validation_s']:.0f} s ({spent['passes']} passes), checkpoints {spent['save_s']:.0f} s, "
-        f"probe {spent['probe_s']:.0f} s: {spent['overhead_share']:.1%} of train_runtime "
+        f"estimate {spent['probe_s']:.1f} s: {spent['overhead_share']:.1%} of train_runtime "
         f"{spent['train_runtime_s']:.0f} s"
         " (target <= 15%)"
     )

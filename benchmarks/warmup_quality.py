@@ -1,5 +1,5 @@
 """What the first-step warm-up costs or buys in held-out quality: a finished run against the same run trained
-again with transformers' own warm-up, whose first step trains at a learning rate of 0 (moviegpt.trainer's
+again with transformers' own warm-up, whose first step trains at a learning rate of 0 (moviegpt.schedule
 `first_step_warmup` undone). Same config, plan, films, seed and step count; only the warm-up differs. Held-out
 perplexity of each on the same test films, and their paired ratio with a 95% bootstrap interval (moviegpt.stats).
 
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import harness
-from moviegpt import stats, train, trainer
+from moviegpt import schedule, stats, train
 from moviegpt.rundir import RunDir
 from moviegpt.settings import load_run_config
 
@@ -48,7 +48,7 @@ def main(argv=None):
         p.error(f"{args.run} is not a finished run")
     cfg = load_run_config(ours.path)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer.first_step_warmup = transformers_warmup  # the one change: Trainer's own warm-up
+        schedule.first_step_warmup = transformers_warmup  # the one change: Trainer's own warm-up
         theirs = RunDir(train.run(dataclasses.replace(cfg, runs_dir=tmp)))
         rows = [row("first step trains (moviegpt)", ours), row("step 1 at lr 0 (transformers)", theirs)]
         a, b = ours.summary().final, theirs.summary().final

@@ -95,8 +95,13 @@ class Plan:
     planned_seconds: float
     reason: str
     eval_rows: int | None = None  # validation blocks per pass (plans made before it existed: all of them)
-    probed: bool = True  # this plan ran its probe (False: it reused the probe of a run of the same shape)
-    samples_seconds: float = 0.0  # train.samples: the sampled overviews at every validation pass, all together
+    probed: bool = True  # this plan ran its probe (False, plans made before runs measured themselves: it reused
+    # the probe of a run of the same shape)
+    samples_seconds: float = 0.0  # plans made before runs measured themselves: the samples of all passes
+    warmup_steps: int = 0  # the warm-up's steps, fixed before the first step
+    schedule_steps: int = 0  # the estimate's step count: the schedule of the steps before measured_step
+    data_steps: int = 0  # the steps that read every training film (train.epochs times): the most a run trains
+    measured_step: int = 0  # the step whose time fixed max_steps; 0: not yet (max_steps is the estimate's)
 
 
 @dataclass

@@ -74,12 +74,12 @@ def configs(log=lambda m: None, root: Path | None = None) -> dict:
 
 
 def train_all(log=print, root: Path | None = None) -> dict[str, RunDir]:
-    """Train (or reuse) every run the book shows, each in a process of its own that plans it (the probe trains
+    """Train (or reuse) every run the book shows, each in a process of its own that plans it (its estimate runs
     that run's model), then write runs/book-<profile>.json naming them."""
     for name, cfg in requested(root).items():
         log(f"== {name}")
         train_apart(cfg)
-    cfgs = configs(root=root)  # every plan is cached now: nothing is probed or loaded here
+    cfgs = configs(root=root)  # every plan is cached now: nothing is estimated or loaded here
     write_manifest(cfgs, root)
     return {name: RunDir(Path(c.runs_dir) / c.run_name) for name, c in cfgs.items()}
 
@@ -112,7 +112,7 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
 
 def train_apart(cfg) -> None:
     """Train (or reuse) one run in a process of its own, so the peak memory it records (the resident set of its
-    process) is its own: in one process, memory the allocator kept from the probes or an earlier run would count
+    process) is its own: in one process, memory the allocator kept from an earlier run would count
     again. The child reports a failure in one line; this process then exits with the child's code."""
     import multiprocessing
 

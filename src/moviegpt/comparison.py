@@ -22,7 +22,7 @@ def comparison(runs: dict[str, RunDir]):
         after = _ci(s.final)
         rows[name] = {
             "trainable parameters": info.trainable_parameters or info.parameters,
-            "training films": s.data.used("train") or 0,
+            "passes over the films": f"{s.epochs:.2f}",
             "steps": s.steps,
             "tokens trained": s.tokens_seen,
             "learning rate": f"{cfg.train.learning_rate:g}",
@@ -39,6 +39,11 @@ def probe_note(a, b) -> str:
     """One sentence on how the two runs were planned (artifacts.Plan of each, or None for a fixed step count)."""
     if a is None or b is None:
         return "At least one of them ran a fixed step count, not a plan."
+    if a.measured_step and b.measured_step:
+        return (
+            f"Each fixed its own step count from the time of its step {a.measured_step} on this machine, so each "
+            "trained as many steps as its own steps' cost allowed."
+        )
     if a.step_seconds == b.step_seconds:
         return (
             "Both were planned from one probe of full training on this machine, so both were given the same "
@@ -87,7 +92,9 @@ def comparison_facts(runs: dict[str, RunDir], main: str = MAIN, other: str = "Lo
     }
 
 
-OVERHEAD_TARGET = 0.15  # validation, samples, saves and probe: at most this share of train_runtime in a planned run
+OVERHEAD_TARGET = (
+    0.15  # validation, samples, saves and the estimate: at most this share of train_runtime in a planned run
+)
 
 
 def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
@@ -104,7 +111,7 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
                 "validation": t["validation_s"],
                 "samples": t["samples_s"],
                 "saves": t["save_s"],
-                "probe": t["probe_s"],
+                "estimate": t["probe_s"],
                 "not steps": f"{t['overhead_share']:.1%}",
             }
         )
@@ -120,7 +127,21 @@ def time_facts(runs: dict[str, RunDir]) -> dict:
         "overhead_worst": f"{worst:.1%}",
         "overhead_target": f"{OVERHEAD_TARGET:.0%}",
         "overhead_verdict": "within" if worst <= OVERHEAD_TARGET else "over",
+        "schedule_note": schedule_note(runs[MAIN].info().plan),
     }
+
+
+def schedule_note(plan) -> str:
+    """How the main run's learning-rate schedule was fixed (moviegpt.plan), in a sentence."""
+    if plan is None or not plan.measured_step:
+        return "The main run's schedule was fixed before its first step."
+    k, first, steps = plan.measured_step, plan.schedule_steps, plan.max_steps
+    same = "the same schedule" if first == steps else f"the {first}-step schedule estimated before training"
+    return (
+        f"The main run's first {k} steps trained at the learning rates of {same}; it then fixed its length at "
+        f"{steps} steps, and the later steps followed the schedule of {steps} steps, which reaches its end at "
+        f"the last step. A rerun from the cached plan trains the same rates, and the same weights."
+    )
 
 
 # ---------------------------------------------------------------- the recipes, scored the same way (score.json)

@@ -143,12 +143,18 @@ class TrainConfig:
     )
     budget_minutes: float | None = setting(
         None,
-        "plan the run to this many minutes of training on this machine: a "
-        "short probe measures tokens/s, then the step count and the number of "
-        "training films are set to fit (moviegpt.plan); cached per machine",
+        "plan the run to this many minutes of training on this machine: the run "
+        "times its own steps and sets its step count to fit (moviegpt.plan); "
+        "cached per machine",
         hash="changed",
         lo=0.1,
         hi=1e6,
+    )
+    planned_by: str = setting(
+        "",
+        "set by moviegpt.plan, not by hand: the key of the plan that sized this run, which names its "
+        "directory (a planned run's step count is fixed while it trains)",
+        hash="no",
     )
     batch_size: int = setting(4, "rows per device per micro-batch", lo=1, hi=1 << 16)
     eval_batch_size: int = setting(8, "rows per batch when evaluating", lo=1, hi=1 << 16)
@@ -284,7 +290,7 @@ class Config:
 
     @property
     def run_name(self) -> str:
-        return f"{self.profile}-{self.hash()}"
+        return f"{self.profile}-{self.train.planned_by or self.hash()}"
 
     @property
     def tokens_per_step(self) -> int:

@@ -291,7 +291,8 @@ def gpu_run_numbers(result: dict) -> dict:
 
 
 def plan_numbers(result: dict) -> dict:
-    """benchmarks/plan.py: the planner's probe cost and its planned against actual training time."""
+    """benchmarks/plan.py: what the planner's estimate cost (its probe, in results made before runs measured
+    themselves) and its planned against actual training time."""
     return {
         "plan_bench_machine": machine(result),
         "plan_probe_s": result["probe_seconds"],

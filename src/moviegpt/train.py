@@ -3,10 +3,11 @@
 Like transformers' run_clm.py and litgpt's finetune/full.py, a run reads top to bottom, each object made once:
     choose   the model that can be had (the hub's, or the stand-in: moviegpt.model.choose)
     prepare  tokenizer, splits, datasets and model, once (`moviegpt prepare` shows what it made)
-    plan     for train.budget_minutes, the step count and films that fit this machine (moviegpt.plan); the
-             probe trains what prepare made
-    setup    the plan's films, the base model's held-out evaluation, config.yaml
-    fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence
+    plan     for train.budget_minutes, a first step count from a forward pass of what prepare made
+             (moviegpt.plan)
+    setup    the base model's held-out evaluation, config.yaml
+    fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence; a planned
+             run fixes its step count at its step plan.MEASURED_STEP
     save     model/ (merged when LoRA trained), adapter/
     finish   held-out evaluation of the fine-tuned model, model card, summary.json (last: the run is finished)
 A finished run is reused as it is; an unfinished one is resumed. A changed config hashes to a new
@@ -88,15 +89,6 @@ def train_dataset(cfg: Config, splits: data.Splits, tok):
     return ds
 
 
-def planned_films(p: Prepared, cfg: Config) -> Prepared:
-    """The films the plan chose (data.max_train_rows): the first of those prepared, as loading with the cap gives."""
-    n = cfg.data.max_train_rows
-    if cfg.data.streaming or not n or n >= len(p.splits.train):
-        return p
-    splits = data.cap_train(p.splits, n)
-    return dataclasses.replace(p, splits=splits, train_ds=train_dataset(cfg, splits, p.tok))
-
-
 def resolve(cfg: Config, log=print) -> tuple[Config, Plan | None]:
     """The config that will run here: the model that can be had, and the plan for a budget."""
     cfg, plan, _ = _resolve(cfg, log)
@@ -143,7 +135,7 @@ def is_main_process() -> bool:
 
 
 def _train(cfg: Config, plan: Plan | None, run: RunDir, prepared: Prepared | None, log, main: bool = True) -> None:
-    s = setup(cfg, plan, run, planned_films(prepared or prepare(cfg, log), cfg), log, main)
+    s = setup(cfg, plan, run, prepared or prepare(cfg, log), log, main)
     with PeakMemory() as memory:
         trainer, result = fit(cfg, s, run, log, main)
     tuned = save(cfg, s, trainer, run, main)
@@ -268,7 +260,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         resuming=last is not None,
         callbacks=[metrics, stop, *C.tracking(run.path, cfg)]
         + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])
-        + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds is not None else []),
+        + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds is not None else [])
+        + ([C.PlanAtStep(cfg, s.info.plan, lambda p: fixed(cfg, p, s, run, main))] if cfg.train.planned_by else []),
     )
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -288,6 +281,13 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
             f"{run.checkpoints / f'checkpoint-{trainer.state.global_step}'}; rerun the same command to resume"
         )
     return trainer, result
+
+
+def fixed(cfg: Config, plan: Plan, s: Setup, run: RunDir, main: bool) -> None:
+    """A plan the run fixed as it trained: cached for rebuilds, and in config.yaml (what ran)."""
+    s.info.plan = plan
+    if main:
+        save_config(planner.record(cfg, plan), run.config_yaml, to_dict(s.info))
 
 
 def save(cfg: Config, s: Setup, trainer, run: RunDir, main: bool):

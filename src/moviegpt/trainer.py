@@ -24,6 +24,7 @@ from moviegpt import progress
 from moviegpt.config import Config
 from moviegpt.errors import UserError, first_line
 from moviegpt.model import align_output
+from moviegpt.schedule import follow, schedule_factors
 
 
 # A GPU runs a step while the CPU queues the next one, unless something waits for the step to finish. Trainer
@@ -58,7 +59,7 @@ def arguments(
     logs: bool = True,
 ) -> dict:
     """The keywords of training_args' TrainingArguments(...), train.trainer_args last. `resuming`: no step-0
-    evaluation; `saves` and `logs` false (the planner's probe, the benchmarks): no checkpoints, no log lines, no
+    evaluation; `saves` and `logs` false (the benchmarks): no checkpoints, no log lines, no
     trackers, no bar."""
     t = cfg.train
     eval_strategy = "no" if not has_eval else ("steps" if t.eval_steps else "epoch")
@@ -123,7 +124,7 @@ def build(
     logs: bool = True,
     atomic: bool = True,
 ) -> Trainer:
-    """The one place a Trainer is made: `moviegpt train`, the planner's probe and the benchmarks all train this.
+    """The one place a Trainer is made: `moviegpt train` and the benchmarks both train this.
     What differs between them goes in as arguments (saves, logs, callbacks, the collator), never as a change to
     the TrainingArguments afterwards. `atomic` false: Trainer's own checkpoints (benchmarks/checkpoint_cost.py)."""
     args = training_args(cfg, out, precision, eval_dataset is not None, resuming=resuming, saves=saves, logs=logs)
@@ -159,6 +160,11 @@ class BarProgress(ProgressCallback):
     SHOWN = {"loss": "loss", "eval_loss": "val loss", "tokens_per_second": "tok/s"}
     last: dict | None = None
 
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None and self.training_bar.total != state.max_steps:
+            self.training_bar.total = state.max_steps  # a planned run fixes its steps as it trains (moviegpt.plan)
+        super().on_step_end(args, state, control, **kwargs)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:
             new = {name: f"{logs[key]:.4g}" for key, name in self.SHOWN.items() if key in logs}
@@ -173,7 +179,7 @@ def loss_only(model, enabled: bool = True):
     its batch x length x vocabulary logits: 32 x 128 x 50,257 = 823 MB written (and freed) every step for
     nothing (the benchmark's "ours, logits returned" row measures it). In eval mode (validation, evaluation,
     generation) the model returns everything as before; the losses are the same either way."""
-    if not enabled or getattr(model.forward, "loss_only", False):  # once (the probe trains the run's model first)
+    if not enabled or getattr(model.forward, "loss_only", False):  # once (a model trained again: benchmarks)
         return model
     forward = model.forward
 
@@ -188,7 +194,7 @@ def loss_only(model, enabled: bool = True):
 
 
 def training_model(model, cfg: Config):
-    """The model as Trainer trains it, in `moviegpt train`, the planner's probe and the benchmarks alike: its output
+    """The model as Trainer trains it, in `moviegpt train` and the benchmarks alike: its output
     layer aligned on a GPU (train.vocab_multiple), its training steps returning the loss only (train.loss_only)."""
     return loss_only(align_output(model, cfg.train.vocab_multiple), cfg.train.loss_only)
 
@@ -222,14 +228,11 @@ class CountOnDevice(Trainer):
     def create_scheduler(self, num_training_steps, optimizer=None):
         """Trainer's schedule, but a warm-up trains from its first step: transformers' warm-up gives step 1 a
         learning rate of 0, a step wasted, which in a 10-step run is a tenth of the run. Here step k of a w-step
-        warm-up has k/w of the peak (k = 1..w), the schedule after it unchanged."""
+        warm-up has k/w of the peak (k = 1..w), the schedule after it unchanged (schedule_factors)."""
         if self.lr_scheduler is None:
             schedule = super().create_scheduler(num_training_steps, optimizer)
-            warmup = self.args.get_warmup_steps(num_training_steps)
-            if warmup and isinstance(schedule, LambdaLR):
-                self.lr_scheduler = LambdaLR(
-                    schedule.optimizer, [first_step_warmup(f, warmup) for f in schedule.lr_lambdas]
-                )
+            if isinstance(schedule, LambdaLR):
+                follow(schedule, schedule_factors(self.args, schedule.optimizer, num_training_steps))
         return self.lr_scheduler
 
     def _evaluate(self, *args, **kwargs):
@@ -258,15 +261,6 @@ class CountOnDevice(Trainer):
     def _save_checkpoint(self, model, trial):
         self.flush_tokens()
         return super()._save_checkpoint(model, trial)
-
-
-def first_step_warmup(schedule, warmup: int):
-    """schedule(step) with its warm-up moved one step earlier: schedule(step + 1) while warming up."""
-
-    def shifted(step: int) -> float:  # a plain function: LambdaLR keeps it out of the scheduler's state dict
-        return schedule(min(step + 1, warmup)) if step < warmup else schedule(step)
-
-    return shifted
 
 
 class AtomicCheckpointTrainer(CountOnDevice):
