@@ -172,7 +172,7 @@ def fit(cfg: Config, start: Plan, step_s: float, spent_s: float, pass_s: float) 
     left = t.budget_minutes * 60 - start.probe_seconds - spent_s - EVALS * pass_s
     steps = max(MIN_STEPS, min(k + math.floor(left / step_s), start.data_steps))
     every = max(1, math.ceil(steps / EVALS))  # Trainer also validates at the last step: EVALS passes at most
-    passes = math.ceil(steps / every) - k // every  # those after step k (every `every` steps and the last)
+    passes = math.ceil(steps / every) - (k - 1) // every  # from step k on: every `every` steps, and the last
     save_every = 0 if t.budget_minutes <= SHORT_RUN else max(every, steps // 2 // every * every)
     tok_s = t.batch_size * cfg.text.seq_len() * t.grad_accum / step_s
     why = (
