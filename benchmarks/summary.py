@@ -52,9 +52,9 @@ def main():
     if "plan" in res:
         p = perf.plan_numbers(res["plan"])
         print(
-            f"**plan** — {p['plan_bench_machine']}: probe {p['plan_probe_s']:.0f} s; a {p['plan_budget_min']:g}-minute "
-            f"plan trained {p['plan_actual_s']:.0f} s against {p['plan_planned_s']:.0f} s planned "
-            f"({p['plan_error']:+.0%}).\n"
+            f"**plan** — {p['plan_bench_machine']}: estimate {p['plan_probe_s']:.1f} s; "
+            f"a {p['plan_budget_min']:g}-minute plan trained {p['plan_actual_s']:.0f} s "
+            f"against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n"
         )
     if "sampling" in res:
         r = res["sampling"]

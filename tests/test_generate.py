@@ -59,3 +59,16 @@ def test_a_genres_template_is_filled_or_asked_for(genres_run, capfd):
     assert code == 0, err
     code, out, err = run_cli(capfd, "evaluate", "--run", str(genres_run))
     assert code == 0, err
+
+
+def test_a_time_limit_stops_sampling_before_its_token_limit(genres_run):
+    """train.samples in a planned run: each pass's samples stop at their part of the budget (generate's max_time)."""
+    from moviegpt.generate import Sampling, sample
+    from moviegpt.model import load_trained
+
+    model, tok, _ = load_trained(str(genres_run / "model"))
+    prompts = ["Genres: Drama\nMovie: Heat\nOverview:"] * 2
+    free = sample(model, tok, prompts, how=Sampling(max_new_tokens=64, seed=1), batch_size=2)
+    cut = sample(model, tok, prompts, how=Sampling(max_new_tokens=64, seed=1, max_time=1e-4), batch_size=2)
+    assert max(g["new_tokens"] for g in cut) < max(g["new_tokens"] for g in free)
+    assert not any(g["ended_with_eos"] for g in cut)  # stopped by the clock, not by the model

@@ -98,6 +98,7 @@ class Plan:
     probed: bool = True  # this plan ran its probe (False, plans made before runs measured themselves: it reused
     # the probe of a run of the same shape)
     samples_seconds: float = 0.0  # plans made before runs measured themselves: the samples of all passes
+    sample_seconds: float = 0.0  # train.samples: the most one validation pass's samples may take; 0: no limit
     warmup_steps: int = 0  # the warm-up's steps, fixed before the first step
     schedule_steps: int = 0  # the estimate's step count: the schedule of the steps before measured_step
     data_steps: int = 0  # the steps that read every training film (train.epochs times): the most a run trains

@@ -146,18 +146,19 @@ class Samples(TrainerCallback):
     run's time spent): what the model writes as it learns. The validation pass that calls it puts the random state
     back (trainer.CountOnDevice._evaluate), so the run trains the same with or without them."""
 
-    def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, seed: int, tokens: int):
-        self.log, self.tok, self.films, self.template, self.seed, self.tokens = log, tok, films, template, seed, tokens
+    def __init__(self, log: MetricsLog, tok, films: list[dict], template: str, how):
+        self.log, self.tok, self.films, self.template, self.how = log, tok, films, template, how  # a generate.Sampling
 
     def on_evaluate(self, args, state, control, model=None, **kw):
-        from moviegpt.generate import Sampling, generate_overviews
+        from moviegpt.generate import generate_overviews
 
         if not state.is_world_process_zero or model is None:
             return
         t0 = time.perf_counter()
         try:  # sampling puts the model in eval mode; training goes on in train mode
-            how = Sampling(seed=self.seed, max_new_tokens=self.tokens)
-            gens = generate_overviews(model, self.tok, self.films, self.template, how=how, batch_size=len(self.films))
+            gens = generate_overviews(
+                model, self.tok, self.films, self.template, how=self.how, batch_size=len(self.films)
+            )
         finally:
             model.train()
         seconds = time.perf_counter() - t0

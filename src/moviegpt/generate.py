@@ -37,6 +37,7 @@ class Sampling:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     seed: int = 0
+    max_time: float = 0.0  # seconds after which generation stops (generate's max_time); 0: no limit
 
     def __post_init__(self):
         n = validate.number
@@ -47,6 +48,7 @@ class Sampling:
         self.repetition_penalty = n("repetition_penalty", self.repetition_penalty, lo=1.0, hi=10)
         self.no_repeat_ngram_size = n("no_repeat_ngram_size", self.no_repeat_ngram_size, integer=True, lo=0, hi=20)
         self.seed = n("seed", self.seed, integer=True, lo=0, hi=2**32 - 1)
+        self.max_time = n("max_time", self.max_time, lo=0, hi=1e6)
 
     def replace(self, **kw) -> Sampling:
         return dataclasses.replace(self, **kw)
@@ -127,6 +129,7 @@ def sample(
                     max_new_tokens=how.max_new_tokens,
                     repetition_penalty=how.repetition_penalty,
                     no_repeat_ngram_size=how.no_repeat_ngram_size,
+                    max_time=how.max_time or None,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,
                 )

@@ -12,7 +12,8 @@ budget, not on top of it:
     the estimate     its own seconds, before the first step
     validation       EVALS passes plus one at step 0, on the first train.eval_rows validation blocks, sized so
                      that all of them together cost about EVAL_SHARE of the budget
-    samples          train.samples titles sampled at every validation pass, timed at step 0
+    samples          train.samples titles sampled at every validation pass, each pass's stopped after its part
+                     of SAMPLE_SHARE of the budget
     checkpoints      none in a run of at most SHORT_RUN minutes (a signal still saves one); in a longer run one
                      half-way. The run saves its model when it ends either way.
 A planned run's directory is named by its plan's key (the config before planning, and the machine), since its
@@ -37,6 +38,9 @@ from moviegpt.artifacts import Plan, from_dict, to_dict
 PLANS = CACHE_DIR / "plans"
 EVALS = 3  # validation passes in a planned run (a curve, not a point), plus one at step 0 (the base model)
 EVAL_SHARE = 0.06  # of the budget, for all validation passes together
+SAMPLE_SHARE = 0.04  # of the budget, for the overviews sampled at all validation passes together (generate's
+# max_time stops a pass's samples at its part: 48 tokens for 2 titles took 4.3 s a pass, 12% of a 2.75-minute
+# budget over 4 passes, on 2 AMD EPYC cores in bf16)
 MIN_EVAL_ROWS = 4  # a validation pass is never smaller than this many blocks
 FORWARD_SHARE = 1 / 3  # a forward pass costs about a third of a training step (forward + backward = 3 forwards)
 MIN_STEPS = 4
@@ -155,6 +159,7 @@ def make(cfg: Config, key: str, prepared, log=print) -> Plan:
         planned_seconds=cost + steps * step_s + (EVALS + 1) * eval_s,
         reason=f"estimated from a forward pass: about {steps} steps (fixed at step {MEASURED_STEP})",
         eval_rows=eval_rows or None,
+        sample_seconds=SAMPLE_SHARE * budget_s / (EVALS + 1) if t.samples else 0.0,
         warmup_steps=int(warmup),
         schedule_steps=steps,
         data_steps=data_steps,
@@ -181,7 +186,8 @@ def fit(cfg: Config, start: Plan, step_s: float, spent_s: float, pass_s: float) 
         f"{cfg.tokens_per_step:,} tokens; "
         + (
             f"validation at step 0 and every {every} steps (and the last) on {start.eval_rows} validation blocks, "
-            f"{pass_s:.0f} s a pass" + (f" with {t.samples} titles sampled" if t.samples else "")
+            f"{pass_s:.0f} s a pass"
+            + (f" with {t.samples} titles sampled (for at most {start.sample_seconds:.1f} s)" if t.samples else "")
             if start.eval_rows
             else "no validation films"
         )

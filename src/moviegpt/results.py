@@ -336,12 +336,15 @@ def samples_table(run: RunDir, title: int = 0):
 
 def samples_facts(run: RunDir) -> dict:
     """A sentence introducing samples_table, true of the run (train.samples = 0: it sampled nothing)."""
-    rows = [r for r in run.metrics() if r["kind"] == "samples"]
+    rows, plan = [r for r in run.metrics() if r["kind"] == "samples"], run.info().plan
     if not rows:
         return {"samples_sentence": "This run sampled no overviews during training (train.samples is 0)."}
+    limit = (
+        f" (each pass given at most {plan.sample_seconds:.1f} s of the budget)" if plan and plan.sample_seconds else ""
+    )
     return {
         "samples_sentence": f"During training the run sampled an overview for the same {len(rows[0]['samples'])} "
         f"test titles at each of its {len(rows)} validation passes, with the same seed, in "
-        f"{sum(r['samples_seconds'] for r in rows):.0f} s in all. The first title, "
+        f"{sum(r['samples_seconds'] for r in rows):.0f} s in all{limit}. The first title, "
         f"“{rows[0]['samples'][0]['title']}”, from the base model at step 0 to the end of training:"
     }

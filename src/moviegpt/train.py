@@ -3,8 +3,7 @@
 Like transformers' run_clm.py and litgpt's finetune/full.py, a run reads top to bottom, each object made once:
     choose   the model that can be had (the hub's, or the stand-in: moviegpt.model.choose)
     prepare  tokenizer, splits, datasets and model, once (`moviegpt prepare` shows what it made)
-    plan     for train.budget_minutes, a first step count from a forward pass of what prepare made
-             (moviegpt.plan)
+    plan     for train.budget_minutes, a first step count from a forward pass of what prepare made (plan.py)
     setup    the base model's held-out evaluation, config.yaml
     fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence; a planned
              run fixes its step count at its step plan.MEASURED_STEP
@@ -40,6 +39,7 @@ from moviegpt import (
 )
 from moviegpt.config import GENERATION_DEFAULTS, Config
 from moviegpt.errors import Interrupted, UserError, first_line
+from moviegpt.generate import Sampling
 from moviegpt.hardware import PeakMemory, hardware, mfu_peak, resolve_precision, versions
 from moviegpt.artifacts import HeldOut, Parent, Plan, RunInfo, Summary, code_version, to_dict
 from moviegpt.rundir import RunDir, lock, prepare_runs_dir
@@ -228,9 +228,12 @@ def parent_of(cfg: Config) -> Parent | None:
 
 
 def samples_callback(cfg: Config, s: Setup, metrics: C.MetricsLog) -> C.Samples:
-    """Overviews for the first train.samples test titles at each validation pass (moviegpt.callbacks.Samples)."""
+    """Overviews for the first train.samples test titles at each validation pass (moviegpt.callbacks.Samples); in a
+    planned run each pass's stop at their part of the budget (plan.SAMPLE_SHARE)."""
     films = s.splits.test.head(cfg.train.samples).to_dict("records")
-    return C.Samples(metrics, s.tok, films, cfg.text.template, cfg.seed, cfg.train.sample_tokens)
+    limit = s.info.plan.sample_seconds if s.info.plan else 0.0
+    how = Sampling(seed=cfg.seed, max_new_tokens=cfg.train.sample_tokens, max_time=limit)
+    return C.Samples(metrics, s.tok, films, cfg.text.template, how)
 
 
 def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
@@ -285,8 +288,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
 
 def fixed(cfg: Config, plan: Plan, s: Setup, run: RunDir, main: bool) -> None:
     """A plan the run fixed as it trained: cached for rebuilds, and in config.yaml (what ran)."""
-    s.info.plan = plan
     if main:
+        s.info.plan = plan
         save_config(planner.record(cfg, plan), run.config_yaml, to_dict(s.info))
 
 
@@ -315,14 +318,8 @@ def finish(cfg: Config, s: Setup, tuned, trainer, result, run: RunDir, log, peak
         "perplexity not a finite number; lower train.learning_rate (the run is not marked finished)",
     )
     log(f"Held-out after training: loss {final.loss:.4f}, perplexity {final.perplexity:.2f}")
-    settings = {
-        "template": cfg.text.template,
-        "max_length": cfg.text.max_length,
-        "splits": cfg.data.splits,
-        "seed": cfg.seed,
-        "data_source": cfg.data.source,
-        "base_model": s.info.base_model,
-    }
+    settings = dict(template=cfg.text.template, max_length=cfg.text.max_length, splits=cfg.data.splits, seed=cfg.seed)
+    settings |= {"data_source": cfg.data.source, "base_model": s.info.base_model}
     validate.write_atomic(run.model_dir / model_stage.SETTINGS_FILE, json.dumps(settings, indent=2))
     runtime = result.metrics["train_runtime"]
     tokens_seen = int(trainer.state.num_input_tokens_seen)
