@@ -111,7 +111,7 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
     for fact in (
         h["model"],
-        f"the {h['train_films']:,} training films",
+        h["train_pool"],
         f"{h['steps']} optimizer steps",
         h["machine"],
         f"perplexity went from {iv['before']:,.2f} to {iv['after']:,.2f}",

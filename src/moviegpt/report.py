@@ -85,6 +85,7 @@ def headline(run: RunDir) -> dict:
     """The introduction's numbers: what ran, on what, for how long, and what came of it."""
     s, info, cfg = run.summary(), run.info(), run_config(run)
     p, iv = info.plan, held_out(run)
+    films, pool = s.data.used("train") or 0, info.data.splits["train"].available or 0  # data.max_train_rows: the first
     return {
         "profile": cfg.profile,
         "model": info.model.split(" (")[0],
@@ -94,7 +95,9 @@ def headline(run: RunDir) -> dict:
         "source": cfg.data.source,
         "films_available": info.data.rows_out or 0,
         "train_films": s.data.used("train") or 0,
-        "train_available": info.data.splits["train"].available or 0,
+        "train_pool": f"the {films:,} training films"
+        if films >= pool
+        else f"the first {films:,} of {pool:,} training films",
         "test_films": s.final.films,
         "test_tokens": s.final.tokens,
         "steps": s.steps,
@@ -320,11 +323,8 @@ def run_files(run: RunDir):
     rows = []
     for p in sorted(run.path.rglob("*")):
         rel = p.relative_to(run.path)
-        if (
-            p.is_file()
-            and not (rel.parts[0] in ("checkpoints", "tensorboard") and len(rel.parts) > 2)
-            and not p.name.startswith(".")
-        ):
+        folded = rel.parts[0] in ("checkpoints", "tensorboard") and len(rel.parts) > 2
+        if p.is_file() and not folded and not p.name.startswith("."):
             rows.append((str(rel), p.stat().st_size))
         elif p.is_dir() and rel.parts[0] == "checkpoints" and len(rel.parts) == 2:
             rows.append((f"{rel}/", sum(f.stat().st_size for f in p.rglob("*") if f.is_file())))
