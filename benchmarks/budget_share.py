@@ -61,13 +61,14 @@ def main(argv=None):
                 "validation_s",
                 "passes",
                 "save_s",
+                "samples_s",
                 "probe_s",
                 "overhead_share",
                 "met",
             ],
         )
     )
-    print(f"target: validation + checkpoints + estimate <= {TARGET:.0%} of train_runtime")
+    print(f"target: validation + samples + checkpoints + estimate (probe_s) <= {TARGET:.0%} of train_runtime")
     print(
         "wrote",
         harness.write_result(
