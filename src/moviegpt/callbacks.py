@@ -247,13 +247,13 @@ class PlanAtStep(TrainerCallback):
 
     def _follow(self, args, state, scheduler) -> None:
         """The estimate's schedule until the run has measured itself; then the plan's steps and schedule."""
-        p = self.plan
-        if not p.measured_step:
-            resize_schedule(scheduler, args, p.schedule_steps, p.schedule_steps, planner.MEASURED_STEP)
-            return
-        state.max_steps, state.eval_steps = p.max_steps, p.eval_steps
-        state.save_steps = p.save_steps or state.save_steps
-        resize_schedule(scheduler, args, p.schedule_steps or p.max_steps, p.max_steps, p.measured_step)
+        p = self.plan  # before it measures itself, its max_steps is the estimate's (schedule_steps)
+        if p.measured_step:
+            state.max_steps, state.eval_steps = p.max_steps, p.eval_steps
+            state.save_steps = p.save_steps or state.save_steps
+        resize_schedule(
+            scheduler, args, p.schedule_steps or p.max_steps, p.max_steps, p.measured_step or planner.MEASURED_STEP
+        )
 
 
 def agreed(values: list[float]) -> list[float]:
