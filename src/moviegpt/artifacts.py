@@ -75,6 +75,8 @@ class HeldOut:
     films: int
     film_nll: list[float] | None = None  # per test film: summed NLL and target tokens (for breakdowns, eval.json)
     film_tokens: list[int] | None = None
+    type_nll: dict[str, list[float]] | None = None  # per film, split by token type (tokens.TOKEN_TYPES): they add
+    type_tokens: dict[str, list[int]] | None = None  # up to film_nll and film_tokens
 
 
 @dataclass

@@ -76,9 +76,11 @@ def configs(log=lambda m: None, root: Path | None = None) -> dict:
 def train_all(log=print, root: Path | None = None) -> dict[str, RunDir]:
     """Train (or reuse) every run the book shows, each in a process of its own that plans it (its estimate runs
     that run's model), then write runs/book-<profile>.json naming them."""
+    from moviegpt import train
+
     for name, cfg in requested(root).items():
         log(f"== {name}")
-        train_apart(cfg)
+        train.run_apart(cfg)
     cfgs = configs(root=root)  # every plan is cached now: nothing is estimated or loaded here
     write_manifest(cfgs, root)
     return {name: RunDir(Path(c.runs_dir) / c.run_name) for name, c in cfgs.items()}
@@ -108,30 +110,6 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     for run in out.values():
         score.score(run, main, log)
     return out
-
-
-def train_apart(cfg) -> None:
-    """Train (or reuse) one run in a process of its own, so the peak memory it records (the resident set of its
-    process) is its own: in one process, memory the allocator kept from an earlier run would count
-    again. The child reports a failure in one line; this process then exits with the child's code."""
-    import multiprocessing
-
-    child = multiprocessing.get_context("spawn").Process(target=_train_child, args=(cfg,))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
-        raise SystemExit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
-
-
-def _train_child(cfg) -> None:
-    import contextlib
-    import sys
-
-    from moviegpt import cli, train
-
-    with contextlib.redirect_stdout(sys.stderr):  # progress and logs on the terminal (stderr), never in a page
-        code = cli.reporting(lambda: train.run(cfg, log=lambda m: print(m, file=sys.stderr)))
-    sys.exit(code)
 
 
 def runs(root: Path | None = None) -> dict[str, RunDir]:

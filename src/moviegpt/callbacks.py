@@ -176,6 +176,69 @@ class Samples(TrainerCallback):
         )
 
 
+class FilmCurve(TrainerCallback):
+    """train.film_curve: every validation film scored on its own (summed NLL and targets, split by token type), before
+    the first step and at the given fractions of the run's steps, as a `films` row of metrics.jsonl with the tokens
+    seen and the seconds spent training so far (these passes left out), so that one curve reads against steps,
+    tokens or time. A point is scored at the end of its step and written at that step's log (which it asks for),
+    where the step's tokens have been counted."""
+
+    def __init__(self, log: MetricsLog, films, fractions: list, batch_size: int, earlier: list[dict]):
+        self.log, self.films, self.fractions, self.batch_size = log, films, fractions, batch_size
+        self.curve_s = earlier[-1]["curve_seconds"] if earlier else 0.0  # a resumed run goes on counting
+        self.done = {r["step"] for r in earlier}
+        self.pending: dict | None = None
+
+    def points(self, max_steps: int) -> set[int]:
+        return {round(f * max_steps) for f in self.fractions}
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        if state.global_step == 0 and 0 in self.points(state.max_steps) and 0 not in self.done:
+            self._score(state, model)
+            self._write(state)
+
+    def on_step_end(self, args, state, control, model=None, **kw):
+        if state.global_step in self.points(state.max_steps) and state.global_step not in self.done:
+            self._score(state, model)
+            control.should_log = True
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.pending is not None and state.global_step == self.pending["step"]:
+            self._write(state)
+
+    def _score(self, state, model) -> None:
+        from moviegpt.evaluate import film_nll
+        from moviegpt.tokens import TOKEN_TYPES
+
+        started = time.perf_counter()
+        try:
+            nll, n, type_nll, type_n = film_nll(model, self.films, self.batch_size, "validation films")
+        finally:
+            model.train()
+        seconds = time.perf_counter() - started
+        self.curve_s += seconds
+        self.log.not_training += seconds
+        self.done.add(state.global_step)
+        self.pending = {
+            "kind": "films",
+            "step": state.global_step,
+            "film_nll": [round(x, 4) for x in nll.tolist()],
+            "film_tokens": n.tolist(),
+            "type_nll": {k: [round(x, 4) for x in type_nll[:, j].tolist()] for j, k in enumerate(TOKEN_TYPES)},
+            "type_tokens": {k: type_n[:, j].tolist() for j, k in enumerate(TOKEN_TYPES)},
+        }
+
+    def _write(self, state) -> None:
+        if not state.is_world_process_zero:
+            return
+        wall = self.log.offset + time.time() - self.log.t0
+        tokens = int(state.num_input_tokens_seen)
+        rec = {"step": self.pending.pop("step"), "kind": self.pending.pop("kind"), "tokens_seen": tokens}
+        rec |= {"wall_time": wall, "train_seconds": wall - self.curve_s, "curve_seconds": self.curve_s}
+        self.log.write(rec | self.pending)
+        self.pending = None
+
+
 class StepClock(TrainerCallback):
     """Start and end time of every optimizer step, for the benchmarks. On a GPU a step
     is queued, not done, when Trainer returns from it, and waiting for it would stop the queueing being

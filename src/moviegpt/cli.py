@@ -22,6 +22,7 @@ from moviegpt.commands import (
     cmd_prepare,
     cmd_profiles,
     cmd_recommend,
+    cmd_study,
     cmd_train,
 )
 from moviegpt.config import GENERATION_DEFAULTS
@@ -144,6 +145,16 @@ def _other_parsers(sub) -> None:
         "(MOVIEGPT_PROFILE, default demo) trained or reused, and evaluated.",
     )
     p.set_defaults(func=cmd_book)
+    p = sub.add_parser(
+        "study",
+        help="make (or resume) a reference study: recipes one change at a time, at equal tokens, over seeds",
+        description="Trains every arm of a study (configs/studies/NAME.yaml) at every seed, each run cached and "
+        "resumed as any run is, and exports each finished run's records (no weights) to data/study/NAME/ with "
+        "study.json. Run it again to resume.",
+    )
+    p.add_argument("study", nargs="?", default="cpu", help="a study name (configs/studies/) or a YAML path")
+    p.add_argument("--out", default=None, help="where to export (default: data/study/NAME)")
+    p.set_defaults(func=cmd_study)
     p = sub.add_parser(
         "export",
         help="copy a finished run's artifacts (no weights) into a folder the book reads as a reference run",

@@ -193,6 +193,14 @@ def cmd_book(args) -> None:
     book.prepare(log=lambda m: print(m, file=sys.stderr))
 
 
+def cmd_study(args) -> None:
+    from moviegpt import study
+
+    say = lambda m: print(m, file=sys.stderr)
+    out = study.make(study.path_of(args.study), Path(args.out) if args.out else None, log=say)
+    _say(f"Study in {out}")
+
+
 def cmd_export(args) -> None:
     from moviegpt import reference
 

@@ -67,6 +67,22 @@ class DataConfig:
     )
     max_train_rows: int | None = setting(None, "cap on training films, taken after a seeded shuffle", lo=1, hi=BIG)
     max_eval_rows: int | None = setting(None, "cap on validation and on test films, likewise", lo=1, hi=BIG)
+    seed: int | None = setting(
+        None,
+        "seeds the shuffle that picks the capped films; none = the run's seed (a study varies the training seed "
+        "on the same films)",
+        hash="changed",
+        lo=0,
+        hi=2**32 - 1,
+    )
+    held_out_length: int | None = setting(
+        None,
+        "held-out scoring: tokens per film (longer films are cut), the same for every recipe compared whatever "
+        "length it trains on; none = text.max_length",
+        hash="changed",
+        lo=8,
+        hi=1 << 20,
+    )
     streaming: bool = setting(False, "read the source as a datasets stream (larger than memory); needs train.max_steps")
     timeout_s: float = setting(
         60.0, "give up on a remote (http, s3, hub) read that sends nothing for this long", hash="no", lo=1, hi=3600
@@ -97,6 +113,13 @@ class TextConfig:
         128, "pad mode, and held-out evaluation: tokens per film (longer films are cut)", lo=8, hi=1 << 20
     )
     block_size: int = setting(128, "pack mode: tokens per packed block", lo=8, hi=1 << 20)
+    keep_apart: bool = setting(
+        False,
+        "pack mode: each film attends only to itself (position ids restart at each film and no attention mask "
+        "is passed, so the model builds a per-film mask: transformers' DataCollatorWithFlattening); false: "
+        "run_clm's packing, where a film attends to the films before it in its block",
+        hash="changed",
+    )
     num_proc: int | None = setting(
         None, "tokenisation worker processes (Dataset.map num_proc); none = in-process", hash="no", lo=1, hi=1024
     )
@@ -226,6 +249,12 @@ class TrainConfig:
         lo=0,
         hi=64,
     )
+    film_curve: list = setting(
+        help="fractions of the run's steps (0 = before the first) at which every validation film is scored on its "
+        "own, by token type, into metrics.jsonl (kind films); replaces Trainer's validation passes; [] = none",
+        factory=list,
+        hash="no",
+    )
     sample_tokens: int = setting(48, "train.samples: at most this many new tokens per title", hash="no", lo=1, hi=4096)
     save_steps: int | None = setting(
         None,
@@ -291,6 +320,11 @@ class Config:
     @property
     def run_name(self) -> str:
         return f"{self.profile}-{self.train.planned_by or self.hash()}"
+
+    @property
+    def scored_length(self) -> int:
+        """Tokens per held-out film when scoring (data.held_out_length, else text.max_length)."""
+        return self.data.held_out_length or self.text.max_length
 
     @property
     def tokens_per_step(self) -> int:

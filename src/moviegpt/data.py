@@ -273,7 +273,9 @@ def known_titles(cfg: DataConfig) -> set[str]:
 
 
 def load_splits(cfg: DataConfig, seed: int) -> Splits:
-    """Read, normalise, clean, split; then a seeded shuffle and the row caps (wykonos is sorted by popularity)."""
+    """Read, normalise, clean, split; then a seeded shuffle (data.seed, else `seed`: the run's) and the row caps
+    (wykonos is sorted by popularity)."""
+    seed = seed if cfg.seed is None else cfg.seed
     df, counts = load_clean(cfg)
     if counts["rows_in"] == 0:
         raise UserError(f"data source {cfg.source} has no rows (a header only?)")

@@ -39,7 +39,7 @@ from moviegpt.artifacts import (
     eval_settings,
     from_dict,
 )
-from moviegpt.config import DataConfig, TextConfig
+from moviegpt.config import DataConfig
 from moviegpt.errors import UserError
 from moviegpt.generate import Sampling, concepts, generate_overviews
 from moviegpt.model import load_model, load_trained, plain_forward
@@ -54,16 +54,18 @@ def token_nll(
     model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-film summed NLL and target-token counts for a pad-mode dataset (labels -100 on padding)."""
-    return film_nll(model, ds, batch_size, None, desc)[:2]
+    return film_nll(model, ds, batch_size, desc)[:2]
 
 
 @torch.no_grad()
-def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, eos_id: int | None, desc: str):
-    """Per film: summed NLL and target tokens, and the NLL and count of its end-of-text targets (eos_id; zeros
-    when None)."""
+def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, desc: str):
+    """Per film: summed NLL and target tokens, and both split by token type (films x tokens.TOKEN_TYPES; zeros
+    where the dataset has no token_type column, as a pad-mode training set made by tokens.tokenize)."""
     model.eval()
     device = next(model.parameters()).device
-    nll, counts, eos_nll, eos_n = [], [], [], []
+    typed = "token_type" in ds.column_names
+    nll, counts, type_nll, type_n = [], [], [], []
+    kinds = torch.arange(1, len(tokens.TOKEN_TYPES) + 1)
     for i in progress.bar(range(0, len(ds), batch_size), desc=desc, unit="batch"):
         batch = ds[i : i + batch_size]
         mask = torch.tensor(batch["attention_mask"])
@@ -73,24 +75,30 @@ def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, eos_
         with plain_forward(model):  # fp32 before and after training alike, not Trainer's mixed-precision wrapper
             logits = model(input_ids=ids, attention_mask=mask[:, :width].to(device)).logits.float()
         target = labels[:, 1:]
-        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, ignore_index=-100, reduction="none")
-        is_eos = target == (-1 if eos_id is None else eos_id)  # padding is -100 here, never the EOS id
-        nll.append(loss.sum(1).cpu())
+        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, ignore_index=-100, reduction="none").cpu()
+        nll.append(loss.sum(1))
         counts.append((target != -100).sum(1).cpu())
-        eos_nll.append((loss * is_eos).sum(1).cpu())
-        eos_n.append(is_eos.sum(1).cpu())
-    return torch.cat(nll).double(), torch.cat(counts), torch.cat(eos_nll).double(), torch.cat(eos_n)
+        kind = torch.tensor(batch["token_type"])[:, 1:width] if typed else torch.zeros_like(target.cpu())
+        kind = torch.where(target.cpu() != -100, kind, 0)
+        one_hot = (kind.unsqueeze(-1) == kinds).double()  # films x positions x types
+        type_nll.append((loss.double().unsqueeze(-1) * one_hot).sum(1))
+        type_n.append(one_hot.sum(1).long())
+    return torch.cat(nll).double(), torch.cat(counts), torch.cat(type_nll), torch.cat(type_n)
 
 
 def perplexity(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int = 8, desc: str = "held-out") -> HeldOut:
-    nll, n = token_nll(model, ds, batch_size, desc)
-    return held_out(nll, n)
+    return held_out(*film_nll(model, ds, batch_size, desc))
 
 
-def held_out(nll: torch.Tensor, n: torch.Tensor) -> HeldOut:
-    """Per-film NLL and tokens -> the token-weighted perplexity, computed by the shipped evaluate module."""
+def held_out(nll: torch.Tensor, n: torch.Tensor, type_nll=None, type_n=None) -> HeldOut:
+    """Per-film NLL and tokens -> the token-weighted perplexity, computed by the shipped evaluate module; the split
+    by token type is kept where the films carried their types."""
     r = measures.load("token_perplexity").compute(nll=nll.tolist(), tokens=n.tolist())
-    return HeldOut(r["loss"], r["perplexity"], r["tokens"], r["texts"], film_nll=nll.tolist(), film_tokens=n.tolist())
+    held = HeldOut(r["loss"], r["perplexity"], r["tokens"], r["texts"], film_nll=nll.tolist(), film_tokens=n.tolist())
+    if type_n is not None and int(type_n.sum()) == int(n.sum()):  # every target typed
+        held.type_nll = {k: type_nll[:, j].tolist() for j, k in enumerate(tokens.TOKEN_TYPES)}
+        held.type_tokens = {k: type_n[:, j].tolist() for j, k in enumerate(tokens.TOKEN_TYPES)}
+    return held
 
 
 def quality(gens: list[dict], training_texts: list[str]) -> dict:
@@ -129,8 +137,7 @@ def evaluate_model(
     splits = data.load_splits(
         DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows, max_eval_rows=max_rows), s["seed"]
     )
-    text = TextConfig(template=s["template"], max_length=s["max_length"])
-    ds = tokens.tokenize(splits[split], tok, text, batching="pad", desc=f"{split} films")
+    ds = tokens.scored(splits[split], tok, s["template"], s["max_length"], desc=f"{split} films")
     held = perplexity(model, ds, batch_size, desc=f"{split} films")
     return {"model": str(model_dir), "data": source, "split": split, **held.__dict__}
 
@@ -185,14 +192,14 @@ def evaluate_run(
     splits = data.load_splits(cfg.data, cfg.seed)
     test, titles = splits.test, splits.test.head(n_titles)
     tok, _ = tokens.load_tokenizer(str(run.model_dir))
-    per_film = TextConfig(template=cfg.text.template, max_length=cfg.text.max_length)
+    per_film = lambda films, what: tokens.scored(films, tok, cfg.text.template, cfg.scored_length, desc=what)
     val = splits.validation
     inputs = _Inputs(
         cfg=cfg,
         tok=tok,
         test=test,
-        test_ds=tokens.tokenize(test, tok, per_film, batching="pad", desc="test films"),
-        val_ds=tokens.tokenize(val, tok, per_film, batching="pad", desc="validation films") if len(val) else None,
+        test_ds=per_film(test, "test films"),
+        val_ds=per_film(val, "validation films") if len(val) else None,
         films=titles.to_dict("records"),
         training_texts=splits.train["overview"].tolist(),
         known=data.known_titles(cfg.data),
@@ -258,11 +265,9 @@ def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:
     generations and their quality, invented films, embeddings and their genre overlap, and (for the fine-tuned
     model) the validation films scored per film, to set beside the validation curve's last point."""
     cfg, test = x.cfg, x.test
-    if held is not None and held.film_nll is not None and len(held.film_nll) == len(test):
-        nll, n = torch.tensor(held.film_nll, dtype=torch.float64), torch.tensor(held.film_tokens)
-    else:
-        nll, n = token_nll(model, x.test_ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
-    held = held_out(nll, n)
+    if held is None or held.film_nll is None or len(held.film_nll) != len(test) or held.type_nll is None:
+        held = perplexity(model, x.test_ds, cfg.train.eval_batch_size, desc=f"perplexity, {name}")
+    nll, n = torch.tensor(held.film_nll, dtype=torch.float64), torch.tensor(held.film_tokens)
     validation = None
     if x.val_ds is not None and name == "fine-tuned":
         validation = perplexity(model, x.val_ds, cfg.train.eval_batch_size, desc=f"validation films, {name}")

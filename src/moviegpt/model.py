@@ -226,6 +226,7 @@ def adapt(model: PreTrainedModel, cfg: Config):
         task_type="CAUSAL_LM",
         fan_in_fan_out=model.config.model_type == "gpt2",
     )  # GPT-2's Conv1D layers
+    torch.manual_seed(cfg.seed)  # the adapters' random initialisation is the run's seed's, so a rerun is the same run
     with warnings.catch_warnings():  # peft reads transformers' deprecated `is_gradient_checkpointing` (peft's call,
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
         return get_peft_model(model, lc)  # not ours): the one library warning a default build would print

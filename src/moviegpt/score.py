@@ -21,8 +21,8 @@ def settings(main: Config, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80
     """What makes two scores comparable: the films, their text, the titles and the sampling."""
     return {
         "template": main.text.template,
-        "max_length": main.text.max_length,
-        "data": [main.data.source, list(main.data.splits), main.data.max_eval_rows, main.seed],
+        "max_length": main.scored_length,
+        "data": [main.data.source, list(main.data.splits), main.data.max_eval_rows, main.data.seed or main.seed],
         **eval_settings(n_titles, max_new_tokens, seed, 0),
     }
 
@@ -53,16 +53,16 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
         return found
     log(f"Scoring {run.name} on the compared films and titles...")
     splits = data.load_splits(main.data, main.seed)
-    text = tokens.TextConfig(template=main.text.template, max_length=main.text.max_length)  # eos: scored
     model, tok, _ = load_trained(str(run.model_dir))
-    test_ds = tokens.tokenize(splits.test, tok, text, batching="pad", desc="test films")
-    nll, n, eos_nll, eos_n = film_nll(model, test_ds, main.train.eval_batch_size, tok.eos_token_id, "scoring")
+    test_ds = tokens.scored(splits.test, tok, main.text.template, main.scored_length, desc="test films")
+    nll, n, type_nll, type_n = film_nll(model, test_ds, main.train.eval_batch_size, "scoring")
+    eos = tokens.TOKEN_TYPES.index("eos")
     films = splits.test.head(n_titles).to_dict("records")
     gens = reused(run, want) or generate_overviews(
         model,
         tok,
         films,
-        text.template,
+        main.text.template,
         how=Sampling(max_new_tokens=want["max_new_tokens"], seed=seed),
         batch_size=EVAL_BATCH,
     )
@@ -73,9 +73,9 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
     record = Score(
         run=run.name,
         settings=want,
-        held_out=own if same else held_out(nll, n),  # the same number on every page where they agree
-        eos_nll=eos_nll.tolist(),
-        eos_targets=eos_n.tolist(),
+        held_out=own if same else held_out(nll, n, type_nll, type_n),  # one number wherever they agree
+        eos_nll=type_nll[:, eos].tolist(),
+        eos_targets=type_n[:, eos].tolist(),
         stopped=[bool(g["ended_with_eos"]) for g in gens],
         words=[len(g["text"].split()) for g in gens],
         generated=[g["text"] for g in gens],

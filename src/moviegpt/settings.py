@@ -230,6 +230,14 @@ def check(cfg: Config) -> None:
         not t.keep_best or bool(t.eval_steps and t.save_steps and t.save_steps % t.eval_steps == 0),
         "bad config value: train.keep_best needs train.eval_steps and a train.save_steps that is a multiple of it",
     )
+    need(
+        not x.keep_apart or x.batching == "pack",
+        "bad config value: text.keep_apart=true needs text.batching=pack (padded films are apart already)",
+    )
+    need(
+        all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in t.film_curve),
+        f"bad config value: train.film_curve={t.film_curve} must be fractions of the run's steps, from 0 to 1",
+    )
     s = d.splits
     need(
         len(s) == 3 and all(isinstance(v, (int, float)) and v >= 0 for v in s) and abs(sum(s) - 1) < 1e-6,

@@ -127,6 +127,7 @@ def tokenize(
     num_proc = _num_proc(cfg)
     # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
     key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}" + ("" if cfg.eos else "|no-eos")
+    key += "|apart" if cfg.keep_apart and batching == "pack" else ""
     return ds.map(
         encoder(tok, cfg, batching),
         batched=True,
@@ -162,7 +163,7 @@ def encoder(tok: PreTrainedTokenizerBase, cfg: TextConfig, batching: str):
             return dict(enc)
 
         return encode
-    return lambda batch: pack(encode_ids(tok, as_text(batch)), cfg.block_size)
+    return lambda batch: pack(encode_ids(tok, as_text(batch)), cfg.block_size, cfg.keep_apart)
 
 
 def encode_ids(tok: PreTrainedTokenizerBase, batch: list[str]) -> list[list[int]]:
@@ -175,12 +176,93 @@ def encode_ids(tok: PreTrainedTokenizerBase, batch: list[str]) -> list[list[int]
     return [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=True)]
 
 
-def pack(ids: list[list[int]], block_size: int) -> dict:
+def pack(ids: list[list[int]], block_size: int, keep_apart: bool = False) -> dict:
     """transformers' run_clm.py `group_texts` in numpy: concatenate the films (each ends in EOS) and cut
-    into full blocks; the last partial block of each map batch (1,000 films) is dropped, as in run_clm."""
+    into full blocks; the last partial block of each map batch (1,000 films) is dropped, as in run_clm.
+
+    keep_apart (text.keep_apart): the same blocks, but each film attends only to itself. Position ids restart at
+    each film (and at each block), and no attention mask is given, so the model builds a block-diagonal mask from
+    the position ids, as it does for transformers' DataCollatorWithFlattening. A film's first token is no target:
+    nothing of its own film precedes it (DataCollatorWithFlattening does the same)."""
     flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=sum(map(len, ids)))
-    blocks = flat[: len(flat) // block_size * block_size].reshape(-1, block_size)
-    return {"input_ids": blocks, "attention_mask": np.ones_like(blocks, dtype=np.int8), "labels": blocks}
+    n = len(flat) // block_size * block_size
+    blocks = flat[:n].reshape(-1, block_size)
+    if not keep_apart:
+        return {"input_ids": blocks, "attention_mask": np.ones_like(blocks, dtype=np.int8), "labels": blocks}
+    starts = np.zeros(len(flat), dtype=bool)
+    starts[np.cumsum([0, *map(len, ids)])[:-1]] = True  # each film's first token
+    starts = starts[:n].reshape(-1, block_size)
+    segment_start = starts.copy()
+    segment_start[:, 0] = True  # a film cut by a block boundary goes on as a new sequence in the next block
+    index = np.broadcast_to(np.arange(block_size), blocks.shape)
+    first = np.maximum.accumulate(np.where(segment_start, index, 0), axis=1)
+    labels = np.where(starts, -100, blocks)
+    return {"input_ids": blocks, "position_ids": (index - first).astype(np.int32), "labels": labels}
+
+
+def scored(df: pd.DataFrame, tok: PreTrainedTokenizerBase, template: str, max_length: int, desc: str = "films"):
+    """Held-out films as they are scored: one film per row, padded to max_length, always ended with the EOS, and
+    each token labelled with its type (token_type: TOKEN_TYPES, 0 on padding) so a loss can be split into the
+    template's own words, the title, the overview, other fields and the EOS."""
+    fields = fields_in(df.columns, template)
+    ds = datasets.Dataset.from_pandas(df[fields].reset_index(drop=True), preserve_index=False)
+    key = f"scored-v1|{template}|{max_length}"
+
+    def encode(batch):
+        rows = [dict(zip(fields, row)) for row in zip(*(batch[f] for f in fields))]
+        spans = [typed_text(row, template) for row in rows]
+        texts = [text + tok.eos_token for text, _ in spans]
+        enc = tok(texts, truncation=True, max_length=max_length, padding="max_length", return_offsets_mapping=True)
+        enc["labels"] = [
+            [t if m else -100 for t, m in zip(ids, mask)] for ids, mask in zip(enc["input_ids"], enc["attention_mask"])
+        ]
+        enc["token_type"] = [
+            [_type_at(chars, len(text), end) if m else 0 for (_, end), m in zip(offsets, mask)]
+            for (text, chars), offsets, mask in zip(spans, enc.pop("offset_mapping"), enc["attention_mask"])
+        ]
+        return dict(enc)
+
+    return ds.map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        remove_columns=ds.column_names,
+        load_from_cache_file=True,
+        cache_file_name=_cache_file(df, tok, key),
+        desc=f"Tokenising {desc} (one film a row, {max_length} tokens, by token type)",
+    )
+
+
+TOKEN_TYPES = ("template", "title", "overview", "field", "eos")  # token_type 1..5; 0: padding
+
+
+def typed_text(row: dict, template: str) -> tuple[str, np.ndarray]:
+    """A film's text (format_film's) and the type of each of its characters (1-based index into TOKEN_TYPES)."""
+    import string
+
+    parts, kinds = [], []
+    formatter = string.Formatter()
+    for literal, name, spec, conversion in formatter.parse(template):
+        parts.append(literal)
+        kinds.append(np.full(len(literal), 1, dtype=np.int8))
+        if name is None:
+            continue
+        value = formatter.format_field(formatter.convert_field(as_text(row[name]), conversion), spec or "")
+        parts.append(value)
+        kind = 1 + TOKEN_TYPES.index(name if name in ("title", "overview") else "field")
+        kinds.append(np.full(len(value), kind, dtype=np.int8))
+    text = "".join(parts)
+    if text != format_film(row, template):  # the same text as training's, or the split would mislabel
+        raise UserError(f"text.template {template!r} cannot be split by token type")
+    return text, np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.int8)
+
+
+def _type_at(chars: np.ndarray, text_length: int, end: int) -> int:
+    """A token's type: that of its last character (' Avatar' is title, though its space is the template's); a token
+    past the film's text is its EOS."""
+    if end > text_length or (end == 0 and text_length == 0):
+        return 1 + TOKEN_TYPES.index("eos")
+    return int(chars[max(end - 1, 0)]) if len(chars) else 1
 
 
 def token_lengths(df: pd.DataFrame, tok: PreTrainedTokenizerBase, template: str) -> np.ndarray:

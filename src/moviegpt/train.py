@@ -15,7 +15,6 @@ directory, so no run ever overwrites another. What the directory holds: moviegpt
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -55,7 +54,8 @@ class Prepared:
     splits: data.Splits
     train_ds: object  # packed blocks or padded films (text.batching); a stream with data.streaming
     val_ds: object | None
-    test_ds: object  # padded films, one per row: held-out evaluation is per film
+    test_ds: object  # padded films, one per row, by token type: held-out evaluation is per film
+    val_films: object | None  # the validation films the same way (train.film_curve scores them as training goes)
     model: object = None  # the base model (prepare(..., model=False): none, for `moviegpt prepare`)
     model_source: str = ""
 
@@ -67,18 +67,19 @@ def prepare(cfg: Config, log=print, model: bool = True) -> Prepared:
     base, base_source = model_stage.load_model(cfg.model, tok, cfg.seed) if model else (None, "")
     if base is not None:
         ctx = model_stage.context_length(base)
-        for key in ("max_length", "block_size"):  # max_length also bounds held-out evaluation in pack mode
-            validate.need(
-                getattr(cfg.text, key) <= ctx,
-                f"bad config value: text.{key}={getattr(cfg.text, key)} exceeds the model's context of {ctx}",
-            )
+        for key, value in (("text.max_length", cfg.text.max_length), ("text.block_size", cfg.text.block_size)) + (
+            (("data.held_out_length", cfg.data.held_out_length),) if cfg.data.held_out_length else ()
+        ):
+            validate.need(value <= ctx, f"bad config value: {key}={value} exceeds the model's context of {ctx}")
     train_ds = train_dataset(cfg, splits, tok)
     val_ds = (
         tokens.tokenize(splits.validation, tok, cfg.text, desc="validation films") if len(splits.validation) else None
     )
-    scored = dataclasses.replace(cfg.text, eos=True)  # held-out films end with their EOS in every recipe
-    test_ds = tokens.tokenize(splits.test, tok, scored, batching="pad", desc="test films")
-    return Prepared(tok, tok_source, splits, train_ds, val_ds, test_ds, base, base_source)
+    per_film = lambda films, what: tokens.scored(films, tok, cfg.text.template, cfg.scored_length, desc=what)
+    test_ds = per_film(splits.test, "test films")  # held-out films end with their EOS in every recipe
+    curve = cfg.train.film_curve and len(splits.validation)
+    val_films = per_film(splits.validation, "validation films") if curve else None
+    return Prepared(tok, tok_source, splits, train_ds, val_ds, test_ds, val_films, base, base_source)
 
 
 def train_dataset(cfg: Config, splits: data.Splits, tok):
@@ -129,6 +130,52 @@ def run(cfg: Config, log=print) -> RunDir:
     return run
 
 
+def run_apart(cfg: Config) -> None:
+    """Train (or reuse) one run in a process of its own, so the peak memory it records (the resident set of its
+    process) is its own: in one process, memory the allocator kept from an earlier run would count again. The child
+    reports a failure in one line; this process then exits with the child's code. The child never outlives this
+    process: if this one dies, the child stops as on Ctrl-C (a checkpoint is saved, so the run resumes)."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_child, args=(cfg, os.getpid()))
+    child.start()
+    try:
+        child.join()
+    except BaseException:  # Ctrl-C or a stop here: the child, which got the same signal from the terminal, saves
+        child.join(timeout=120)
+        if child.is_alive():
+            child.terminate()
+        raise
+    if child.exitcode != 0:
+        raise SystemExit(child.exitcode if child.exitcode and child.exitcode > 0 else 1)
+
+
+def _child(cfg: Config, parent: int) -> None:
+    import contextlib
+    import sys
+
+    from moviegpt import cli
+
+    watch_parent(parent)
+    with contextlib.redirect_stdout(sys.stderr):  # progress and logs on the terminal (stderr), never in a page
+        code = cli.reporting(lambda: run(cfg, log=lambda m: print(m, file=sys.stderr)))
+    sys.exit(code)
+
+
+def watch_parent(parent: int, every_s: float = 1.0) -> None:
+    """SIGTERM to this process when `parent` is gone (it was killed, even with SIGKILL): a training run then stops
+    at the end of its step and saves a checkpoint (callbacks.StopOnSignal); before training, it simply ends."""
+    import signal
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="moviegpt-parent-watch", daemon=True).start()
+
+
 def is_main_process() -> bool:
     """Rank 0 of a torchrun / accelerate launch, or a plain single process (RANK is set by both launchers)."""
     return int(os.environ.get("RANK", "0")) == 0
@@ -153,6 +200,7 @@ class Setup:
     train_ds: object
     val_ds: object
     test_ds: object
+    val_films: object | None
     precision: str
     info: RunInfo
     base: HeldOut | None
@@ -199,7 +247,7 @@ def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: b
         run.write_json(run.base_eval_json, base)
     if main:
         log(f"Held-out before training: loss {base.loss:.4f}, perplexity {base.perplexity:.2f}")
-    return Setup(p.tok, p.splits, adapted, p.train_ds, val_ds, p.test_ds, precision, info, base, started)
+    return Setup(p.tok, p.splits, adapted, p.train_ds, val_ds, p.test_ds, p.val_films, precision, info, base, started)
 
 
 def base_key(cfg: Config, films) -> dict:
@@ -215,8 +263,9 @@ def base_key(cfg: Config, films) -> dict:
         "weights": weights,
         "seed": cfg.seed,
         "template": cfg.text.template,
-        "max_length": cfg.text.max_length,
+        "max_length": cfg.scored_length,
         "films": data.content_hash(films),
+        "by_token_type": 1,
     }
 
 
@@ -252,6 +301,8 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
     peak, _ = mfu_peak(s.precision)  # the MFU in metrics.jsonl: moviegpt.mfu's rule over this peak
     flops = mfu.model_flops_per_token(s.model.config, sum(p.numel() for p in s.model.parameters()), cfg.text.seq_len())
     stop, metrics = C.StopOnSignal().install(), C.MetricsLog(run.metrics_jsonl, offset, flops, peak)
+    earlier = [r for r in run.metrics() if r["kind"] == "films"]  # a resumed run's points so far
+    curve = C.FilmCurve(metrics, s.val_films, cfg.train.film_curve, cfg.train.eval_batch_size, earlier)
     trainer = T.build(
         cfg,
         s.model,
@@ -259,11 +310,12 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         run.checkpoints,
         s.precision,
         tokenizer=s.tok,
-        eval_dataset=s.val_ds,
+        eval_dataset=None if cfg.train.film_curve else s.val_ds,  # the film curve replaces Trainer's passes
         resuming=last is not None,
         callbacks=[metrics, stop, *C.tracking(run.path, cfg)]
+        + ([curve] if s.val_films is not None else [])
         + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])
-        + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds is not None else [])
+        + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds and not cfg.train.film_curve else [])
         + ([C.PlanAtStep(cfg, s.info.plan, lambda p: fixed(cfg, p, s, run, main))] if cfg.train.planned_by else []),
     )
     try:

@@ -135,11 +135,18 @@ def build(
             args=args,
             train_dataset=train_dataset,
             eval_dataset=eval_dataset,
-            data_collator=collator or default_data_collator,
+            data_collator=collator or (keep_apart_collator if cfg.text.keep_apart else default_data_collator),
             processing_class=tokenizer,
             callbacks=callbacks or [],
         )
     )
+
+
+def keep_apart_collator(features: list[dict]) -> dict:
+    """Blocks of films kept apart (text.keep_apart), batched with use_cache=False: the model builds its per-film mask
+    from the position ids only when it keeps no cache; with one, each film would attend to the films before it
+    (tests/test_tokens.py checks a film's logits packed this way against its logits alone)."""
+    return {**default_data_collator(features), "use_cache": False}
 
 
 def quiet(trainer: Trainer) -> Trainer:
@@ -243,9 +250,15 @@ class CountOnDevice(Trainer):
             return super()._evaluate(*args, **kwargs)
 
     def _track_num_input_tokens(self, inputs):  # Trainer's hook (transformers 5.x), called once per micro-batch
-        if self.args.include_num_input_tokens_seen != "non_padding" or "attention_mask" not in inputs:
+        if self.args.include_num_input_tokens_seen != "non_padding":
             return super()._track_num_input_tokens(inputs)
-        n = inputs["attention_mask"].sum()
+        if "attention_mask" in inputs:
+            n = inputs["attention_mask"].sum()
+        elif "position_ids" in inputs:  # packed films kept apart (text.keep_apart): blocks hold no padding. Trainer
+            n = torch.tensor(inputs["input_ids"].numel())  # would count tokens unequal to the pad token, which
+            # here is the EOS: every film's last token would go uncounted
+        else:
+            return super()._track_num_input_tokens(inputs)
         self._pending = n if self._pending is None else self._pending + n
 
     def flush_tokens(self) -> None:
