@@ -29,7 +29,7 @@ def harness_rule(parameters: int, seq_len: int) -> tuple[float, str]:
     embeddings (nanoGPT's count), T the row's sequence length."""
     n = parameters - GPT2["positions"] * GPT2["width"]
     flops = 6 * n + 12 * GPT2["layers"] * GPT2["width"] * seq_len
-    return flops, f"6N + 12LCT (PaLM, nanoGPT): N = {n:,} (position embeddings left out), L = 12, C = 768, T = {seq_len}"
+    return flops, f"6N + 12LCT (PaLM, nanoGPT): N = {n:,} (no position embeddings), L = 12, C = 768, T = {seq_len}"
 
 
 def restate_row(row: dict, parameters: int, gpu: str) -> dict:
