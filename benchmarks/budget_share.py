@@ -1,6 +1,6 @@
 """How much of a planned run's training time went to optimizer steps: validation, checkpoints and the planner's
-estimate as a share of `train_runtime` (moviegpt.rundir.RunDir.time_spent, from the run's metrics.jsonl). The
-target is at most 15% for every planned run.
+estimate as a share of `train_runtime` (moviegpt.rundir.RunDir.time_spent, from the run's metrics.jsonl). A
+measurement, not a target: the planner's target is planned against actual time within 20% (benchmarks/plan.py).
 
     python benchmarks/budget_share.py runs/demo-*          # finished runs, e.g. the book's
     python benchmarks/budget_share.py --train demo          # plan and train one run of a profile first
@@ -16,8 +16,6 @@ import harness
 from moviegpt import load_config, train
 from moviegpt.rundir import RunDir
 
-TARGET = 0.15
-
 
 def rows(runs: list[RunDir]) -> list[dict]:
     out = []
@@ -30,7 +28,6 @@ def rows(runs: list[RunDir]) -> list[dict]:
                 "budget_min": plan.budget_minutes if plan else None,
                 **t,
                 "steps": run.summary().steps,
-                "met": t["overhead_share"] <= TARGET,
             }
         )
     return out
@@ -62,18 +59,17 @@ def main(argv=None):
                 "passes",
                 "save_s",
                 "samples_s",
-                "probe_s",
+                "estimate_s",
                 "overhead_share",
                 "met",
             ],
         )
     )
-    print(f"target: validation + samples + checkpoints + estimate (probe_s) <= {TARGET:.0%} of train_runtime")
     print(
         "wrote",
         harness.write_result(
             args.name,
-            {"benchmark": "budget_share", "machine": harness.machine(), "target": TARGET, "runs": result},
+            {"benchmark": "budget_share", "machine": harness.machine(), "runs": result},
             args.out,
         ),
     )

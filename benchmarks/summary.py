@@ -52,7 +52,7 @@ def main():
     if "plan" in res:
         p = perf.plan_numbers(res["plan"])
         print(
-            f"**plan** — {p['plan_bench_machine']}: estimate {p['plan_probe_s']:.1f} s; "
+            f"**plan** — {p['plan_bench_machine']}: estimate {p['plan_estimate_s']:.1f} s; "
             f"a {p['plan_budget_min']:g}-minute plan trained {p['plan_actual_s']:.0f} s "
             f"against {p['plan_planned_s']:.0f} s planned ({p['plan_error']:+.0%}).\n"
         )

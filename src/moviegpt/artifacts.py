@@ -81,30 +81,23 @@ class HeldOut:
 
 @dataclass
 class Plan:
-    """What moviegpt.plan decided for train.budget_minutes on one machine, and why."""
+    """What moviegpt.plan decided for train.budget_minutes on one machine, before the first step, and why."""
 
     key: str
     machine: str
     budget_minutes: float
-    probe_seconds: float
-    step_seconds: float
+    step_seconds: float  # one optimizer step, as estimated
     tokens_per_second: float
-    eval_seconds: float
     max_steps: int
-    max_train_rows: int | None
     eval_steps: int
     save_steps: int
-    planned_seconds: float
+    planned_seconds: float  # the estimate, the steps, the validation passes and samples: what the run should take
     reason: str
-    eval_rows: int | None = None  # validation blocks per pass (plans made before it existed: all of them)
-    probed: bool = True  # this plan ran its probe (False, plans made before runs measured themselves: it reused
-    # the probe of a run of the same shape)
-    samples_seconds: float = 0.0  # plans made before runs measured themselves: the samples of all passes
+    estimate_seconds: float = 0.0  # what measuring the step cost, before the first step
+    eval_rows: int | None = None  # validation blocks per pass
+    eval_seconds: float = 0.0  # one validation pass, as estimated
     sample_seconds: float = 0.0  # train.samples: the most one validation pass's samples may take; 0: no limit
-    warmup_steps: int = 0  # the warm-up's steps, fixed before the first step
-    schedule_steps: int = 0  # the estimate's step count: the schedule of the steps before measured_step
-    data_steps: int = 0  # the steps that read every training film (train.epochs times): the most a run trains
-    measured_step: int = 0  # the step whose time fixed max_steps; 0: not yet (max_steps is the estimate's)
+    warmup_steps: int = 0
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The callbacks moviegpt's Trainer runs with: not losing work (a clean stop on a signal, saves on a timer), the
-run's own log (metrics.jsonl, which stops a diverged run) and tracking, the step clock the benchmarks time
-steps with, and the step count a budgeted run fixes as it trains (PlanAtStep).
+run's own log (metrics.jsonl, which stops a diverged run) and tracking, the validation films' curve (FilmCurve), the
+step clock the benchmarks time steps with, and a planned run's deadline.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
-from transformers.trainer_callback import DefaultFlowCallback
 
-from moviegpt import plan as planner
 from moviegpt.config import Config
 from moviegpt.hardware import synchronize
-from moviegpt.schedule import resize_schedule
 
 
 def tracking(run_dir: Path, cfg: Config) -> list[TrainerCallback]:
@@ -274,54 +271,18 @@ class StepClock(TrainerCallback):
                 getattr(self, which).append(now - e.elapsed_time(last) / 1e3)
 
 
-class PlanAtStep(TrainerCallback):
-    """A planned run (moviegpt.plan) fixes its own step count at the end of step plan.MEASURED_STEP, from that
-    step's time, the seconds spent since training began and step 0's validation pass with its samples; `fixed`
-    records the plan. From then on, and from the start where the plan is fixed already (a rerun, a resume),
-    Trainer's step count, validation and checkpoint steps and learning-rate schedule are the plan's."""
+class Deadline(TrainerCallback):
+    """A planned run still training at `seconds` (its budget times plan.DEADLINE_FACTOR) stops at the end of its
+    step, validating and saving as at any last step, through Trainer's public control. The plan sized the run to
+    end well before this: it is a bound for a machine that slowed down, not the plan."""
 
-    def __init__(self, cfg: Config, plan, fixed):
-        self.cfg, self.plan, self.fixed = cfg, plan, fixed
-        self.began = self.step_began = self.first_step = None
-        self.resumed = False
+    def __init__(self, seconds: float):
+        self.seconds, self.began, self.stopped_at = seconds, None, None
 
-    def on_train_begin(self, args, state, control, lr_scheduler=None, **kw):
-        synchronize()
-        self.began, self.resumed = time.perf_counter(), state.global_step > 0  # a resume has no step-0 pass
-        self._follow(args, state, lr_scheduler)
+    def on_train_begin(self, args, state, control, **kw):
+        self.began = time.perf_counter()
 
-    def on_step_begin(self, args, state, control, **kw):
-        if not self.plan.measured_step and state.global_step + 1 == planner.MEASURED_STEP:
-            synchronize()  # once: on a GPU a step is only queued when Trainer returns from it
-        self.step_began = time.perf_counter()
-        self.first_step = self.first_step or self.step_began
-
-    def on_step_end(self, args, state, control, lr_scheduler=None, **kw):
-        if self.plan.measured_step or state.global_step != planner.MEASURED_STEP:
-            return
-        synchronize()
-        now = time.perf_counter()
-        pass_s = 0.0 if self.resumed else self.first_step - self.began
-        timing = agreed([now - self.step_began, now - self.began, pass_s])
-        self.plan = planner.fit(self.cfg, self.plan, *timing)
-        self._follow(args, state, lr_scheduler)
-        DefaultFlowCallback().on_step_end(args, state, control)  # this step's validation and end, as planned
-        self.fixed(self.plan)
-
-    def _follow(self, args, state, scheduler) -> None:
-        """The estimate's schedule until the run has measured itself; then the plan's steps and schedule."""
-        p = self.plan  # before it measures itself, its max_steps is the estimate's (schedule_steps)
-        if p.measured_step:
-            state.max_steps, state.eval_steps = p.max_steps, p.eval_steps
-            state.save_steps = p.save_steps or state.save_steps
-        resize_schedule(
-            scheduler, args, p.schedule_steps or p.max_steps, p.max_steps, p.measured_step or planner.MEASURED_STEP
-        )
-
-
-def agreed(values: list[float]) -> list[float]:
-    """Rank 0's values on every process of a distributed run (each must train the same steps); as they are in
-    a single process."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.broadcast_object_list(values, src=0)
-    return values
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step < state.max_steps and time.perf_counter() - self.began > self.seconds:
+            control.should_training_stop = control.should_evaluate = control.should_save = True
+            self.stopped_at = state.global_step

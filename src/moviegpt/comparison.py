@@ -111,7 +111,7 @@ def time_rows(runs: dict[str, RunDir]) -> pd.DataFrame:
                 "validation": t["validation_s"],
                 "samples": t["samples_s"],
                 "saves": t["save_s"],
-                "estimate": t["probe_s"],
+                "estimate": t["estimate_s"],
                 "not steps": f"{t['overhead_share']:.1%}",
             }
         )

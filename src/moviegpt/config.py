@@ -166,18 +166,12 @@ class TrainConfig:
     )
     budget_minutes: float | None = setting(
         None,
-        "plan the run to this many minutes of training on this machine: the run "
-        "times its own steps and sets its step count to fit (moviegpt.plan); "
+        "plan the run to this many minutes of training on this machine: one row's step is timed before the "
+        "first step and the step count, warm-up, validation and checkpoints are fixed to fit (moviegpt.plan); "
         "cached per machine",
         hash="changed",
         lo=0.1,
         hi=1e6,
-    )
-    planned_by: str = setting(
-        "",
-        "set by moviegpt.plan, not by hand: the key of the plan that sized this run, which names its "
-        "directory (a planned run's step count is fixed while it trains)",
-        hash="no",
     )
     batch_size: int = setting(4, "rows per device per micro-batch", lo=1, hi=1 << 16)
     eval_batch_size: int = setting(8, "rows per batch when evaluating", lo=1, hi=1 << 16)
@@ -319,7 +313,14 @@ class Config:
 
     @property
     def run_name(self) -> str:
-        return f"{self.profile}-{self.train.planned_by or self.hash()}"
+        """The run's directory: <profile>-<hash of the settings>, and for a budgeted run, whose plan fixed its steps
+        for one machine, -<that machine's tag> (moviegpt.hardware.machine_tag)."""
+        name = f"{self.profile}-{self.hash()}"
+        if self.train.budget_minutes and self.train.max_steps > 0:
+            from moviegpt.hardware import machine_tag
+
+            name += f"-{machine_tag()}"
+        return name
 
     @property
     def scored_length(self) -> int:

@@ -80,6 +80,21 @@ def hardware() -> dict:
 describe = describe_machine  # one line naming a machine (moviegpt.artifacts, which needs no torch)
 
 
+def machine_key() -> dict:
+    """What a run's timing depends on: the processor, its instruction set and threads, the GPU, torch."""
+    hw = hardware()
+    keys = ("cpu", "cpu_capability", "cpu_cores", "torch_threads", "gpu")
+    return {k: hw[k] for k in keys} | {"torch": torch.__version__}
+
+
+def machine_tag() -> str:
+    """Eight hex digits naming this machine: a budgeted run's directory ends with it (Config.run_name)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(machine_key(), sort_keys=True).encode()).hexdigest()[:8]
+
+
 def versions() -> dict:
     pkgs = ["moviegpt", "torch", "transformers", "datasets", "accelerate", "tokenizers"]
 
@@ -100,7 +115,7 @@ def synchronize() -> None:
 
 class PeakMemory:
     """Peak memory while a block runs, in MB: the GPU's allocated peak on CUDA, else the process's resident set
-    sampled every 0.2 s (Linux /proc; elsewhere the process-lifetime peak), so two runs in one process are
+    sampled five times a second (Linux /proc; elsewhere the process-lifetime peak), so two runs in one process are
     measured apart."""
 
     def __enter__(self):

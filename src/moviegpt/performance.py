@@ -295,7 +295,7 @@ def plan_numbers(result: dict) -> dict:
     themselves) and its planned against actual training time."""
     return {
         "plan_bench_machine": machine(result),
-        "plan_probe_s": result["probe_seconds"],
+        "plan_estimate_s": result["estimate_seconds"],
         "plan_planned_s": result["planned_seconds"],
         "plan_actual_s": result["actual_seconds"],
         "plan_error": result["actual_seconds"] / result["planned_seconds"] - 1,

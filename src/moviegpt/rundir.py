@@ -143,8 +143,7 @@ class RunDir:
     def time_spent(self) -> dict:
         """Where a finished run's training time went, from metrics.jsonl and its plan: validation passes
         (Trainer's eval_runtime, step 0 included) and the samples drawn at each (samples_seconds), checkpoints
-        (save_seconds), the planner's estimate before the first step (a plan made before runs measured
-        themselves: its probe, in the run that ran it), and their share of train_runtime."""
+        (save_seconds), the planner's estimate before the first step, and their share of train_runtime."""
         m = self.metrics()
         runtime = self.summary().train_runtime_s
         evals, saves = [r for r in m if r["kind"] == "eval"], [r for r in m if r["kind"] == "save"]
@@ -152,14 +151,14 @@ class RunDir:
         saving = sum(r["save_seconds"] for r in saves)
         sampling = sum(r["samples_seconds"] for r in m if r["kind"] == "samples")
         plan = self.info().plan
-        probe = plan.probe_seconds if plan and plan.probed else 0.0  # an old shared probe counts where it ran
+        probe = plan.estimate_seconds if plan else 0.0
         return {
             "train_runtime_s": runtime,
             "validation_s": validation,
             "passes": len(evals),
             "save_s": saving,
             "saves": len(saves),
-            "probe_s": probe,
+            "estimate_s": probe,
             "samples_s": sampling,
             "overhead_share": (validation + saving + probe + sampling) / runtime,
         }

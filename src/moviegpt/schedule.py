@@ -1,5 +1,9 @@
-"""The learning-rate schedule: Trainer's, with a warm-up that trains from its first step, and the two-part
-schedule of a run that fixes its step count as it trains (moviegpt.plan)."""
+"""The learning-rate schedule: Trainer's, with a warm-up that trains from its first step.
+
+transformers' warm-up gives step 1 a learning rate of 0: a step wasted, which in a 10-step run is a tenth of the
+run. Here step k of a w-step warm-up has k/w of the peak (k = 1..w), and the schedule after it is transformers'
+own. What that costs in quality against transformers' warm-up: benchmarks/results/warmup_quality.json.
+"""
 
 from __future__ import annotations
 
@@ -16,37 +20,13 @@ def first_step_warmup(schedule, warmup: int):
     return shifted
 
 
-def schedule_factors(args: TrainingArguments, optimizer, steps: int) -> list:
-    """The factors of the peak learning rate Trainer's schedule gives each step of a `steps`-step run, with
-    the warm-up training from its first step (first_step_warmup)."""
-    from transformers.optimization import get_scheduler
-
+def first_step(made, args: TrainingArguments, steps: int):
+    """Trainer's scheduler for a `steps`-step run (`made`), with its warm-up training from its first step: a new
+    LambdaLR over the same optimizer and the same factors, shifted while warming up. A schedule that is not a
+    LambdaLR (reduce-on-plateau) or has no warm-up is returned as it is."""
     warmup = args.get_warmup_steps(steps)
-    made = get_scheduler(
-        args.lr_scheduler_type, optimizer, warmup, steps, scheduler_specific_kwargs=args.lr_scheduler_kwargs
-    )
-    return [first_step_warmup(f, warmup) if warmup else f for f in made.lr_lambdas]
-
-
-def resize_schedule(scheduler, args: TrainingArguments, before: int, steps: int, at: int) -> None:
-    """A planned run's schedule (moviegpt.plan): the first `at` steps at the rates of a `before`-step run,
-    those from step `at` on at the rates of a `steps`-step run (the same when both are equal)."""
-    if not isinstance(scheduler, LambdaLR):
-        return
-    first, then = (schedule_factors(args, scheduler.optimizer, n) for n in (before, steps))
-    follow(scheduler, [switched(a, b, at) for a, b in zip(first, then)])
-
-
-def switched(first, then, at: int):
-    def factor(step: int) -> float:  # LambdaLR's step i sets the rate of optimizer step i + 1
-        return first(step) if step < at else then(step)
-
-    return factor
-
-
-def follow(scheduler: LambdaLR, factors: list) -> None:
-    """The scheduler goes on with these factors; the optimizer's rates are set to them at once."""
-    scheduler.lr_lambdas = factors
-    for group, base, f in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, factors):
-        group["lr"] = base * f(scheduler.last_epoch)
-    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    if not isinstance(made, LambdaLR) or not warmup:
+        return made
+    for group in made.optimizer.param_groups:  # Trainer's scheduler set each rate to its step-0 value; the new one
+        group["lr"] = group["initial_lr"]  # starts from the peak, as any new scheduler does
+    return LambdaLR(made.optimizer, [first_step_warmup(f, warmup) for f in made.lr_lambdas])

@@ -3,10 +3,11 @@
 Like transformers' run_clm.py and litgpt's finetune/full.py, a run reads top to bottom, each object made once:
     choose   the model that can be had (the hub's, or the stand-in: moviegpt.model.choose)
     prepare  tokenizer, splits, datasets and model, once (`moviegpt prepare` shows what it made)
-    plan     for train.budget_minutes, a first step count from a forward pass of what prepare made (plan.py)
+    plan     for train.budget_minutes: one row's step timed on what prepare made, and the step count, warm-up,
+             validation and checkpoints fixed to fit, before Trainer is built (plan.py)
     setup    the base model's held-out evaluation, config.yaml
-    fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence; a planned
-             run fixes its step count at its step plan.MEASURED_STEP
+    fit      the one Trainer (moviegpt.trainer.build): resume, signals, checkpoints, divergence, and a planned
+             run's deadline
     save     model/ (merged when LoRA trained), adapter/
     finish   held-out evaluation of the fine-tuned model, model card, summary.json (last: the run is finished)
 A finished run is reused as it is; an unfinished one is resumed. A changed config hashes to a new
@@ -97,14 +98,14 @@ def resolve(cfg: Config, log=print) -> tuple[Config, Plan | None]:
 
 
 def _resolve(cfg: Config, log) -> tuple[Config, Plan | None, Prepared | None]:
-    """choose, then plan: from the cache, or by preparing the run and probing (the prepared run is returned, so
-    nothing is loaded twice)."""
+    """choose, then plan a budget: from the cache, or by preparing the run and timing its step (the prepared run is
+    returned, so nothing is loaded twice)."""
     cfg = model_stage.choose(cfg)
-    found = planner.cached(cfg)
-    if found is not None:
-        if found[1] is not None and cfg.train.max_steps <= 0:
-            log(f"Plan for this machine (cached): {found[1].reason}")
-        return *found, None
+    if not planner.needed(cfg):
+        return cfg, None, None
+    if (plan := planner.cached(cfg)) is not None:
+        log(f"Plan for this machine (cached): {plan.reason}")
+        return planner.apply(cfg, plan), plan, None
     prepared = prepare(cfg, log)
     return *planner.resolve(cfg, prepared, log), prepared
 
@@ -316,7 +317,7 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         + ([curve] if s.val_films is not None else [])
         + ([C.SaveEvery(cfg.train.save_minutes)] if cfg.train.save_minutes else [])
         + ([samples_callback(cfg, s, metrics)] if cfg.train.samples and s.val_ds and not cfg.train.film_curve else [])
-        + ([C.PlanAtStep(cfg, s.info.plan, lambda p: fixed(cfg, p, s, run, main))] if cfg.train.planned_by else []),
+        + ([C.Deadline(s.info.plan.budget_minutes * 60 * planner.DEADLINE_FACTOR)] if s.info.plan else []),
     )
     try:
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
@@ -336,13 +337,6 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
             f"{run.checkpoints / f'checkpoint-{trainer.state.global_step}'}; rerun the same command to resume"
         )
     return trainer, result
-
-
-def fixed(cfg: Config, plan: Plan, s: Setup, run: RunDir, main: bool) -> None:
-    """A plan the run fixed as it trained: cached for rebuilds, and in config.yaml (what ran)."""
-    if main:
-        s.info.plan = plan
-        save_config(planner.record(cfg, plan), run.config_yaml, to_dict(s.info))
 
 
 def save(cfg: Config, s: Setup, trainer, run: RunDir, main: bool):

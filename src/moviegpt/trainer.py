@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR
 from transformers import Trainer, TrainingArguments, default_data_collator
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.modeling_outputs import CausalLMOutput
@@ -24,7 +23,7 @@ from moviegpt import progress
 from moviegpt.config import Config
 from moviegpt.errors import UserError, first_line
 from moviegpt.model import align_output
-from moviegpt.schedule import follow, schedule_factors
+from moviegpt import schedule
 
 
 # A GPU runs a step while the CPU queues the next one, unless something waits for the step to finish. Trainer
@@ -167,11 +166,6 @@ class BarProgress(ProgressCallback):
     SHOWN = {"loss": "loss", "eval_loss": "val loss", "tokens_per_second": "tok/s"}
     last: dict | None = None
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.training_bar is not None and self.training_bar.total != state.max_steps:
-            self.training_bar.total = state.max_steps  # a planned run fixes its steps as it trains (moviegpt.plan)
-        super().on_step_end(args, state, control, **kwargs)
-
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:
             new = {name: f"{logs[key]:.4g}" for key, name in self.SHOWN.items() if key in logs}
@@ -233,13 +227,10 @@ class CountOnDevice(Trainer):
     _pending = None  # tokens counted on the device since the last log or save
 
     def create_scheduler(self, num_training_steps, optimizer=None):
-        """Trainer's schedule, but a warm-up trains from its first step: transformers' warm-up gives step 1 a
-        learning rate of 0, a step wasted, which in a 10-step run is a tenth of the run. Here step k of a w-step
-        warm-up has k/w of the peak (k = 1..w), the schedule after it unchanged (schedule_factors)."""
+        """Trainer's schedule, but a warm-up trains from its first step (moviegpt.schedule)."""
         if self.lr_scheduler is None:
-            schedule = super().create_scheduler(num_training_steps, optimizer)
-            if isinstance(schedule, LambdaLR):
-                follow(schedule, schedule_factors(self.args, schedule.optimizer, num_training_steps))
+            made = super().create_scheduler(num_training_steps, optimizer)
+            self.lr_scheduler = schedule.first_step(made, self.args, num_training_steps)
         return self.lr_scheduler
 
     def _evaluate(self, *args, **kwargs):
