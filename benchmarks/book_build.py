@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import harness
-from moviegpt import book
+
+from moviegpt.book import arms
 
 
 def build(out: Path, env: dict) -> float:
@@ -46,7 +47,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     env = dict(os.environ, MOVIEGPT_PROFILE=args.profile, TRANSFORMERS_VERBOSITY="error")
     os.environ["MOVIEGPT_PROFILE"] = args.profile
-    name = book.configs()[book.MAIN].run_name
+    name = arms.configs()[arms.MAIN].run_name
     mine = [harness.ROOT / "runs" / name, *(harness.ROOT / ".jupyter_cache").glob(f"{name}-*")]
     with tempfile.TemporaryDirectory(dir=harness.ROOT) as aside:
         moved = [(path, Path(aside) / f"{i}") for i, path in enumerate(mine) if path.exists()]

@@ -1,5 +1,5 @@
 """How much of a planned run's training time went to optimizer steps: validation, checkpoints and the planner's
-estimate as a share of `train_runtime` (moviegpt.rundir.RunDir.time_spent, from the run's metrics.jsonl). A
+estimate as a share of `train_runtime` (moviegpt.core.rundir.RunDir.time_spent, from the run's metrics.jsonl). A
 measurement, not a target: the planner's target is planned against actual time within 20% (benchmarks/plan.py).
 
     python benchmarks/budget_share.py runs/demo-*          # finished runs, e.g. the book's
@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 
 import harness
-from moviegpt import load_config, train
-from moviegpt.rundir import RunDir
+
+from moviegpt import load_config
+from moviegpt.core.rundir import RunDir
+from moviegpt.train import finetune
 
 
 def rows(runs: list[RunDir]) -> list[dict]:
@@ -44,7 +46,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         runs = [RunDir(Path(r)) for r in args.runs if RunDir(Path(r)).finished]
         if args.train:
-            runs.append(train.run(load_config(args.train, [f"runs_dir={tmp}", *args.extra])))
+            runs.append(finetune.run(load_config(args.train, [f"runs_dir={tmp}", *args.extra])))
         if not runs:
             p.error("no finished run given (and no --train)")
         result = rows(runs)

@@ -12,13 +12,16 @@ films (configs/seed.yaml); ours saves every `save_steps` steps of 32k tokens or 
 import argparse
 import math
 import statistics
+import tempfile
 import time
 from dataclasses import replace
-import tempfile
 from pathlib import Path
 
 import harness
-from moviegpt import data, load_config, tokens
+
+from moviegpt import load_config
+from moviegpt.data import movies, tokens
+from moviegpt.model.tokenizer import load_tokenizer
 
 MODELS = {  # scratch GPT-2 shapes: random weights are as large as trained ones
     "bench": ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.n_positions=512"],
@@ -51,11 +54,11 @@ def checkpoint_seconds(cfg, tok, out: Path, atomic: bool, saves: int = 3) -> dic
     after one optimizer step so the optimizer state exists; `atomic` uses moviegpt's staged save."""
     import datasets
 
-    from moviegpt import model as model_stage
-    from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import build
+    from moviegpt.core.hardware import resolve_precision
+    from moviegpt.model import causal_lm
+    from moviegpt.train.trainer import build
 
-    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)
+    model, _ = causal_lm.load_model(cfg.model, tok, cfg.seed)
     ids = [[tok.eos_token_id] * 32] * 2
     ds = datasets.Dataset.from_dict({"input_ids": ids, "attention_mask": [[1] * 32] * 2, "labels": ids})
     cfg = replace(cfg, train=replace(cfg.train, batch_size=1, max_steps=1, save_total_limit=1))
@@ -81,7 +84,7 @@ def saving_share(
     save_seconds: float, step_seconds: float, save_every_steps: int | None, save_minutes: float | None = None
 ) -> float:
     """Share of wall time spent saving when a save happens every N steps or every M minutes, whichever first."""
-    from moviegpt.config import save_interval
+    from moviegpt.core.config import save_interval
 
     return save_seconds / (save_seconds + save_interval(step_seconds, save_every_steps, save_minutes))
 
@@ -93,8 +96,8 @@ def main(argv=None):
     p.add_argument("--name", default="checkpoint_cost")
     args = p.parse_args(argv)
     rows = []
-    tok, _ = tokens.load_tokenizer("gpt2-bundled")
-    bundled, _ = data.load_clean(load_config("smoke").data)
+    tok, _ = load_tokenizer("gpt2-bundled")
+    bundled, _ = movies.load_clean(load_config("smoke").data)
     film_tokens = float(tokens.token_lengths(bundled, tok, load_config("full").text.template).mean())
     for size in args.models:
         for name, atomic in (("seed", False), ("full", True)):
@@ -107,7 +110,7 @@ def main(argv=None):
                 small = load_config(
                     "smoke", [*over, f"train.batch_size={min(cfg.train.batch_size, 4)}", "train.grad_accum=1"]
                 )  # later overrides win
-                splits = data.load_splits(small.data, small.seed)
+                splits = movies.load_splits(small.data, small.seed)
                 s = harness.setup(name, small, splits, tok, Path(tmp) / "steps")
                 w = harness.window(s, warmup_steps=1, steps=2)
             seq = cfg.text.block_size if cfg.text.batching == "pack" else cfg.text.max_length

@@ -19,24 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import harness
 import pandas as pd
 
-import harness
-from moviegpt import data
-from moviegpt.data import WYKONOS_ROWS
-
-
-def replica(rows: int = WYKONOS_ROWS, seed: int = 0) -> pd.DataFrame:
-    """The bundled films repeated to `rows` rows in wykonos layout. Each copy gets a new id and its copy
-    number in the title, so cleaning (which drops repeated ids and repeated title+overview) keeps it."""
-    base = data.read_table("bundled")
-    reps = -(-rows // len(base))
-    out = pd.concat([base] * reps, ignore_index=True).head(rows)
-    copy = np.arange(len(out)) // len(base)
-    out["id"] = out["id"].astype("int64") + copy * 10_000_000
-    out["title"] = out["title"].where(copy == 0, out["title"] + " " + pd.Series(copy, dtype=str))
-    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+from moviegpt.data import movies
+from moviegpt.model.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -59,14 +46,14 @@ class Stages:
 def prepare_ours(path: str, block_size: int = 512, num_proc: int | None = None) -> dict:
     """Our data path, as `moviegpt prepare` runs it: read, normalise, clean (counted), hash split,
     then tokenise and pack the training split (datasets map, batched, fast tokenizer, cached)."""
-    from moviegpt import tokens
-    from moviegpt.config import DataConfig, TextConfig
+    from moviegpt.core.config import DataConfig, TextConfig
+    from moviegpt.data import tokens
 
     st = Stages()
     cfg = DataConfig(source=str(path), splits=[0.98, 0.01, 0.01])
-    tok, _ = tokens.load_tokenizer("gpt2-bundled")
+    tok, _ = load_tokenizer("gpt2-bundled")
     st.done("load tokenizer")
-    splits = data.load_splits(cfg, seed=0)
+    splits = movies.load_splits(cfg, seed=0)
     st.done("load, clean, split")
     ds = tokens.tokenize(splits.train, tok, TextConfig(batching="pack", block_size=block_size, num_proc=num_proc))
     st.done("tokenise and pack")
@@ -86,7 +73,7 @@ def prepare_original(path: str, max_length: int = 128) -> dict:
     import datasets
     from transformers import GPT2Tokenizer
 
-    from moviegpt.tokens import BUNDLED_GPT2
+    from moviegpt.model.tokenizer import BUNDLED_GPT2
 
     st = Stages()
     tok = GPT2Tokenizer.from_pretrained(BUNDLED_GPT2)

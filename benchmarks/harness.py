@@ -16,9 +16,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from moviegpt.core.mfu import RULE, utilisation
+import numpy as np
+import pandas as pd
 
-from moviegpt.data import WYKONOS_ROWS
-from moviegpt.mfu import RULE, utilisation
+from moviegpt.data import movies
+from moviegpt.data.movies import WYKONOS_ROWS
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,14 +35,14 @@ def machine() -> dict:
     """The machine a result came from: CPU, the ISA torch dispatches to, native precisions, cores, GPU."""
     import torch
 
-    from moviegpt.hardware import hardware
+    from moviegpt.core.hardware import hardware
 
     return {**hardware(), "python": platform.python_version(), "torch": torch.__version__}
 
 
 def native(precision: str) -> bool:
     """Whether this machine computes `precision` in hardware; benchmarks measure nothing else."""
-    from moviegpt.hardware import native_precisions
+    from moviegpt.core.hardware import native_precisions
 
     return precision in native_precisions()
 
@@ -78,9 +81,20 @@ def table(rows: list[dict], cols: list[str]) -> str:
 # data preparation at full scale
 
 
+def replica(rows: int = WYKONOS_ROWS, seed: int = 0) -> pd.DataFrame:
+    """The bundled films repeated to `rows` rows in wykonos layout. Each copy gets a new id and its copy
+    number in the title, so cleaning (which drops repeated ids and repeated title+overview) keeps it."""
+    base = movies.read_table("bundled")
+    reps = -(-rows // len(base))
+    out = pd.concat([base] * reps, ignore_index=True).head(rows)
+    copy = np.arange(len(out)) // len(base)
+    out["id"] = out["id"].astype("int64") + copy * 10_000_000
+    out["title"] = out["title"].where(copy == 0, out["title"] + " " + pd.Series(copy, dtype=str))
+    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
 def replica_file(rows: int = WYKONOS_ROWS) -> Path:
-    from data_prep import replica
-    from moviegpt.config import CACHE_DIR
+    from moviegpt.core.config import CACHE_DIR
 
     path = CACHE_DIR / "bench" / f"wykonos-replica-{rows}.parquet"
     if not path.exists():
@@ -101,17 +115,17 @@ def replica_overrides(rows: int) -> list[str]:
 
 
 def peak_matmul_flops(precision: str, n: int = 2048, **timing) -> float:
-    """Best FLOP/s of an n x n matmul in this process, measured now (moviegpt.hardware.matmul_peak, the
+    """Best FLOP/s of an n x n matmul in this process, measured now (moviegpt.core.hardware.matmul_peak, the
     function a run's MFU is stated against on a CPU; `timing`: its reps and trials)."""
-    from moviegpt.hardware import matmul_peak
+    from moviegpt.core.hardware import matmul_peak
 
     return matmul_peak(precision, n, **timing)
 
 
 def flops_per_token(model, seq_len: int) -> float:
     """Training FLOPs per token by the one rule a run's metrics.jsonl uses too: llm.c's 6N + 6LCT
-    (moviegpt.mfu.model_flops_per_token)."""
-    from moviegpt import mfu
+    (moviegpt.core.mfu.model_flops_per_token)."""
+    from moviegpt.core import mfu
 
     return mfu.model_flops_per_token(model.config, sum(p.numel() for p in model.parameters()), seq_len)
 
@@ -147,9 +161,9 @@ class Setup:
     out: Path
 
     def trainer(self, max_steps: int, callbacks: list | None = None):
-        """The Trainer `moviegpt train` trains (moviegpt.trainer.build) for `max_steps` steps (-1: the configured
+        """The Trainer `moviegpt train` trains (moviegpt.train.trainer.build) for `max_steps` steps (-1: the configured
         epochs), with no saving, evaluation or logging; a new one for each window, on the same model."""
-        from moviegpt.trainer import build
+        from moviegpt.train.trainer import build
 
         cfg = replace(self.cfg, train=replace(self.cfg.train, max_steps=max_steps))
         return build(
@@ -168,13 +182,14 @@ class Setup:
 def setup(name: str, cfg, splits, tok, out: Path) -> Setup:
     """A recipe's model and data, made as `moviegpt train` makes them, with a collator and clock that count
     tokens and time steps."""
-    from moviegpt import model as model_stage, tokens
-    from moviegpt.hardware import resolve_precision
-    from moviegpt.callbacks import StepClock
+    from moviegpt.core.hardware import resolve_precision
+    from moviegpt.data import tokens
+    from moviegpt.model import causal_lm
+    from moviegpt.train.callbacks import StepClock
 
     precision, _ = resolve_precision(cfg.train.precision)
     ds = tokens.tokenize(splits.train, tok, cfg.text, desc=f"bench {name}")
-    model, _ = model_stage.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
+    model, _ = causal_lm.load_model(cfg.model, tok, cfg.seed)  # the same seeded initialisation for every recipe
     seq = cfg.text.seq_len()
     return Setup(
         name, cfg, model, ds, CountingCollator(), StepClock(), precision, seq, flops_per_token(model, seq), out
@@ -218,7 +233,7 @@ def throughput(
     the precision each recipe computes in, measured in this run (only the precisions the recipes use;
     callers drop recipes whose precision is not native, see native())."""
     peaks = {p: peak_matmul_flops(p, n=peak_size) for p in sorted({s.precision for s in setups})}
-    from moviegpt import progress
+    from moviegpt.core import progress
 
     runs = {s.name: [] for s in setups}
     bar = progress.bar(total=rounds * len(setups), desc="timed windows", unit="window")
@@ -266,13 +281,13 @@ def time_to_quality(
     setups: list[Setup], val_ds, evals: int = 6, batch_size: int = 16, stop_at_target: bool = True
 ) -> list[dict]:
     """Each recipe trains its configured epochs of the same films from the same initialisation; the held-out
-    token-weighted loss (the same padded validation films for every recipe, moviegpt.evaluate.perplexity)
+    token-weighted loss (the same padded validation films for every recipe, moviegpt.eval.evaluate.perplexity)
     is measured `evals` times, with the clock stopped while it is. The target is the loss the first recipe
     (the original) ends its budget with; a recipe's time to quality is when it first reaches it, and with
     `stop_at_target` the others stop there (the rest of their budget measures nothing the target needs)."""
     from transformers import TrainerCallback
 
-    from moviegpt.evaluate import perplexity
+    from moviegpt.eval.evaluate import perplexity
 
     class Probe(TrainerCallback):
         def __init__(self, every, target):

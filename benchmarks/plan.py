@@ -1,4 +1,4 @@
-"""What the planner (train.budget_minutes, moviegpt.plan) costs and how well it predicts: its estimate's time (one
+"""What the planner (train.budget_minutes, moviegpt.train.plan) costs and how well it predicts: its estimate's time (one
 micro-batch's forward and backward pass before the first step), and the planned against the actual time of a run
 it planned, on this machine (the estimate plus Trainer's train_runtime; target: within 20%), with the share of
 that time that went to validation, checkpoints and the estimate.
@@ -13,7 +13,10 @@ import argparse
 import tempfile
 
 import harness
-from moviegpt import load_config, plan as planner, train
+
+from moviegpt import load_config
+from moviegpt.train import finetune
+from moviegpt.train import plan as planner
 
 
 def main(argv=None):
@@ -24,9 +27,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as runs:
         cfg = load_config(args.profile, [f"train.budget_minutes={args.budget}", f"runs_dir={runs}"])
-        chosen = train.model_stage.choose(cfg)
+        chosen = finetune.causal_lm.choose(cfg)
         (planner.PLANS / f"{planner.plan_key(chosen)}.json").unlink(missing_ok=True)
-        run = train.run(cfg)
+        run = finetune.run(cfg)
         plan, s, spent = run.info().plan, run.summary(), run.time_spent()
     result = {
         "benchmark": "plan",

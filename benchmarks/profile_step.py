@@ -12,13 +12,15 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import harness
 import torch
 import yaml
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-import harness
-from moviegpt import data, load_config, tokens
+from moviegpt import load_config
+from moviegpt.data import movies
+from moviegpt.model.tokenizer import load_tokenizer
 
 HERE = Path(__file__).parent
 
@@ -39,11 +41,11 @@ def main(argv=None):
         recipes["base"] + films + args.extra + ([] if args.recipe == "original" else recipes["variants"][args.recipe])
     )
     cfg = load_config("smoke", over)
-    tok, _ = tokens.load_tokenizer(cfg.model.tokenizer)
+    tok, _ = load_tokenizer(cfg.model.tokenizer)
     gpu = torch.cuda.is_available()
     self_time = "self_device_time_total" if gpu else "self_cpu_time_total"  # microseconds
     with tempfile.TemporaryDirectory() as tmp:
-        s = harness.setup(args.recipe, cfg, data.load_splits(cfg.data, cfg.seed), tok, Path(tmp))
+        s = harness.setup(args.recipe, cfg, movies.load_splits(cfg.data, cfg.seed), tok, Path(tmp))
         harness.window(s, warmup_steps=1, steps=1)  # warm-up (and compilation) outside the profile
         with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])) as prof:
             w = harness.window(s, warmup_steps=1, steps=args.steps)

@@ -5,7 +5,7 @@ Every throughput row gets, beside the MFU it was written with:
                              against its flops_per_token) and the peak it was divided by: the fastest matmul the GPU
                              ran in the same process, at the row's precision
     mfu_llmc, mfu_llmc_rule  llm.c's rule, 6N + 6LCT with N every parameter, over the vendor's dense bf16 spec peak
-                             (moviegpt.mfu.SPEC_BF16_PEAK), the way llm.c and PaLM state MFU
+                             (moviegpt.core.mfu.SPEC_BF16_PEAK), the way llm.c and PaLM state MFU
 gpu_full_profile.json, an end-to-end run whose file stated a rate but no MFU, gets an `mfu` block over its steady
 steps (from the log line at step 50 to the last). Idempotent: run it again and nothing changes.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from moviegpt.mfu import SPEC_BF16_PEAK, llmc_flops_per_token, spec_peak
+from moviegpt.core.mfu import SPEC_BF16_PEAK, llmc_flops_per_token, spec_peak
 
 RESULTS = Path(__file__).parent / "results"
 FILES = ("train_throughput_gpu_h200.json", "train_throughput_gpu_sweep.json")

@@ -4,7 +4,8 @@ python benchmarks/summary.py
 """
 
 import harness
-from moviegpt import performance as perf
+
+from moviegpt.book import performance as perf
 
 
 def markdown(df) -> str:

@@ -12,7 +12,7 @@ or AMX) is skipped and listed under "skipped": emulated bf16 is hundreds of time
 trains with it. "ours" uses precision=auto, as configs/full.yaml does.
 
 Every recipe in train_throughput.yaml trains the same seeded model on the same films through
-`moviegpt.train.training_args` and Trainer. Rounds are interleaved (each round runs every recipe
+`moviegpt.train.finetune.training_args` and Trainer. Rounds are interleaved (each round runs every recipe
 once) and each recipe's figure is the median over rounds of a window after two warm-up steps.
 Useful tokens are positions with a real next-token target (padding excluded); MFU is the model's
 training FLOPs per second over the peak matmul rate measured in this run for the precision used.
@@ -23,12 +23,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import harness
 import yaml
 
-import harness
-from moviegpt import data, load_config, tokens
-from moviegpt.mfu import RULE
-from moviegpt.hardware import cpu_capability, describe, resolve_precision
+from moviegpt import load_config
+from moviegpt.core.hardware import cpu_capability, describe, resolve_precision
+from moviegpt.core.mfu import RULE
+from moviegpt.data import movies, tokens
+from moviegpt.model.tokenizer import load_tokenizer
 
 HERE = Path(__file__).parent
 
@@ -44,8 +46,8 @@ def build(recipes: dict, names: list[str], group: str, out: Path, extra: list[st
             skipped[n] = f"{precision} is not native on this machine ({cpu_capability()})"
             del cfgs[n]
     first = cfgs["original"]
-    tok, _ = tokens.load_tokenizer(first.model.tokenizer)
-    splits = data.load_splits(first.data, first.seed)
+    tok, _ = load_tokenizer(first.model.tokenizer)
+    splits = movies.load_splits(first.data, first.seed)
     return [harness.setup(n, c, splits, tok, out) for n, c in cfgs.items()], splits, tok, first
 
 

@@ -1,7 +1,7 @@
 """What the first-step warm-up costs or buys in held-out quality: a finished run against the same run trained
-again with transformers' own warm-up, whose first step trains at a learning rate of 0 (moviegpt.schedule
+again with transformers' own warm-up, whose first step trains at a learning rate of 0 (moviegpt.train.schedule
 `first_step_warmup` undone). Same config, plan, films, seed and step count; only the warm-up differs. Held-out
-perplexity of each on the same test films, and their paired ratio with a 95% bootstrap interval (moviegpt.stats).
+perplexity of each on the same test films, and their paired ratio with a 95% bootstrap interval (moviegpt.core.stats).
 
 The plan's other cuts need no such run: fewer validation passes and no mid-run checkpoint leave the weights bit for
 bit as they were (tests/test_plan.py::test_what_the_plan_cuts_changes_the_time_not_the_weights), and a probe
@@ -18,9 +18,11 @@ import tempfile
 from pathlib import Path
 
 import harness
-from moviegpt import schedule, stats, train
-from moviegpt.rundir import RunDir
-from moviegpt.settings import load_run_config
+
+from moviegpt.core import stats
+from moviegpt.core.rundir import RunDir
+from moviegpt.core.settings import load_run_config
+from moviegpt.train import finetune, schedule
 
 
 def transformers_warmup(schedule, warmup: int):
@@ -49,7 +51,7 @@ def main(argv=None):
     cfg = load_run_config(ours.path)
     with tempfile.TemporaryDirectory() as tmp:
         schedule.first_step_warmup = transformers_warmup  # the one change: Trainer's own warm-up
-        theirs = RunDir(train.run(dataclasses.replace(cfg, runs_dir=tmp)))
+        theirs = RunDir(finetune.run(dataclasses.replace(cfg, runs_dir=tmp)))
         rows = [row("first step trains (moviegpt)", ours), row("step 1 at lr 0 (transformers)", theirs)]
         a, b = ours.summary().final, theirs.summary().final
         ratio = stats.perplexity_ratio(a.film_nll, a.film_tokens, b.film_nll, b.film_tokens)

@@ -39,14 +39,14 @@ def smoke_cfg(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_run(smoke_cfg):
     """One real smoke training run (tiny GPT-2, real tokenizer, real bundled films), shared by the tests."""
-    from moviegpt.train import run
+    from moviegpt.train.finetune import run
 
     return run(smoke_cfg, log=lambda m: None)
 
 
 @pytest.fixture(scope="session")
 def gpt2_tok():
-    from moviegpt.tokens import load_tokenizer
+    from moviegpt.model.tokenizer import load_tokenizer
 
     return load_tokenizer("gpt2-bundled")[0]
 
@@ -56,7 +56,7 @@ def server(smoke_run):
     """The demo server on the smoke run's model, on a free loopback port (the port is what the tests get)."""
     import threading
 
-    from moviegpt import demo
+    from moviegpt.cli import demo
 
     srv = demo.make_server(str(smoke_run / "model"), "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -87,20 +87,20 @@ def snapshot(root: Path) -> dict:
 
 def run_cli(capfd, *argv) -> tuple[int, str, str]:
     """`moviegpt *argv` in-process: the exit code, stdout and stderr."""
-    from moviegpt import cli
+    from moviegpt.cli import parser
 
     capfd.readouterr()
-    code = cli.main(list(argv))
+    code = parser.main(list(argv))
     out = capfd.readouterr()
     return code, out.out, out.err
 
 
 def run_argv(argv, capfd) -> tuple[int, str]:
     """`moviegpt argv` in-process, each argument made text: the exit code and stderr."""
-    from moviegpt import cli
+    from moviegpt.cli import parser
 
     capfd.readouterr()
-    code = cli.main([str(a) for a in argv])
+    code = parser.main([str(a) for a in argv])
     return code, capfd.readouterr().err
 
 
@@ -136,7 +136,7 @@ def run_copy(smoke_run, tmp_path):
     """A copy of the smoke run's directory, to damage."""
     import shutil
 
-    from moviegpt.rundir import RunDir
+    from moviegpt.core.rundir import RunDir
 
     d = tmp_path / "runs" / smoke_run.name
     shutil.copytree(smoke_run.path, d)

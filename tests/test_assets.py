@@ -6,9 +6,11 @@ import pytest
 import yaml
 from transformers import pipeline
 
-from moviegpt import assets, hub, load_config
-from moviegpt.model import choice_note, choose, count_parameters, load_pretrained
-from moviegpt.train import run
+from moviegpt import load_config
+from moviegpt.core import hub
+from moviegpt.model import assets
+from moviegpt.model.causal_lm import choice_note, choose, count_parameters, load_pretrained
+from moviegpt.train.finetune import run
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from moviegpt import cli
-
 from conftest import readme_rows, snapshot  # the table's reader (tests/bad_inputs.md), and what a case must not change
+
+from moviegpt.cli import parser
 
 
 def data_file(name: str, content: bytes):
@@ -173,21 +172,21 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, monkeypatch, capfd):
         argv += ["--set", f"runs_dir={runs}"]
     before = snapshot(tmp_path)
     capfd.readouterr()
-    code = cli.main(argv)
+    code = parser.main(argv)
     check_one_line(code, capfd.readouterr().err, readme_rows()[case])
     assert snapshot(tmp_path) == before  # nothing written before is lost, and a failed start leaves nothing
 
 
 def test_prompt_longer_than_context(smoke_run, capfd):
     capfd.readouterr()
-    code = cli.main(["generate", "--model", str(smoke_run / "model"), "--title", "word " * 300])
+    code = parser.main(["generate", "--model", str(smoke_run / "model"), "--title", "word " * 300])
     check_one_line(code, capfd.readouterr().err, readme_rows()["prompt-too-long"])
 
 
 def test_one_huge_overview_is_dropped_and_counted(tmp_path, capfd):
     rows = [(i, f"Film {i}", f"Story number {i} of a long night.") for i in range(60)] + [(99, "Broken", MB_OVERVIEW)]
     (tmp_path / "films.csv").write_bytes(films_csv(rows))
-    assert cli.main(["prepare", "--config", "smoke", "--set", f"data.source={tmp_path / 'films.csv'}"]) == 0
+    assert parser.main(["prepare", "--config", "smoke", "--set", f"data.source={tmp_path / 'films.csv'}"]) == 0
     out = json.loads(capfd.readouterr().out)
     assert out["rows_in"] == 61 and out["rows_out"] == 60 and out["dropped"]["overview_too_long"] == 1
 
@@ -196,7 +195,7 @@ DISK_FULL = """
 set -e
 mount -t tmpfs -o size=120m tmpfs "$RUNS"
 set +e
-"$PY" -m moviegpt.cli train --config smoke --set runs_dir="$RUNS" --set data.max_train_rows=64 \
+"$PY" -m moviegpt.cli.parser train --config smoke --set runs_dir="$RUNS" --set data.max_train_rows=64 \
     --set data.max_eval_rows=16 --set train.max_steps=12 --set train.save_steps=4 --set train.eval_steps=4 \
     --set train.save_total_limit=2 2> "$OUT/stderr"
 echo $? > "$OUT/rc"

@@ -6,9 +6,10 @@ import sys
 
 import pytest
 import torch
-
-from moviegpt import data, load_config, tokens
 from conftest import PROJECT_ROOT
+
+from moviegpt import load_config
+from moviegpt.data import movies, tokens
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 import data_prep  # noqa: E402
@@ -27,7 +28,7 @@ TINY = [
 
 
 def test_counting_collator_excludes_padding(gpt2_tok):
-    films = data.load_splits(load_config("smoke").data, 0).train.head(6)
+    films = movies.load_splits(load_config("smoke").data, 0).train.head(6)
     pad = tokens.tokenize(films, gpt2_tok, load_config("smoke", ["text.max_length=128"]).text, batching="pad")
     c = bench.CountingCollator()
     batch = c([pad[i] for i in range(len(pad))])
@@ -48,7 +49,7 @@ def test_flops_per_token_is_llmc_6n_plus_6lct():
 
 
 def test_peak_matmul_is_measured_only_for_native_precisions():
-    from moviegpt.hardware import native_precisions
+    from moviegpt.core.hardware import native_precisions
 
     assert 1e8 < bench.peak_matmul_flops("fp32", n=256, reps=2, trials=2) < 1e15
     for precision in {"bf16", "fp16"} - set(native_precisions()):  # emulated here: never timed
@@ -132,18 +133,18 @@ def test_throughput_harness_end_to_end(tmp_path):
 
 
 def test_replica_keeps_every_row_through_cleaning():
-    df = data_prep.replica(12_000)
-    clean, counts = data.clean(data.normalise(df))
-    bundled, _ = data.clean(data.normalise(data.read_table("bundled")))
+    df = bench.replica(12_000)
+    clean, counts = movies.clean(movies.normalise(df))
+    bundled, _ = movies.clean(movies.normalise(movies.read_table("bundled")))
     assert len(df) == 12_000 and df["id"].is_unique
     assert counts["dropped"]["duplicate_title_overview"] == counts["dropped"]["duplicate_id"] == 0
     assert len(clean) > 2 * len(bundled)
-    splits = data.load_splits(load_config("smoke", bench.replica_overrides(1_200)).data, 0)  # --replica-rows
+    splits = movies.load_splits(load_config("smoke", bench.replica_overrides(1_200)).data, 0)  # --replica-rows
     assert splits.counts.rows_in == 1_200 and len(splits.train) > 1_000  # not smoke's 256 films
 
 
 def test_data_prep_both_recipes_on_a_small_replica(tmp_path):
-    df = data_prep.replica(3000)
+    df = bench.replica(3000)
     df.to_parquet(tmp_path / "r.parquet")
     ours = data_prep.prepare_ours(str(tmp_path / "r.parquet"), block_size=128)
     orig = data_prep.prepare_original(str(tmp_path / "r.parquet"))

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from moviegpt import applications, book, report, results
-
 from conftest import CHROMIUM_ARGS, PROJECT_ROOT
+
+from moviegpt.book import applications, arms, report, results
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow
@@ -88,7 +87,7 @@ def test_chapters_download_as_notebooks(site):
 
 
 def test_performance_chapter_labels_every_table_with_its_machine(site):
-    from moviegpt import performance as perf
+    from moviegpt.book import performance as perf
 
     res = perf.results(PROJECT_ROOT)
     page = text_of(site / "book/performance.html")
@@ -106,7 +105,7 @@ def test_performance_chapter_labels_every_table_with_its_machine(site):
 def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")  # the profile the site was built with
     monkeypatch.chdir(PROJECT_ROOT)
-    run = book.main_run()
+    run = arms.main_run()
     h, iv = report.headline(run), report.held_out(run)
     first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
     for fact in (
@@ -123,12 +122,12 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
 
 
 def test_results_compare_the_three_recipes_on_the_same_films(site, monkeypatch):
-    from moviegpt import comparison
+    from moviegpt.book import comparison
 
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
     monkeypatch.chdir(PROJECT_ROOT)
-    runs = book.runs()
-    assert list(runs) == [book.MAIN, book.LORA, book.ORIGINAL]
+    runs = arms.runs()
+    assert list(runs) == [arms.MAIN, arms.LORA, arms.ORIGINAL]
     f = comparison.recipe_facts(runs, comparison.scores(runs))
     page = text_of(site / "book" / "results.html").replace(" ,", ",").replace("\u2019", "'")  # smart quotes
     for fact in (f["orig_gap_ci"], f["orig_gap_nats"], f["orig_eos_nats"], f["orig_tokens"], f["orig_gap_cause"]):
@@ -140,7 +139,7 @@ def test_generated_text_is_shown_whole(site, monkeypatch):
     """Every generated overview in Results and Applications appears in full, newlines and all."""
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
     monkeypatch.chdir(PROJECT_ROOT)
-    run = book.main_run()
+    run = arms.main_run()
     squash = lambda t: re.sub(r"\s+", " ", t).strip()
     page = text_of(site / "book" / "results.html")
     shown = [results.shown(e.generated[m]) for e in report.evaluation(run).examples[:4] for m in results.MODELS]

@@ -1,4 +1,4 @@
-"""moviegpt.callbacks: the run's own log (metrics.jsonl) with throughput in the loop, measured on a real tiny
+"""moviegpt.train.callbacks: the run's own log (metrics.jsonl) with throughput in the loop, measured on a real tiny
 model through the Trainer moviegpt trains with."""
 
 import dataclasses
@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from moviegpt import callbacks, hardware, mfu, train, trainer
-from moviegpt.settings import load_config
+from moviegpt.core import hardware, mfu
+from moviegpt.core.settings import load_config
+from moviegpt.train import callbacks, finetune, trainer
 
 
 def test_smoke_training_rows_carry_tokens_per_second_and_mfu(smoke_run):
@@ -21,9 +22,9 @@ def test_smoke_training_rows_carry_tokens_per_second_and_mfu(smoke_run):
 def test_the_loop_and_the_benchmarks_state_the_same_mfu_for_the_same_window(tmp_path):
     cfg = load_config("smoke", [f"runs_dir={tmp_path}", "train.max_steps=24", "train.logging_steps=8"])
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_steps=None, save_steps=0))
-    p = train.prepare(cfg, log=lambda m: None)
+    p = finetune.prepare(cfg, log=lambda m: None)
     precision, _ = hardware.resolve_precision(cfg.train.precision)
-    peak, _ = hardware.mfu_peak(precision)
+    peak, _ = mfu.peak(precision)
     flops = mfu.model_flops_per_token(p.model.config, sum(x.numel() for x in p.model.parameters()), 128)
     log, clock = callbacks.MetricsLog(tmp_path / "m.jsonl", 0.0, flops, peak), callbacks.StepClock()
     trainer.build(cfg, p.model, p.train_ds, tmp_path / "out", precision, saves=False, callbacks=[log, clock]).train()
@@ -39,13 +40,13 @@ def test_the_loop_and_the_benchmarks_state_the_same_mfu_for_the_same_window(tmp_
 def test_samples_at_every_validation_pass_from_step_0_and_the_same_training_without_them(tmp_path):
     import torch
 
-    from moviegpt.rundir import RunDir
+    from moviegpt.core.rundir import RunDir
 
     base = ["train.max_steps=8", "train.eval_steps=4", "train.logging_steps=4"]
     runs = {}
     for n in (0, 2):
         cfg = load_config("smoke", [f"runs_dir={tmp_path / str(n)}", *base, f"train.samples={n}"])
-        runs[n] = RunDir(train.run(cfg, log=lambda m: None))
+        runs[n] = RunDir(finetune.run(cfg, log=lambda m: None))
     rows = [r for r in runs[2].metrics() if r["kind"] == "samples"]
     evals = [r["step"] for r in runs[2].metrics() if r["kind"] == "eval"]
     assert [r["step"] for r in rows] == evals == [0, 4, 8]

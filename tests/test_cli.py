@@ -1,4 +1,4 @@
-"""moviegpt.cli (and the commands behind it): the command line, its numbers and texts, and its environment."""
+"""moviegpt.cli.parser (and the commands behind it): the command line, its numbers and texts, and its environment."""
 
 import json
 import os
@@ -6,16 +6,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import one_error, one_line, readme_rows, run_argv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import one_error, one_line, readme_rows, run_argv
 
 
 def cli(*args, cwd=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     return subprocess.run(
-        [sys.executable, "-m", "moviegpt.cli", *args], capture_output=True, text=True, env=env, cwd=cwd
+        [sys.executable, "-m", "moviegpt.cli.parser", *args], capture_output=True, text=True, env=env, cwd=cwd
     )
 
 
@@ -103,8 +102,8 @@ def test_generate_modes(smoke_run):
 
 
 def test_recommend_by_title_and_by_free_text(smoke_run):
-    from moviegpt.settings import load_run_config
-    from moviegpt.recommend import corpus
+    from moviegpt.core.settings import load_run_config
+    from moviegpt.eval.recommend import corpus
 
     title = corpus(load_run_config(smoke_run))["title"].iloc[3]
     r = cli("recommend", "--model", str(smoke_run / "model"), "--title", title, "-k", "4")
@@ -180,7 +179,7 @@ def test_any_bytes_as_a_title_are_answered_or_refused_in_one_line(smoke_run, cap
 
 def cli_in_env(env: dict, *argv) -> tuple[int, str]:
     r = subprocess.run(
-        [sys.executable, "-m", "moviegpt.cli", *map(str, argv)],
+        [sys.executable, "-m", "moviegpt.cli.parser", *map(str, argv)],
         env={k: v for k, v in os.environ.items() if k not in env} | env,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""moviegpt.settings (with the fields of moviegpt.config it reads): profiles, overrides, YAML and every value."""
+"""moviegpt.core.settings (with the fields of moviegpt.core.config it reads): profiles, overrides, YAML, every value."""
 
 import json
 import time
@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import EXAMPLES, one_error, one_line, one_line_or_ok, run_argv, run_cli, snapshot
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from moviegpt import UserError, cli, load_config
-from moviegpt.config import all_keys
-from moviegpt.settings import load_run_config, profiles
-
-from conftest import EXAMPLES, one_error, one_line, one_line_or_ok, run_argv, run_cli, snapshot
+from moviegpt import UserError, load_config
+from moviegpt.cli import parser
+from moviegpt.core.config import all_keys
+from moviegpt.core.settings import load_run_config, profiles
 
 
 def test_profiles_load_and_differ():
@@ -130,9 +130,9 @@ def test_trainer_args_refuses_every_field_moviegpt_sets():
     """A TrainingArguments field that training_args passes itself cannot also come from train.trainer_args (it
     would end in "got multiple values for keyword argument"); the list is read from the call, and a real
     TrainingArguments is built from it."""
-    from moviegpt import trainer
-    from moviegpt.config import Config
-    from moviegpt.settings import check_trainer_args
+    from moviegpt.core.config import Config
+    from moviegpt.train.trainer import check_args as check_trainer_args
+    from moviegpt.train import trainer
 
     passed = set(trainer.arguments(Config(), Path("."), "fp32", has_eval=True)) - set(trainer.NO_STEP_SYNC)
     assert len(passed) > 25 and passed == trainer.own_args()
@@ -235,7 +235,7 @@ def test_hostile_overrides(key, value, command, tmp_path_factory, capfd):
         argv = ["config", "--config", str(path), "--set", f"runs_dir={runs}"]
     before = snapshot(tmp)
     capfd.readouterr()
-    code = cli.main(argv)
+    code = parser.main(argv)
     one_line_or_ok(code, capfd.readouterr().err)
     assert snapshot(tmp) == before  # `config` writes nothing
 

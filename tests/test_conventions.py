@@ -8,15 +8,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PROJECT_ROOT as ROOT
 from transformers import pipeline
 
 import moviegpt
-from moviegpt import cli, load_config
-from moviegpt.config import all_keys
-from moviegpt.rundir import RunDir
-from moviegpt.train import run
-
-from conftest import PROJECT_ROOT as ROOT
+from moviegpt import load_config
+from moviegpt.cli import parser
+from moviegpt.core.config import all_keys
+from moviegpt.core.rundir import RunDir
+from moviegpt.train.finetune import run
 
 SMALL = [
     "data.max_train_rows=48",
@@ -29,17 +29,17 @@ SMALL = [
 
 
 def test_version(capfd):
-    assert cli.main(["--version"]) == 0
+    assert parser.main(["--version"]) == 0
     assert capfd.readouterr().out.strip() == f"moviegpt {moviegpt.__version__}"
 
 
 def test_every_key_has_help_and_config_prints_it(capfd):
     assert all(f.metadata.get("help") for f in all_keys().values())
-    assert cli.main(["config", "--keys"]) == 0
+    assert parser.main(["config", "--keys"]) == 0
     out = capfd.readouterr().out
     for key in all_keys():
         assert f"\n{key} = " in "\n" + out, key
-    assert cli.main(["config", "--config", "demo", "--set", "train.budget_minutes=2"]) == 0
+    assert parser.main(["config", "--config", "demo", "--set", "train.budget_minutes=2"]) == 0
     out = capfd.readouterr().out
     assert out.startswith("# demo-") and "budget_minutes: 2.0" in out
 
@@ -80,7 +80,7 @@ def test_tensorboard_events_land_in_the_run(tracked_run):
 
 def test_a_wrong_trainer_arg_value_is_one_line(tmp_path, capfd):
     capfd.readouterr()
-    code = cli.main(
+    code = parser.main(
         [
             "train",
             "--config",
@@ -93,7 +93,7 @@ def test_a_wrong_trainer_arg_value_is_one_line(tmp_path, capfd):
     )
     err = capfd.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "train.trainer_args.lr_scheduler_kwargs=7 must be" in err[0], err
-    code = cli.main(
+    code = parser.main(
         [
             "train",
             "--config",
@@ -122,8 +122,8 @@ def test_model_card_is_read_by_the_hub_tooling(smoke_run):
 
 
 def test_base_model_is_the_real_hub_id():
-    from moviegpt.config import ModelConfig
-    from moviegpt.model import base_model_id
+    from moviegpt.core.config import ModelConfig
+    from moviegpt.model.causal_lm import base_model_id
 
     assert base_model_id(ModelConfig(name="gpt2")) == "openai-community/gpt2"
     assert base_model_id(ModelConfig(name="smollm2-135m")) == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -162,7 +162,7 @@ def test_lora_resumes_after_a_kill(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "moviegpt.cli",
+        "moviegpt.cli.parser",
         "train",
         "--config",
         "smoke",
@@ -199,7 +199,7 @@ def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
         "train.save_steps=2",
         "data.max_train_rows=48",
     ]  # same test films
-    code = cli.main(
+    code = parser.main(
         [
             "train",
             "--config",
@@ -218,7 +218,7 @@ def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
     assert info.parent.run == smoke_run.name and info.parent.final_perplexity == smoke_run.summary().final.perplexity
     assert child.summary().base.perplexity == pytest.approx(smoke_run.summary().final.perplexity, rel=1e-3)
     assert f"Continued from**: run `{smoke_run.name}`" in (child / "model" / "README.md").read_text()
-    code = cli.main(
+    code = parser.main(
         [
             "train",
             "--config",
@@ -235,14 +235,14 @@ def test_continue_from_a_finished_run(smoke_run, tmp_path, capfd):
 
 
 def test_generation_controls_are_recorded(smoke_run, capfd):
-    from moviegpt.generate import Sampling, generate_for
+    from moviegpt.eval.generate import Sampling, generate_for
 
     how = Sampling(max_new_tokens=30, repetition_penalty=1.3, no_repeat_ngram_size=2, seed=3)
     out = generate_for(str(smoke_run / "model"), ["Heat"], how=how)
     words = out[0]["text"].split()
     pairs = list(zip(words, words[1:]))
     assert len(pairs) == len(set(pairs))  # no 2-gram of words repeats (tokens, so words nearly always)
-    code = cli.main(
+    code = parser.main(
         [
             "generate",
             "--model",
@@ -263,8 +263,8 @@ def test_generation_controls_are_recorded(smoke_run, capfd):
 
 
 def test_concept_titles_that_exist_are_drawn_again(smoke_run):
-    from moviegpt.generate import Sampling, concepts
-    from moviegpt.model import load_trained
+    from moviegpt.eval.generate import Sampling, concepts
+    from moviegpt.model.causal_lm import load_trained
 
     model, tok, s = load_trained(str(smoke_run / "model"))
     how = Sampling(max_new_tokens=12, seed=0)
@@ -328,7 +328,7 @@ def test_progress_shows_in_a_terminal_and_not_in_a_log(tmp_path):
 
     quiet = ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
     env = {k: v for k, v in os.environ.items() if k not in quiet} | {"HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "moviegpt.cli", "train", *TINY]
+    args = [sys.executable, "-m", "moviegpt.cli.parser", "train", *TINY]
     r = subprocess.run(args + ["--set", f"runs_dir={tmp_path / 'log'}"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "it/s" not in r.stderr and "%|" not in r.stderr and "{'loss'" not in r.stdout
     leader, follower = pty.openpty()  # a real terminal on stderr, with a real terminal's size
@@ -362,7 +362,7 @@ def test_train_run_in_a_notebook_shows_trainer_progress(tmp_path, monkeypatch):
     for quiet in ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
         monkeypatch.delenv(quiet, raising=False)
     code = (
-        "from moviegpt import load_config\nfrom moviegpt.train import run\n"
+        "from moviegpt import load_config\nfrom moviegpt.train.finetune import run\n"
         f"run(load_config('smoke', {[f'runs_dir={tmp_path}', 'data.max_train_rows=32', 'train.max_steps=4']!r}))"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])

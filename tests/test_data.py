@@ -1,4 +1,4 @@
-"""moviegpt.data: reading, normalising, cleaning and splitting film tables, and hostile data files."""
+"""moviegpt.data.movies: reading, normalising, cleaning and splitting film tables, and hostile data files."""
 
 import json
 import socket
@@ -8,18 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import one_error, one_line_or_ok, run_cli, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moviegpt import UserError, cli, data
-from moviegpt.config import DataConfig
-
-from conftest import one_error, one_line_or_ok, run_cli, snapshot
+from moviegpt import UserError
+from moviegpt.cli import parser
+from moviegpt.core.config import DataConfig
+from moviegpt.data import movies
 
 
 @pytest.fixture(scope="module")
 def bundled():
-    return data.read_table("bundled")
+    return movies.read_table("bundled")
 
 
 def test_bundled_sample_is_wykonos_layout(bundled):
@@ -38,10 +39,10 @@ def test_both_schemas_normalise_to_the_same_films(bundled, tmp_path):
     ]
     path = tmp_path / "kaggle.csv"
     kaggle.to_csv(path, index=False)
-    a, b = data.normalise(wyk), data.normalise(data.read_table(str(path)))
+    a, b = movies.normalise(wyk), movies.normalise(movies.read_table(str(path)))
     assert a["genres"].tolist() == b["genres"].tolist()
     assert a["title"].tolist() == b["title"].tolist()
-    assert "Science Fiction" in set(data.normalise(bundled)["genres"].explode())  # a genre with a space survives
+    assert "Science Fiction" in set(movies.normalise(bundled)["genres"].explode())  # a genre with a space survives
     assert a["year"].iloc[0] == int(wyk["release_date"].iloc[0][:4])
     assert "vote_count" in a.columns  # other columns are kept
 
@@ -56,8 +57,8 @@ def test_cleaning_counts_every_reason(bundled):
     same_id = films.iloc[[7]].copy()
     same_id["title"] = "Another film under a repeated id"
     too_long = films.iloc[[8]].copy()
-    too_long["id"], too_long["overview"] = -1, "x" * (data.MAX_OVERVIEW_CHARS + 1)
-    kept, counts = data.clean(data.normalise(pd.concat([films, extra, same_id, too_long])))
+    too_long["id"], too_long["overview"] = -1, "x" * (movies.MAX_OVERVIEW_CHARS + 1)
+    kept, counts = movies.clean(movies.normalise(pd.concat([films, extra, same_id, too_long])))
     assert counts == {
         "rows_in": 24,
         "dropped": {
@@ -73,31 +74,30 @@ def test_cleaning_counts_every_reason(bundled):
 
 
 def test_split_is_stable_under_reordering_and_additions(bundled):
-    films = data.normalise(bundled)
-    base = dict(zip(films["id"], data.assign_splits(films, [0.9, 0.05, 0.05])))
+    films = movies.normalise(bundled)
+    base = dict(zip(films["id"], movies.assign_splits(films, [0.9, 0.05, 0.05])))
     shuffled = films.sample(frac=1, random_state=1).head(3000)
-    again = dict(zip(shuffled["id"], data.assign_splits(shuffled, [0.9, 0.05, 0.05])))
+    again = dict(zip(shuffled["id"], movies.assign_splits(shuffled, [0.9, 0.05, 0.05])))
     assert all(base[i] == s for i, s in again.items())
     shares = pd.Series(base).value_counts(normalize=True)
     assert 0.87 < shares["train"] < 0.93 and 0.03 < shares["test"] < 0.07
 
 
 def test_split_falls_back_to_title_and_year_without_id(bundled):
-    films = data.normalise(bundled.drop(columns=["id"]).head(200))
-    a = data.assign_splits(films, [0.5, 0.25, 0.25])
-    b = data.assign_splits(films.iloc[::-1].reset_index(drop=True), [0.5, 0.25, 0.25])[::-1]
+    films = movies.normalise(bundled.drop(columns=["id"]).head(200))
+    a = movies.assign_splits(films, [0.5, 0.25, 0.25])
+    b = movies.assign_splits(films.iloc[::-1].reset_index(drop=True), [0.5, 0.25, 0.25])[::-1]
     assert (a == b).all() and len(set(a)) == 3
 
 
 def test_load_splits_caps_after_a_seeded_shuffle():
     cfg = DataConfig(max_train_rows=100, max_eval_rows=10)
-    s1, s2, s3 = (data.load_splits(cfg, seed) for seed in (1, 1, 2))
+    s1, s2, s3 = (movies.load_splits(cfg, seed) for seed in (1, 1, 2))
     assert len(s1.train) == 100 and len(s1.test) == 10
     assert s1.train["id"].tolist() == s2.train["id"].tolist() != s3.train["id"].tolist()
     # not the 100 most popular films: the shuffle happened before the cap
-    assert (
-        s1.train["popularity"].median() < data.normalise(data.read_table("bundled"))["popularity"].nlargest(100).min()
-    )
+    every = movies.normalise(movies.read_table("bundled"))
+    assert s1.train["popularity"].median() < every["popularity"].nlargest(100).min()
     assert not set(s1.train["id"]) & set(s1.test["id"])
 
 
@@ -116,19 +116,19 @@ def test_bad_files_get_one_clear_line(tmp_path, name, content, fragment):
     if content is not None:
         (tmp_path / name).write_bytes(content)
     with pytest.raises(UserError) as e:
-        data.load_splits(DataConfig(source=str(tmp_path / name)), 0)
+        movies.load_splits(DataConfig(source=str(tmp_path / name)), 0)
     assert fragment in str(e.value) and "\n" not in str(e.value)
 
 
 def test_all_rows_dropped_is_an_error(tmp_path):
     (tmp_path / "blank.csv").write_text("title,overview\nA,\n,B\n")
     with pytest.raises(UserError, match="no films left"):
-        data.load_splits(DataConfig(source=str(tmp_path / "blank.csv")), 0)
+        movies.load_splits(DataConfig(source=str(tmp_path / "blank.csv")), 0)
 
 
 def test_unreachable_hub_dataset_says_so():
     with pytest.raises(UserError, match="cannot reach the Hugging Face hub.*bundled"):
-        data.read_table("wykonos/movies")  # conftest sets HF_HUB_OFFLINE=1
+        movies.read_table("wykonos/movies")  # conftest sets HF_HUB_OFFLINE=1
 
 
 # ------------------------------------------------------------------ hostile data
@@ -173,9 +173,9 @@ def test_bytes_in_parquet_are_decoded_or_refused(tmp_path, capfd):
     df = films()
     df["overview"] = [o.encode() for o in df["overview"]]
     df.to_parquet(tmp_path / "b.parquet")
-    from moviegpt import data
+    from moviegpt.data import movies
 
-    got = data.normalise(data.read_table(str(tmp_path / "b.parquet")))
+    got = movies.normalise(movies.read_table(str(tmp_path / "b.parquet")))
     assert got["overview"].iloc[0] == "A story number 0 about a town at night."  # decoded, not "b'...'"
     df["overview"] = [b"\xff\xfe not utf-8"] * len(df)
     df.to_parquet(tmp_path / "bad.parquet")
@@ -272,7 +272,7 @@ def test_hostile_data_files(columns, rows, kind, encoding, data, tmp_path_factor
         return
     before = snapshot(tmp)
     capfd.readouterr()
-    code = cli.main(
+    code = parser.main(
         ["prepare", "--config", "smoke", "--set", f"data.source={path}", "--set", f"runs_dir={tmp / 'runs'}"]
     )
     out = capfd.readouterr()

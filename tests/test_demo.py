@@ -1,4 +1,4 @@
-"""moviegpt.demo: the demonstration page in a real (headless) browser, its input bounds and hostile requests."""
+"""moviegpt.cli.demo: the demonstration page in a real (headless) browser, its input bounds and hostile requests."""
 
 import http.client
 import json
@@ -11,12 +11,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import CHROMIUM_ARGS
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from moviegpt import UserError, demo
-
-from conftest import CHROMIUM_ARGS
+from moviegpt import UserError
+from moviegpt.cli import demo
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -1,4 +1,4 @@
-"""moviegpt.errors: a failing environment (a full or small filesystem) is one line and exit code 1."""
+"""moviegpt.core.errors: a failing environment (a full or small filesystem) is one line and exit code 1."""
 
 import shutil
 import subprocess
@@ -6,17 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import readme_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import readme_rows
-
 
 FULL = """
 set -e
 mount -t tmpfs -o size=$SIZE tmpfs "$MNT"
 set +e
-"$PY" -m moviegpt.cli $ARGS 2> "$OUT/stderr"
+"$PY" -m moviegpt.cli.parser $ARGS 2> "$OUT/stderr"
 echo $? > "$OUT/rc"
 """
 

@@ -1,4 +1,4 @@
-"""moviegpt.evaluate: metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
+"""moviegpt.eval.evaluate: metrics on hand-made texts with known answers, and the evaluation of a real (smoke) run."""
 
 import json
 import math
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from moviegpt import data, evaluate, metrics, recommend, tokens
-from moviegpt.artifacts import to_dict
-from moviegpt.config import TextConfig
-from moviegpt.model import load_trained
+from moviegpt.core.artifacts import to_dict
+from moviegpt.core.config import TextConfig
+from moviegpt.data import movies, tokens
+from moviegpt.eval import evaluate, metrics, recommend
+from moviegpt.model.causal_lm import load_trained
 
 
 def test_distinct_n():
@@ -42,7 +43,7 @@ def test_generation_quality_summary():
 
 def test_token_weighted_perplexity_is_exp_of_mean_token_loss(smoke_run, gpt2_tok):
     model, _, _ = load_trained(str(smoke_run / "model"))
-    films = data.normalise(data.read_table("bundled")).dropna(subset=["overview"]).head(7)  # odd: unequal batches
+    films = movies.normalise(movies.read_table("bundled")).dropna(subset=["overview"]).head(7)  # odd: unequal batches
     ds = tokens.tokenize(films, gpt2_tok, TextConfig(batching="pad", max_length=128))
     got = evaluate.perplexity(model, ds, batch_size=3)
     losses, count = [], 0
@@ -57,7 +58,7 @@ def test_token_weighted_perplexity_is_exp_of_mean_token_loss(smoke_run, gpt2_tok
 
 def test_recommendation_returns_the_film_itself_first(smoke_run):
     model, tok, _ = load_trained(str(smoke_run / "model"))
-    films = data.normalise(data.read_table("bundled")).dropna(subset=["overview"]).head(30)
+    films = movies.normalise(movies.read_table("bundled")).dropna(subset=["overview"]).head(30)
     rec = recommend.Recommender(model, tok, films)
     target = films.iloc[7]
     table = rec.by_text(target["overview"], k=3)
@@ -104,7 +105,7 @@ def test_recomputing_the_evaluation_gives_identical_numbers(smoke_run, tmp_path)
 
 
 def test_a_damaged_eval_json_is_recomputed(run_copy):
-    from moviegpt import evaluate
+    from moviegpt.eval import evaluate
 
     first = evaluate.evaluate_run(run_copy.path, n_titles=2, max_new_tokens=6, log=lambda m: None)
     run_copy.eval_json.write_text(run_copy.eval_json.read_text()[:100])

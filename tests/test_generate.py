@@ -1,15 +1,14 @@
-"""moviegpt.generate: a template with more fields than the title is filled from the command line or asked for."""
+"""moviegpt.eval.generate: a template with more fields than the title is filled from the command line or asked for."""
 
 import pytest
+from conftest import one_error, run_cli
 
 from moviegpt import load_config
-
-from conftest import one_error, run_cli
 
 
 @pytest.fixture(scope="module")
 def genres_run(tmp_path_factory):
-    from moviegpt.train import run
+    from moviegpt.train.finetune import run
 
     cfg = load_config(
         "smoke",
@@ -63,8 +62,8 @@ def test_a_genres_template_is_filled_or_asked_for(genres_run, capfd):
 
 def test_a_time_limit_stops_sampling_before_its_token_limit(genres_run):
     """train.samples in a planned run: each pass's samples stop at their part of the budget (generate's max_time)."""
-    from moviegpt.generate import Sampling, sample
-    from moviegpt.model import load_trained
+    from moviegpt.eval.generate import Sampling, sample
+    from moviegpt.model.causal_lm import load_trained
 
     model, tok, _ = load_trained(str(genres_run / "model"))
     prompts = ["Genres: Drama\nMovie: Heat\nOverview:"] * 2

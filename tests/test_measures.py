@@ -1,4 +1,4 @@
-"""moviegpt.measures: the shipped evaluate modules, loaded by path with evaluate.load (offline), against the
+"""moviegpt.eval.measures: the shipped evaluate modules, loaded by path with evaluate.load (offline), against the
 plain functions they wrap and the numbers eval.json holds."""
 
 import json
@@ -8,7 +8,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from moviegpt import measures, metrics
+from moviegpt.eval import measures, metrics
 
 
 def test_token_perplexity_is_exp_of_the_token_weighted_mean_loss():
@@ -33,7 +33,7 @@ def test_generation_quality_matches_the_plain_functions_and_combines():
 
 
 def test_a_run_evaluation_is_computed_through_the_modules_and_names_them(smoke_run):
-    from moviegpt.evaluate import evaluate_run
+    from moviegpt.eval.evaluate import evaluate_run
 
     ev = evaluate_run(smoke_run.path, log=lambda m: None)
     assert set(ev.measures) == set(measures.NAMES) and all(v for v in ev.measures.values())

@@ -1,13 +1,12 @@
-"""moviegpt.model: a model directory whose settings, config or tokenizer do not fit is refused in one line."""
+"""moviegpt.model.causal_lm: a model directory whose settings, config or tokenizer do not fit is refused in one line."""
 
 import json
 import shutil
 
 import pytest
+from conftest import EXAMPLES, one_line, readme_rows, run_argv
 from hypothesis import given
 from hypothesis import strategies as st
-
-from conftest import EXAMPLES, one_line, readme_rows, run_argv
 
 
 @pytest.fixture
@@ -65,18 +64,19 @@ def test_scoring_and_sampling_use_the_models_own_forward_and_give_the_wrapper_ba
     was."""
     import torch
 
-    from moviegpt import load_config, model as model_stage
-    from moviegpt.model import plain_forward
-    from moviegpt.trainer import loss_only
+    from moviegpt import load_config
+    from moviegpt.model import causal_lm
+    from moviegpt.model.causal_lm import plain_forward
+    from moviegpt.train.trainer import loss_only
 
     tiny = load_config("smoke", ["model.n_layer=1"]).model
-    model = loss_only(model_stage.load_model(tiny, gpt2_tok, 0)[0])
+    model = loss_only(causal_lm.load_model(tiny, gpt2_tok, 0)[0])
     wrapped, ids = model.forward, torch.tensor([[1, 2, 3]])
     model.train()
     with plain_forward(model) as m:
         assert m(input_ids=ids, labels=ids).logits is not None
     assert model.forward is wrapped and model(input_ids=ids, labels=ids).logits is None
-    plain = model_stage.load_model(tiny, gpt2_tok, 0)[0]
+    plain = causal_lm.load_model(tiny, gpt2_tok, 0)[0]
     with plain_forward(plain):
         assert "forward" not in vars(plain)
     assert "forward" not in vars(plain)

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import PROJECT_ROOT as ROOT
 
 pytestmark = pytest.mark.slow
@@ -46,8 +45,8 @@ def test_the_wheel_carries_profiles_and_data(wheel):
         "moviegpt/profiles/demo.yaml",
         "moviegpt/bundled/tmdb5000.parquet",
         "moviegpt/assets/gpt2-tokenizer/vocab.json",
-        "moviegpt/measures/token_perplexity/token_perplexity.py",
-        "moviegpt/measures/generation_quality/generation_quality.py",
+        "moviegpt/eval/measures/token_perplexity/token_perplexity.py",
+        "moviegpt/eval/measures/generation_quality/generation_quality.py",
     ):
         assert needed in names, needed
 

@@ -1,10 +1,10 @@
-"""moviegpt.performance: the committed benchmark results as the Performance chapter reads them."""
+"""moviegpt.book.performance: the committed benchmark results as the Performance chapter reads them."""
 
 import pytest
-
-from moviegpt import mfu, performance as perf
-
 from conftest import PROJECT_ROOT as ROOT
+
+from moviegpt.book import performance as perf
+from moviegpt.core import mfu
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,11 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from moviegpt import hardware, load_config, plan as planner
-from moviegpt.artifacts import to_dict
-from moviegpt.train import resolve, run
+from moviegpt import load_config
+from moviegpt.core import hardware
+from moviegpt.core.artifacts import to_dict
+from moviegpt.train import plan as planner
+from moviegpt.train.finetune import resolve, run
 
 
 @pytest.fixture
@@ -128,10 +130,10 @@ def test_a_plan_is_made_once_per_machine_and_a_step_count_needs_none(plans, tmp_
 def test_the_estimate_runs_the_runs_own_model_and_changes_nothing(tmp_path):
     import torch
 
-    from moviegpt import train
+    from moviegpt.train import finetune
 
     cfg = budget(tmp_path, 0.1)
-    prepared = train.prepare(cfg, log=lambda m: None)
+    prepared = finetune.prepare(cfg, log=lambda m: None)
     before, mode = {k: v.clone() for k, v in prepared.model.state_dict().items()}, prepared.model.training
     assert planner.estimate(prepared.model, prepared.train_ds, cfg.train.batch_size, "fp32") > 0
     after = prepared.model.state_dict()
@@ -142,7 +144,7 @@ def test_the_estimate_runs_the_runs_own_model_and_changes_nothing(tmp_path):
 
 
 def test_a_planned_run_trains_its_plan_and_a_rerun_trains_the_same_weights(plans, tmp_path):
-    from moviegpt.schedule import first_step_warmup
+    from moviegpt.train.schedule import first_step_warmup
 
     extra = ["data.max_train_rows=4000", "train.epochs=50"]  # the budget binds, not the films
     cfg = budget(tmp_path, 0.15, *extra)
@@ -176,7 +178,7 @@ def test_what_the_plan_cuts_changes_the_time_not_the_weights(tmp_path):
     as they were: at the same steps they cost no held-out quality, and the time they free buys more steps."""
     import torch
 
-    from moviegpt.rundir import RunDir
+    from moviegpt.core.rundir import RunDir
 
     often = ["train.eval_steps=2", "train.save_steps=2", "train.samples=2"]  # the old way: every 2 of 8 steps
     rare = ["train.eval_steps=8", "train.save_steps=0"]  # the plan's way: few passes, no checkpoint

@@ -1,12 +1,16 @@
-"""moviegpt.plots: every figure draws from a real smoke run's artifacts, with what its caption promises."""
+"""moviegpt.book.plots: every figure draws from a real smoke run's artifacts, with what its caption promises."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from moviegpt import plots, report, results  # noqa: E402
-from moviegpt.rundir import RunDir  # noqa: E402
+from moviegpt.book import (
+    plots,  # noqa: E402
+    report,
+    results,
+)
+from moviegpt.core.rundir import RunDir  # noqa: E402
 
 
 def test_run_figures_draw_from_the_artifacts(smoke_run):

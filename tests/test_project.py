@@ -1,8 +1,7 @@
 import re
+
 import tomllib
-
 import yaml
-
 from conftest import PROJECT_ROOT
 
 
@@ -39,7 +38,7 @@ USED_WITHOUT_IMPORT = {  # declared, used, but not imported by moviegpt's own co
     "jupyter-book": "builds the book (scripts/build_book.sh)",
     "ipykernel": "the kernel that executes the book's chapters",
     "pyarrow": "pandas' and datasets' parquet engine (data.read_table)",
-    "gguf": "transformers reads the stand-in's GGUF file with it (moviegpt.assets)",
+    "gguf": "transformers reads the stand-in's GGUF file with it (moviegpt.model.assets)",
     "accelerate": "Trainer needs it (transformers' training extra)",
     "tokenizers": "the fast tokenizers transformers builds on",
     "safetensors": "the weight format every save and load uses",

@@ -1,10 +1,10 @@
-"""moviegpt.recommend: the embedding cache is rebuilt when it does not match the run."""
+"""moviegpt.eval.recommend: the embedding cache is rebuilt when it does not match the run."""
 
 import numpy as np
 
 
 def test_the_embedding_cache_is_rebuilt_when_it_does_not_match(run_copy):
-    from moviegpt import recommend
+    from moviegpt.eval import recommend
 
     rec = recommend.for_model(str(run_copy.model_dir))
     good = rec.vecs.copy()

@@ -1,17 +1,20 @@
-"""moviegpt.reference and `moviegpt export`: a real smoke run's artifacts, exported and read back as the book
+"""moviegpt.core.reference and `moviegpt export`: a real smoke run's artifacts, exported and read back as the book
 reads a reference run."""
 
 import json
 import shutil
 
-from moviegpt import artifacts, cli, comparison, reference, score
-from moviegpt.rundir import RunDir
-from moviegpt.settings import load_run_config
+from moviegpt.book import comparison
+from moviegpt.cli import parser
+from moviegpt.core import artifacts, reference
+from moviegpt.core.rundir import RunDir
+from moviegpt.core.settings import load_run_config
+from moviegpt.eval import score
 
 
 def test_export_copies_the_artifacts_without_weights_and_stamps_them(smoke_run, tmp_path, capsys):
     dest = tmp_path / "data" / "reference" / "smoke-ref"
-    assert cli.main(["export", str(smoke_run), str(dest)]) == 0
+    assert parser.main(["export", str(smoke_run), str(dest)]) == 0
     got = sorted(p.name for p in dest.iterdir())
     assert (
         "model" not in got and "checkpoints" not in got and not any(p.suffix == ".safetensors" for p in dest.rglob("*"))
@@ -29,11 +32,11 @@ def test_export_refuses_an_unfinished_run_and_a_used_folder_and_writes_nothing(s
     used = tmp_path / "used"
     used.mkdir()
     (used / "keep.txt").write_text("mine")
-    assert cli.main(["export", str(smoke_run), str(used)]) == 2
+    assert parser.main(["export", str(smoke_run), str(used)]) == 2
     assert [p.name for p in used.iterdir()] == ["keep.txt"] and (used / "keep.txt").read_text() == "mine"
     half = tmp_path / "half"
     shutil.copytree(smoke_run, half, ignore=shutil.ignore_patterns("model", "checkpoints", "summary.json"))
-    assert cli.main(["export", str(half), str(tmp_path / "out")]) == 2
+    assert parser.main(["export", str(half), str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("moviegpt: error: ") for line in err)

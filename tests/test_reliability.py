@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from moviegpt import load_config
-from moviegpt.rundir import RunDir
-from moviegpt.train import run
+from moviegpt.core.rundir import RunDir
+from moviegpt.train.finetune import run
 
 # 12 steps over about 2.4 epochs of 64 films; checkpoints at steps 4, 8 and 12
 RECIPE = [
@@ -56,7 +56,7 @@ def only_run(runs: Path) -> Path:
 
 
 def start(runs: Path, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "moviegpt.cli", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
+    args = [sys.executable, "-m", "moviegpt.cli.parser", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
     args += [a for o in RECIPE for a in ("--set", o)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     return subprocess.Popen(args, stdout=open(log, "a"), stderr=subprocess.STDOUT, env=env)

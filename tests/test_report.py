@@ -1,18 +1,21 @@
-"""moviegpt.report and moviegpt.results: what the chapters show, computed from a real smoke run's artifacts."""
+"""moviegpt.book.report and moviegpt.book.results: what the chapters show, from a real smoke run's artifacts."""
 
 import os
 import subprocess
 import sys
 
-from moviegpt import book, comparison, report, results
-from moviegpt.rundir import RunDir
-from moviegpt.settings import load_config
-
 from conftest import PROJECT_ROOT
+
+from moviegpt.book import arms, comparison, report, results
+from moviegpt.core.rundir import RunDir
+from moviegpt.core.settings import load_config
 
 
 def test_importing_the_report_loads_no_model_library():
-    code = "import sys, moviegpt.report, moviegpt.results, moviegpt.book; assert 'torch' not in sys.modules, 'torch'"
+    code = (
+        "import sys, moviegpt.book.report, moviegpt.book.results, moviegpt.book.arms; "
+        "assert 'torch' not in sys.modules, 'torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -21,9 +24,9 @@ def test_chapters_that_read_artifacts_run_without_torch(monkeypatch):
     and the committed benchmark results alone."""
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
     monkeypatch.chdir(PROJECT_ROOT)
-    book.runs()  # trained here first if need be (each in a process of its own), so the chapters only read
-    report.evaluation(book.main_run())
-    comparison.scores(book.runs())  # score.json of every run, as `moviegpt book` writes it
+    arms.runs()  # trained here first if need be (each in a process of its own), so the chapters only read
+    report.evaluation(arms.main_run())
+    comparison.scores(arms.runs())  # score.json of every run, as `moviegpt book` writes it
     code = (
         "import sys, jupytext\n"
         "for ch in ('intro', 'results', 'limitations', 'performance'):\n"
@@ -70,7 +73,7 @@ def test_headline_and_findings_come_from_the_artifacts(smoke_run):
 
 
 def test_verdicts_follow_the_interval():
-    from moviegpt.stats import Interval
+    from moviegpt.core.stats import Interval
 
     assert results.verdict(Interval(0.9, 0.85, 0.95, 64), "worse", "better", "same", none=1.0) == "better"
     assert results.verdict(Interval(1.0, 0.97, 1.02, 64), "worse", "better", "same", none=1.0) == "same"
@@ -78,7 +81,7 @@ def test_verdicts_follow_the_interval():
 
 
 def test_a_run_records_the_code_that_made_it_and_the_book_says_when_it_was_other_code(smoke_run):
-    from moviegpt.artifacts import code_version
+    from moviegpt.core.artifacts import code_version
 
     run = RunDir(smoke_run)
     assert run.info().code == code_version() and len(code_version()["source"]) == 12

@@ -1,4 +1,4 @@
-"""moviegpt.results: the facts the Results chapter glues, from a real run's artifacts."""
+"""moviegpt.book.results: the facts the Results chapter glues, from a real run's artifacts."""
 
 import os
 import socket
@@ -6,8 +6,8 @@ import subprocess
 import sys
 import threading
 
-from moviegpt import results
-from moviegpt.rundir import RunDir
+from moviegpt.book import results
+from moviegpt.core.rundir import RunDir
 
 
 def test_offline_the_hub_perplexity_is_a_sentence_saying_it_needs_the_hub(smoke_run):
@@ -31,7 +31,7 @@ def test_a_hub_that_answers_but_cannot_serve_the_module_gives_a_sentence_not_a_f
     threading.Thread(target=answer, daemon=True).start()
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{srv.getsockname()[1]}", HF_HUB_OFFLINE="0")
     code = (
-        "from moviegpt import results; from moviegpt.rundir import RunDir; "
+        "from moviegpt import results; from moviegpt.core.rundir import RunDir; "
         f"print(results.hub_perplexity(RunDir({str(smoke_run)!r}), 30.0)['hub_ppl_sentence'])"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""moviegpt.rundir: runs_dir and run directories of the wrong kind, and damaged run artifacts."""
+"""moviegpt.core.rundir: runs_dir and run directories of the wrong kind, and damaged run artifacts."""
 
 import shutil
 from pathlib import Path
@@ -47,16 +47,17 @@ def test_an_incomplete_checkpoint_falls_back_to_the_one_before(run_copy):
 def test_a_checkpoint_of_another_model_is_set_aside_and_wrong_kinds_are_named(smoke_cfg, tmp_path, capfd):
     import dataclasses
 
-    from moviegpt import load_config, train
+    from moviegpt import load_config
+    from moviegpt.train import finetune
 
     small = load_config("smoke", [f"runs_dir={tmp_path / 'a'}", "train.max_steps=4", "train.save_steps=2"])
     other = dataclasses.replace(small, model=dataclasses.replace(small.model, n_embd=64))
-    donor, target = train.run(small, log=lambda m: None), None
+    donor, target = finetune.run(small, log=lambda m: None), None
     target = Path(other.runs_dir) / other.run_name
     (target / "checkpoints").mkdir(parents=True)
     shutil.copytree(donor / "checkpoints" / "checkpoint-4", target / "checkpoints" / "checkpoint-4")
     capfd.readouterr()
-    train.run(other, log=lambda m: None)
+    finetune.run(other, log=lambda m: None)
     err = capfd.readouterr().err
     assert readme_rows()["mismatched-checkpoint"] in err
     assert (target / "checkpoints" / "mismatched-checkpoint-4" / "model.safetensors").exists()  # kept, not deleted

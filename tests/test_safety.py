@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-
-from moviegpt import UserError, results
 from conftest import PROJECT_ROOT
 from conftest import PROJECT_ROOT as ROOT
-from moviegpt.model import load_trained
+
+from moviegpt import UserError
+from moviegpt.book import results
+from moviegpt.model.causal_lm import load_trained
 
 SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
 
@@ -69,7 +70,7 @@ def test_generated_text_is_escaped_in_the_book():
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     from types import SimpleNamespace
 
-    from moviegpt.artifacts import Example, Sample
+    from moviegpt.core.artifacts import Example, Sample
 
     gen = Sample(text=evil, ended_with_eos=True)
     ev = SimpleNamespace(examples=[Example(title=evil, real=evil, generated={"base": gen, "fine-tuned": gen})])
@@ -78,7 +79,7 @@ def test_generated_text_is_escaped_in_the_book():
 
 
 def test_the_demo_page_never_writes_html_from_data():
-    from moviegpt import demo
+    from moviegpt.cli import demo
 
     page = demo.PAGE
     assert "innerHTML" not in page and "outerHTML" not in page and "insertAdjacentHTML" not in page

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from moviegpt import UserError, data, load_config, stream, tokens
 from conftest import PROJECT_ROOT
-from moviegpt.rundir import RunDir
-from moviegpt.train import run
+
+from moviegpt import UserError, load_config
+from moviegpt.core.rundir import RunDir
+from moviegpt.data import movies, stream, tokens
+from moviegpt.train.finetune import run
 
 ACCELERATE = sorted((PROJECT_ROOT / "configs" / "accelerate").glob("*.yaml"))
 # dropout off and fp32, so one process with batch 8 and two with batch 4 compute the same global batch
@@ -31,7 +32,7 @@ DDP_RECIPE = [
 
 
 def train_cli(launcher: list[str], runs: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [*launcher, "-m", "moviegpt.cli", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
+    args = [*launcher, "-m", "moviegpt.cli.parser", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
     args += [a for o in [*DDP_RECIPE, *extra] for a in ("--set", o)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1")
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
@@ -110,7 +111,7 @@ def test_streaming_trains_for_max_steps_on_the_same_split(tmp_path):
         ],
     )
     stream_test = stream.take_films(stream.stream_films(cfg.data, "test"), 10_000)
-    table_test = data.load_splits(load_config("smoke", ["data.max_eval_rows=10000"]).data, cfg.seed).test
+    table_test = movies.load_splits(load_config("smoke", ["data.max_eval_rows=10000"]).data, cfg.seed).test
     assert sorted(stream_test["id"]) == sorted(
         table_test["id"].astype(str)
     )  # a film's split does not depend on how it is read
@@ -130,7 +131,7 @@ def test_streaming_needs_max_steps():
 
 def test_second_prepare_loads_the_token_cache(gpt2_tok):
     cfg = load_config("smoke", ["data.max_train_rows=500"])
-    films = data.load_splits(cfg.data, cfg.seed).train
+    films = movies.load_splits(cfg.data, cfg.seed).train
     first = tokens.tokenize(films, gpt2_tok, cfg.text)
     again = tokens.tokenize(films, gpt2_tok, cfg.text)
     assert again.cache_files == first.cache_files and again["input_ids"] == first["input_ids"]
@@ -139,7 +140,7 @@ def test_second_prepare_loads_the_token_cache(gpt2_tok):
 
 def test_num_proc_workers_give_the_same_blocks(gpt2_tok):
     over = ["data.max_train_rows=2500", "text.block_size=96"]
-    films = data.load_splits(load_config("smoke", over).data, 0).train
+    films = movies.load_splits(load_config("smoke", over).data, 0).train
     two = tokens.tokenize(films, gpt2_tok, load_config("smoke", [*over, "text.num_proc=2"]).text)
     one = tokens.tokenize(films, gpt2_tok, load_config("smoke", over).text)
     assert two.cache_files != one.cache_files  # two workers wrote their own shards

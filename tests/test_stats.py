@@ -1,16 +1,17 @@
-"""moviegpt.stats: the book's intervals, checked against a direct computation on a real tiny run."""
+"""moviegpt.core.stats: the book's intervals, checked against a direct computation on a real tiny run."""
 
 import math
 
 import numpy as np
 import pytest
 
-from moviegpt import report, stats
-from moviegpt.rundir import RunDir
+from moviegpt.book import report
+from moviegpt.core import stats
+from moviegpt.core.rundir import RunDir
 
 
 def direct_bootstrap(nll, n, seed, resamples, statistic):
-    """The percentile bootstrap written out loop by loop, with the same generator and draws as moviegpt.stats."""
+    """The percentile bootstrap written out loop by loop, with the same generator and draws as moviegpt.core.stats."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(nll), size=(resamples, len(nll)))
     values = [statistic(idx[b]) for b in range(resamples)]

@@ -1,4 +1,4 @@
-"""moviegpt.stream: a bad line in a streamed data file is one error line."""
+"""moviegpt.data.stream: a bad line in a streamed data file is one error line."""
 
 import json
 

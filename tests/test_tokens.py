@@ -3,13 +3,15 @@ import pytest
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-from moviegpt import data, hub, tokens
-from moviegpt.config import TextConfig
+from moviegpt.core import hub
+from moviegpt.core.config import TextConfig
+from moviegpt.data import movies, tokens
+from moviegpt.model.tokenizer import load_tokenizer
 
 
 @pytest.fixture(scope="module")
 def films():
-    return data.normalise(data.read_table("bundled")).dropna(subset=["overview"]).head(40)
+    return movies.normalise(movies.read_table("bundled")).dropna(subset=["overview"]).head(40)
 
 
 def test_shipped_gpt2_tokenizer_gives_gpt2_ids(gpt2_tok):
@@ -26,7 +28,7 @@ def test_shipped_tokenizer_matches_the_hub(gpt2_tok, monkeypatch):
     try:
         if not hub.reachable():
             pytest.skip("the Hugging Face hub is unreachable here; compared only with known GPT-2 ids")
-        hub_tok, source = tokens.load_tokenizer("gpt2")
+        hub_tok, source = load_tokenizer("gpt2")
         text = "Movie: Heat\nOverview: A group of professional bank robbers start to feel the heat.<|endoftext|>"
         assert source.startswith("hub") and hub_tok(text)["input_ids"] == gpt2_tok(text)["input_ids"]
     finally:
@@ -34,7 +36,7 @@ def test_shipped_tokenizer_matches_the_hub(gpt2_tok, monkeypatch):
 
 
 def test_offline_gpt2_falls_back_to_the_shipped_files():
-    tok, source = tokens.load_tokenizer("gpt2")  # HF_HUB_OFFLINE=1 in conftest
+    tok, source = load_tokenizer("gpt2")  # HF_HUB_OFFLINE=1 in conftest
     assert "shipped" in source and tok("Movie")["input_ids"] == [25097]
 
 
@@ -42,7 +44,7 @@ def test_template_and_prompt():
     film = {"title": "Heat", "overview": "Cops and robbers.", "genres": ["Action", "Crime"]}
     assert tokens.format_film(film, TextConfig.template) == "Movie: Heat\nOverview: Cops and robbers."
     assert tokens.format_film(film, "{title} ({genres}): {overview}") == "Heat (Action, Crime): Cops and robbers."
-    from moviegpt.generate import build_prompt
+    from moviegpt.eval.generate import build_prompt
 
     assert build_prompt("title", TextConfig.template, title="Heat") == "Movie: Heat\nOverview:"
     assert (

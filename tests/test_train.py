@@ -1,16 +1,16 @@
-"""moviegpt.train: a smoke run learns, records what ran, is reused, locked, and never finished when it diverges."""
+"""moviegpt.train.finetune: a smoke run learns, records what ran, is reused, locked, never finished when it diverges."""
 
 import fcntl
 import json
 
 import pytest
 import yaml
+from conftest import one_error
 from transformers import pipeline
 
-from moviegpt import UserError, load_config, validate
-from moviegpt.train import run
-
-from conftest import one_error
+from moviegpt import UserError, load_config
+from moviegpt.core import validate
+from moviegpt.train.finetune import run
 
 
 def test_smoke_run_learns(smoke_run):
@@ -77,18 +77,19 @@ def test_loss_only_changes_speed_not_numbers(tmp_path, gpt2_tok):
     import torch
     from transformers import Trainer, default_data_collator
 
-    from moviegpt import data, model as model_stage, tokens
-    from moviegpt.hardware import resolve_precision
-    from moviegpt.trainer import loss_only, training_args
+    from moviegpt.core.hardware import resolve_precision
+    from moviegpt.data import movies, tokens
+    from moviegpt.model import causal_lm
+    from moviegpt.train.trainer import loss_only, training_args
 
     cfg = load_config(
         "smoke", ["model.n_layer=1", "data.max_train_rows=64", "train.max_steps=3", "train.logging_steps=1"]
     )
-    ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
+    ds = tokens.tokenize(movies.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
     precision, _ = resolve_precision("auto")  # bf16 where the CPU has it: the case loss_only is for
     runs = {}
     for flag in (False, True):
-        model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+        model, _ = causal_lm.load_model(cfg.model, gpt2_tok, cfg.seed)
         if flag:
             model = loss_only(model)
         args = training_args(cfg, tmp_path / str(flag), precision, has_eval=False, saves=False)
@@ -112,13 +113,14 @@ def test_a_terminal_bar_shows_the_latest_numbers_and_prints_no_log_dict(tmp_path
     shows the last loss and tokens/s on the bar instead (metrics.jsonl keeps every log)."""
     import dataclasses
 
-    from moviegpt import hardware, train, trainer
+    from moviegpt.core import hardware
+    from moviegpt.train import finetune, trainer
 
     monkeypatch.setenv("MOVIEGPT_PROGRESS", "1")
     steps = ["train.max_steps=4", "train.logging_steps=1"]
     cfg = load_config("smoke", [f"runs_dir={tmp_path}", "model.n_layer=1", *steps])
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_steps=None, save_steps=0))
-    p = train.prepare(cfg, log=lambda m: None)
+    p = finetune.prepare(cfg, log=lambda m: None)
     precision, _ = hardware.resolve_precision(cfg.train.precision)
     t = trainer.build(cfg, p.model, p.train_ds, tmp_path / "out", precision, saves=False)
     assert [type(c) for c in t.callback_handler.callbacks].count(trainer.BarProgress) == 1
@@ -132,8 +134,9 @@ def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
     ends with equals Trainer's own count of the same seeded run, on padded films where the two could differ."""
     from transformers import Trainer, default_data_collator
 
-    from moviegpt import data, model as model_stage, tokens
-    from moviegpt.trainer import CountOnDevice, training_args
+    from moviegpt.data import movies, tokens
+    from moviegpt.model import causal_lm
+    from moviegpt.train.trainer import CountOnDevice, training_args
 
     cfg = load_config(
         "smoke",
@@ -147,10 +150,10 @@ def test_token_count_stays_on_the_device_until_a_log(tmp_path, gpt2_tok):
             "train.grad_accum=2",
         ],
     )
-    ds = tokens.tokenize(data.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
+    ds = tokens.tokenize(movies.load_splits(cfg.data, cfg.seed).train, gpt2_tok, cfg.text)
     seen = {}
     for cls in (Trainer, CountOnDevice):
-        model, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
+        model, _ = causal_lm.load_model(cfg.model, gpt2_tok, cfg.seed)
         args = training_args(cfg, tmp_path / cls.__name__, "fp32", has_eval=False, saves=False)
         assert not args.logging_nan_inf_filter  # Trainer's NaN filter reads every step's loss on the host
         trainer = cls(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
@@ -167,13 +170,13 @@ def test_aligned_output_layer_gives_the_same_logits_and_gradients(tmp_path, gpt2
     import torch
     from transformers import GPT2LMHeadModel
 
-    from moviegpt import model as model_stage
+    from moviegpt.model import causal_lm
 
     cfg = load_config("smoke", ["model.n_layer=1"])
-    plain, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
-    aligned, _ = model_stage.load_model(cfg.model, gpt2_tok, cfg.seed)
-    assert type(model_stage.align_output(aligned, 64, gpu=False).lm_head) is torch.nn.Linear  # a CPU gains nothing
-    model_stage.align_output(aligned, 64, gpu=True)
+    plain, _ = causal_lm.load_model(cfg.model, gpt2_tok, cfg.seed)
+    aligned, _ = causal_lm.load_model(cfg.model, gpt2_tok, cfg.seed)
+    assert type(causal_lm.align_output(aligned, 64, gpu=False).lm_head) is torch.nn.Linear  # a CPU gains nothing
+    causal_lm.align_output(aligned, 64, gpu=True)
     assert type(aligned.lm_head).__name__ == "AlignedHead" and aligned.lm_head.weight is aligned.transformer.wte.weight
     ids = torch.randint(0, len(gpt2_tok), (2, 24))
     outs = []
@@ -202,15 +205,16 @@ def test_a_smoke_run_raises_no_warning_from_moviegpts_own_calls(tmp_path):
         "from moviegpt import load_config, train\n"
         f"sets = ['runs_dir={tmp_path}', 'train.max_steps=4', 'train.eval_steps=2', 'train.samples=1']\n"
         "for extra in ([], ['train.lora=true']):\n"
-        "    train.run(load_config('smoke', sets + extra), log=lambda m: None)\n"
+        "    finetune.run(load_config('smoke', sets + extra), log=lambda m: None)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
 
 
 def test_a_diverged_run_is_never_finished(tmp_path, capfd):
-    from moviegpt.callbacks import MetricsLog
     from transformers import TrainerControl, TrainerState
+
+    from moviegpt.train.callbacks import MetricsLog
 
     log, control = MetricsLog(tmp_path / "m.jsonl"), TrainerControl()
     log.on_log(None, TrainerState(), control, logs={"loss": float("nan")})

@@ -1,4 +1,4 @@
-"""moviegpt.validate: a model directory that names its own code is refused; no terminal control gets through."""
+"""moviegpt.core.validate: a model directory that names its own code is refused; no terminal control gets through."""
 
 import json
 import os
@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from moviegpt import validate
-
 from conftest import run_cli
 
+from moviegpt.core.errors import terminal
 
 # ------------------------------------------------------------------ code from data
 
@@ -42,7 +41,7 @@ def test_a_model_directory_that_names_code_is_refused_without_a_prompt(smoke_run
         ["evaluate", "--model", str(d)],
     ):
         r = subprocess.run(
-            [sys.executable, "-m", "moviegpt.cli", *argv],
+            [sys.executable, "-m", "moviegpt.cli.parser", *argv],
             input="y\ny\n",
             capture_output=True,
             text=True,
@@ -78,4 +77,4 @@ def test_control_characters_never_reach_the_terminal(smoke_run, capfd):
     assert code == 0 and "Heat" in out and not any(c in out + err for c in "\x1b\x07\x9b")
     code, out, err = run_cli(capfd, "recommend", "--model", str(smoke_run / "model"), "--title", evil, "-k", "2")
     assert code == 0 and not any(c in out + err for c in "\x1b\x07\x9b")
-    assert validate.terminal("a\x1b]0;title\x07b\x1b[31mc\nd") == "abc\nd"
+    assert terminal("a\x1b]0;title\x07b\x1b[31mc\nd") == "abc\nd"

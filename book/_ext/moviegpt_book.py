@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cache_path(app, config):
     os.environ["MOVIEGPT_PROGRESS"] = "0"  # the chapters' kernels inherit it: progress bars stay out of the pages
-    from moviegpt import book
+    from moviegpt.book import arms
 
     src = hashlib.sha256()
     inputs = [*(ROOT / "src" / "moviegpt").rglob("*.py"), *(ROOT / "benchmarks" / "results").glob("*.json")]
     for f in sorted(inputs):
         src.update(f.read_bytes())
-    cfgs = book.configs(root=ROOT)
-    book.write_manifest(cfgs, ROOT)  # the chapters find the runs by it, without importing torch
+    cfgs = arms.configs(root=ROOT)
+    arms.write_manifest(cfgs, ROOT)  # the chapters find the runs by it, without importing torch
     runs = "-".join(cfg.run_name for cfg in cfgs.values())
     config.nb_execution_cache_path = str(ROOT / ".jupyter_cache" / f"{runs}-{src.hexdigest()[:8]}")
 

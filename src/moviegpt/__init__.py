@@ -7,8 +7,8 @@ try:
 except PackageNotFoundError:  # run from a source tree without installing
     __version__ = "0.2.0"
 
-from moviegpt.config import Config  # noqa: E402
-from moviegpt.errors import UserError  # noqa: E402
-from moviegpt.settings import load_config  # noqa: E402
+from moviegpt.core.config import Config  # noqa: E402
+from moviegpt.core.errors import UserError  # noqa: E402
+from moviegpt.core.settings import load_config  # noqa: E402
 
 __all__ = ["Config", "UserError", "load_config", "__version__"]
