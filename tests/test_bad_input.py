@@ -195,7 +195,7 @@ DISK_FULL = """
 set -e
 mount -t tmpfs -o size=120m tmpfs "$RUNS"
 set +e
-"$PY" -m moviegpt.cli.parser train --config smoke --set runs_dir="$RUNS" --set data.max_train_rows=64 \
+"$PY" -m moviegpt.cli train --config smoke --set runs_dir="$RUNS" --set data.max_train_rows=64 \
     --set data.max_eval_rows=16 --set train.max_steps=12 --set train.save_steps=4 --set train.eval_steps=4 \
     --set train.save_total_limit=2 2> "$OUT/stderr"
 echo $? > "$OUT/rc"

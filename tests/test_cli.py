@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 def cli(*args, cwd=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     return subprocess.run(
-        [sys.executable, "-m", "moviegpt.cli.parser", *args], capture_output=True, text=True, env=env, cwd=cwd
+        [sys.executable, "-m", "moviegpt.cli", *args], capture_output=True, text=True, env=env, cwd=cwd
     )
 
 
@@ -179,7 +179,7 @@ def test_any_bytes_as_a_title_are_answered_or_refused_in_one_line(smoke_run, cap
 
 def cli_in_env(env: dict, *argv) -> tuple[int, str]:
     r = subprocess.run(
-        [sys.executable, "-m", "moviegpt.cli.parser", *map(str, argv)],
+        [sys.executable, "-m", "moviegpt.cli", *map(str, argv)],
         env={k: v for k, v in os.environ.items() if k not in env} | env,
         capture_output=True,
         text=True,

@@ -162,7 +162,7 @@ def test_lora_resumes_after_a_kill(tmp_path):
     args = [
         sys.executable,
         "-m",
-        "moviegpt.cli.parser",
+        "moviegpt.cli",
         "train",
         "--config",
         "smoke",
@@ -328,7 +328,7 @@ def test_progress_shows_in_a_terminal_and_not_in_a_log(tmp_path):
 
     quiet = ("MOVIEGPT_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
     env = {k: v for k, v in os.environ.items() if k not in quiet} | {"HF_HUB_OFFLINE": "1"}
-    args = [sys.executable, "-m", "moviegpt.cli.parser", "train", *TINY]
+    args = [sys.executable, "-m", "moviegpt.cli", "train", *TINY]
     r = subprocess.run(args + ["--set", f"runs_dir={tmp_path / 'log'}"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and "it/s" not in r.stderr and "%|" not in r.stderr and "{'loss'" not in r.stdout
     leader, follower = pty.openpty()  # a real terminal on stderr, with a real terminal's size

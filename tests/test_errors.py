@@ -14,7 +14,7 @@ FULL = """
 set -e
 mount -t tmpfs -o size=$SIZE tmpfs "$MNT"
 set +e
-"$PY" -m moviegpt.cli.parser $ARGS 2> "$OUT/stderr"
+"$PY" -m moviegpt.cli $ARGS 2> "$OUT/stderr"
 echo $? > "$OUT/rc"
 """
 

@@ -56,7 +56,7 @@ def only_run(runs: Path) -> Path:
 
 
 def start(runs: Path, log: Path) -> subprocess.Popen:
-    args = [sys.executable, "-m", "moviegpt.cli.parser", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
+    args = [sys.executable, "-m", "moviegpt.cli", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
     args += [a for o in RECIPE for a in ("--set", o)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     return subprocess.Popen(args, stdout=open(log, "a"), stderr=subprocess.STDOUT, env=env)

@@ -32,7 +32,7 @@ DDP_RECIPE = [
 
 
 def train_cli(launcher: list[str], runs: Path, *extra: str) -> subprocess.CompletedProcess:
-    args = [*launcher, "-m", "moviegpt.cli.parser", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
+    args = [*launcher, "-m", "moviegpt.cli", "train", "--config", "smoke", "--set", f"runs_dir={runs}"]
     args += [a for o in [*DDP_RECIPE, *extra] for a in ("--set", o)]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error", OMP_NUM_THREADS="1")
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)

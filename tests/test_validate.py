@@ -41,7 +41,7 @@ def test_a_model_directory_that_names_code_is_refused_without_a_prompt(smoke_run
         ["evaluate", "--model", str(d)],
     ):
         r = subprocess.run(
-            [sys.executable, "-m", "moviegpt.cli.parser", *argv],
+            [sys.executable, "-m", "moviegpt.cli", *argv],
             input="y\ny\n",
             capture_output=True,
             text=True,

@@ -162,6 +162,46 @@ def compare_curves(ax, runs: dict[str, pd.DataFrame]) -> None:
     ax.legend(fontsize=8)
 
 
+def log_tokens(ax) -> None:
+    """A log axis of token counts with plain, readable ticks (2k, 5k, 10k, 20k, ...) instead of powers of ten."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    lo, hi = ax.get_xlim()
+    ticks = [m * 10**e for e in range(2, 10) for m in (1, 2, 5) if lo <= m * 10**e <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}")
+    )
+
+
+ARM_COLORS = {
+    "original": GREY,
+    "eos": "#D35400",
+    "pack": PURPLE,
+    "apart": GREEN,
+    "ours": BLUE,
+    "lora": RED,
+}
+
+
+def study_curves(ax, curves: dict[str, pd.DataFrame], marks: list[dict] | None = None, ylabel: str = "") -> None:
+    """Each arm's validation curve against tokens trained (log axis): the geometric mean over its seeds as a line,
+    the seeds' range as a band; `marks` (this build's runs: run, arm, tokens, ppl) as labelled points."""
+    for arm, c in curves.items():
+        color = ARM_COLORS.get(arm, "#7F8C8D")
+        c = c[c["tokens"] > 0]
+        ax.plot(c["tokens"], c["perplexity"], "o-", ms=3, color=color, label=arm)
+        ax.fill_between(c["tokens"], c["low"], c["high"], color=color, alpha=0.2, lw=0)
+    for m in marks or []:
+        ax.plot(m["tokens"], m["ppl"], "*", ms=12, mec="black", color=ARM_COLORS.get(m["arm"], "#7F8C8D"))
+        ax.annotate(m["run"], (m["tokens"], m["ppl"]), textcoords="offset points", xytext=(6, 6), fontsize=7)
+    ax.set_xscale("log")
+    log_tokens(ax)
+    ax.set(xlabel="tokens trained (log scale)", ylabel=ylabel or "validation perplexity, overview tokens")
+    ax.legend(fontsize=7, ncol=3)
+
+
 def perplexity_vs_tokens(ax, points: list[dict], base_ppl: float) -> None:
     """Held-out perplexity against tokens trained, each run a point with its 95% interval: this build's runs
     filled, reference runs (made elsewhere) hollow; the base model as a line."""
@@ -172,6 +212,8 @@ def perplexity_vs_tokens(ax, points: list[dict], base_ppl: float) -> None:
         ax.errorbar(p["tokens"], p["ppl"], yerr=err, fmt="o", color=color, mfc=face, ms=7, capsize=3, label=label)
     ax.axhline(base_ppl, color="#999999", ls=":", lw=1, label="base model, before training")
     ax.set_xscale("log")
+    ax.set_xlim(min(p["tokens"] for p in points) / 1.5, max(p["tokens"] for p in points) * 1.5)
+    log_tokens(ax)
     ax.set(xlabel="tokens trained (log scale)", ylabel="held-out perplexity, the same films")
     ax.legend(fontsize=8)
 

@@ -1,28 +1,272 @@
-"""The Results and Applications chapters' numbers and tables: held-out perplexity measured two ways, what the
-generated text shows, the comparison of the book's runs, and texts made on the spot by a trained model.
+"""The Results chapter's facts and tables (and the introduction's, which states the same results first).
 
-Every number a reader compares comes with its 95% interval (moviegpt.core.stats) from the per-film or per-title
-values stored in the run's summary.json and eval.json. Importing this module loads no model library; the
-functions that generate (marked) load the run's model when called.
+In the order the chapter reads: the reference study's answer (moviegpt.book.study: what the fine-tune gains, which
+change from the original recipe to ours matters, when the gain arrives), this build's runs placed on the study's
+curves, this build's main run on its test films (by token type, and the base model in its own chat format), what
+its generations show, and this build's three runs at equal time. Every compared number carries its interval
+(moviegpt.core.stats); the words for intervals and verdicts come from moviegpt.book.words. Importing this module
+loads no model library.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from moviegpt.book.report import MODELS, held_out, numbers, run_config, texts
+from moviegpt.book import study as S
+from moviegpt.book.arms import LORA, MAIN, ORIGINAL
+from moviegpt.book.records import held_out, perplexity, run_config
+from moviegpt.book.words import ci, numbers, span, texts, verdict
 from moviegpt.core import stats
-from moviegpt.core.artifacts import CUT, Evaluation, HeldOut, Sample
+from moviegpt.core.artifacts import CUT, Evaluation, Sample
 from moviegpt.core.rundir import RunDir
 from moviegpt.eval.similarity import FLOOR  # importing it loads no model library
 
+MODELS = ("base", "fine-tuned")
+ARM_OF = {MAIN: "ours", LORA: "lora", ORIGINAL: "original"}  # which study arm each of this build's runs repeats
+CHAT = "base, chat format"  # eval.json's key for the base model prompted in its own chat format (eval.evaluate)
+BETTER, WORSE, SAME = "lower (better) than", "higher (worse) than", "not measurably different from"
 
-def _ci(h: HeldOut) -> stats.Interval:
-    return stats.perplexity(h.film_nll, h.film_tokens)
+
+# ------------------------------------------------------------------ the reference study
 
 
-# ---------------------------------------------------------------- held-out perplexity
+def study_facts(study: S.Study | None) -> dict:
+    """What the study shows, in numbers and in the sentences built from them (they depend on the outcome)."""
+    out = dict.fromkeys(STUDY_KEYS, "not available")
+    if study is None or not study.runs:
+        why = (
+            "none that can be read" if study is None else "one whose runs cannot be read: " + "; ".join(study.left_out)
+        )
+        return out | {
+            "study_sentence": f"No reference study can be shown: data/study/ holds {why}. The statements below "
+            "that rest on it are not available in this copy.",
+            "changes_sentence": "not available",
+        }
+    first = next(iter(study.runs.values()))
+    machines = sorted({r.machine for r in study.runs.values()})
+    budget = study.record.get("budget", {})
+    out |= {
+        "study_name": study.name,
+        "study_runs": str(len(study.runs)),
+        "study_expected": str(len(study.arms) * len(study.seeds)),
+        "study_seeds": str(len(study.seeds)),
+        "study_arms": str(len(study.arms)),
+        "study_films": f"{int(budget.get('films', 0)):,}",
+        "study_tokens": f"{int(budget.get('tokens', 0)):,}",
+        "study_passes": f"{float(study.record.get('passes', 0)):g}",
+        "study_machine": " and ".join(machines),
+        "study_precision": first.precision,
+        "study_date": max(r.get("finished", "") for r in study.record.get("runs", [{}])),
+        "study_command": study.record.get("made_with", "moviegpt study"),
+        "study_test_films": str(len(first.final.film_nll)),
+        "study_val_films": str(len(first.curve[0]["film_nll"])),
+        "study_points": str(len(first.curve)),
+        "study_left_out": "; ".join(study.left_out) or "none",
+        "study_complete": "all" if study.complete else "not all",
+    }
+    counts = S.token_counts(study)
+    out |= {f"tokens_{k.replace(' ', '_').replace('-', '_')}": f"{v:,}" for k, v in counts.items()}
+    base = S.base(study)
+    out["base_overview"] = ci(base)
+    if study.arm_runs("ours"):
+        ours = S.final(study, "ours")
+        gain = _gain(study, "ours")
+        out |= {
+            "ours_seeds": ci(ours["seeds"]),
+            "ours_films": ci(ours["films"]),
+            "gain_seeds": ci(gain["seeds"], ".2f"),
+            "gain_films": ci(gain["films"], ".2f"),
+            "ours_all_tokens": ci(S.final(study, "ours", "all tokens")["seeds"]),
+            "base_all_tokens": ci(S.base(study, "all tokens")),
+        }
+        p = S.plateau(study, "ours")
+        out |= {
+            "plateau_tokens": f"{p['reached_tokens']:,.0f}",
+            "plateau_share": f"{p['reached_share']:.0%}",
+            "plateau_start": f"{p['start']:.2f}",
+            "plateau_reached": f"{p['reached_ppl']:.2f}",
+            "plateau_best": f"{p['best']:.2f}",
+            "plateau_end": f"{p['end_ppl']:.2f}",
+            "plateau_half": f"{p['half_ppl']:.2f}",
+            "second_pass": ci(p["second_pass"], ".3f"),
+            "second_pass_verdict": {
+                BETTER: "lowered it further",
+                WORSE: "raised it again: the second pass overfits",
+                SAME: "did not measurably change it",
+            }[verdict(p["second_pass"], 1.0, WORSE, BETTER, SAME)],
+        }
+    out["changes_sentence"] = changes_sentence(study)
+    codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
+    out["study_sentence"] = (
+        f"The study was not made by this build: `moviegpt study {study.name}` made it on {out['study_machine']}, in "
+        f"{out['study_precision']}, finishing {out['study_date']}, with moviegpt source {', '.join(codes)}, and it "
+        f"ships in data/study/{study.name}. It holds {out['study_runs']} of its {out['study_expected']} runs"
+        + (f"; left out: {out['study_left_out']}." if study.left_out else ".")
+    )
+    return out
+
+
+STUDY_KEYS = (
+    "study_name study_runs study_expected study_seeds study_arms study_films study_tokens study_passes study_machine "
+    "study_precision study_date study_command study_test_films study_val_films study_points study_left_out "
+    "study_complete "
+    "base_overview ours_seeds ours_films gain_seeds gain_films ours_all_tokens base_all_tokens plateau_tokens "
+    "plateau_share plateau_start plateau_reached plateau_best plateau_end plateau_half second_pass second_pass_verdict"
+).split()
+
+
+def _gain(study: S.Study, arm: str) -> dict:
+    """An arm's held-out overview perplexity over the pretrained model's, across seeds and across films."""
+    runs = study.arm_runs(arm)
+    logs = [
+        math.log(S.ppl(*S.held_out_group(r.final, S.OVERVIEW)) / S.ppl(*S.held_out_group(r.base, S.OVERVIEW)))
+        for r in runs
+    ]
+    nb, tb = S.held_out_group(runs[0].base, S.OVERVIEW)
+    pooled = [S.held_out_group(r.final, S.OVERVIEW) for r in runs]
+    nf, tf = sum(p[0] for p in pooled), sum(p[1] for p in pooled)
+    return {"seeds": stats.across_seeds(logs), "films": stats.perplexity_ratio(nb * len(runs), tb * len(runs), nf, tf)}
+
+
+def arms_table(study: S.Study | None):
+    """The study's arms as run: the change each makes, its steps and tokens (mean over its seeds) and its runs."""
+    if study is None or not study.runs:
+        return texts(pd.DataFrame([{"note": "no reference study could be read"}]))
+    rows = []
+    for a in study.arms:
+        runs = study.arm_runs(a["name"])
+        if not runs:
+            continue
+        rows.append(
+            {
+                "arm": a["name"],
+                "what it changes": a["says"],
+                "seeds": ", ".join(str(r.seed) for r in runs),
+                "steps": runs[0].steps,
+                "tokens trained": f"{np.mean([r.tokens for r in runs]):,.0f}",
+            }
+        )
+    return texts(pd.DataFrame(rows))
+
+
+def curves(study: S.Study | None, group: str = S.OVERVIEW) -> dict[str, pd.DataFrame]:
+    if study is None:
+        return {}
+    return {a["name"]: S.curve(study, a["name"], group) for a in study.arms if study.arm_runs(a["name"])}
+
+
+def marks(table: pd.DataFrame) -> list[dict]:
+    """This build's runs as points for the study's figure (placement's rows)."""
+    return [
+        {
+            "run": r["run (this build)"],
+            "arm": r["study arm"],
+            "tokens": r["tokens trained"],
+            "ppl": r["its validation perplexity"],
+        }
+        for _, r in table.iterrows()
+    ]
+
+
+def steps(study: S.Study | None, group: str = S.OVERVIEW) -> pd.DataFrame:
+    """Each change, one at a time, as the chapter's table: the ratio of held-out perplexities after and before it,
+    across seeds and across films, and what it means."""
+    if study is None or not study.runs:
+        return pd.DataFrame()
+    rows = []
+    for _, r in S.steps_table(study, group).iterrows():
+        rows.append(
+            {
+                "change": r["change"],
+                "arms": f"{r['from']} → {r['to']}",
+                "seeds": r["n_seeds"],
+                "ratio": f"{r['seeds'].value:.3f}",
+                "95% CI across seeds": span(r["seeds"], ".3f"),
+                "95% CI across films": span(r["films"], ".3f"),
+                "across seeds, the change makes it": verdict(
+                    r["seeds"], 1.0, "worse", "better", "no measurable difference"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def changes_sentence(study: S.Study, group: str = S.OVERVIEW) -> str:
+    """Which changes mattered, in words: those whose interval across seeds excludes 1, with their ratios."""
+    t = S.steps_table(study, group)
+    if t.empty:
+        return "The study has too few runs yet to compare its arms."
+    said = []
+    for _, r in t.iterrows():
+        v = verdict(r["seeds"], 1.0, "worse", "better", "")
+        if v:
+            said.append(f"{r['to']} ({r['change'].split(' - ')[0]}) made it {v} by a factor of {r['seeds']:.3f}")
+    quiet = [r["to"] for _, r in t.iterrows() if not verdict(r["seeds"], 1.0, "x", "x", "")]
+    text = ("Across seeds, " + "; ".join(said) + ".") if said else "No change was measurable across seeds."
+    if quiet:
+        text += f" {_join(quiet)} made no difference that {len(study.seeds)} seeds can measure."
+    return text
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def type_table(study: S.Study | None, runs: dict[str, RunDir], scored: dict):
+    """Held-out perplexity by token group: the pretrained model, each study arm (geometric mean over its seeds, with
+    their range), and this build's three runs (on the same test films)."""
+    rows = [] if study is None or not study.runs else S.type_table(study).to_dict("records")
+    for name in runs:
+        h = scored[name].held_out
+        if h.type_nll is not None:
+            rows.append(
+                {"model": f"{name} (this build)", **{g: f"{S.ppl(*S.held_out_group(h, g)):,.2f}" for g in S.GROUPS}}
+            )
+    return texts(pd.DataFrame(rows))
+
+
+def placement(study: S.Study | None, runs: dict[str, RunDir], scored: dict) -> pd.DataFrame:
+    """This build's runs on the study's curves: each run's validation films scored one at a time, against the seed
+    range of the study arm it repeats at the same number of tokens."""
+    rows = []
+    for name, run in runs.items():
+        arm, sc = ARM_OF.get(name), scored[name]
+        if study is None or sc.validation is None or not study.arm_runs(arm or ""):
+            continue
+        tokens = run.summary().tokens_seen
+        own = S.ppl(*S.held_out_group(sc.validation, S.OVERVIEW))
+        at = S.at_tokens(study, arm, tokens)
+        inside = at is not None and at["low"] <= own <= at["high"]
+        rows.append(
+            {
+                "run (this build)": name,
+                "study arm": arm,
+                "tokens trained": tokens,
+                "its validation perplexity": own,
+                "study's seeds at these tokens": f"{at['low']:,.2f}–{at['high']:,.2f}" if at else "outside the curve",
+                "inside the seeds' range": "yes" if inside else "no",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def placement_facts(table: pd.DataFrame) -> dict:
+    if table.empty:
+        return {"placement_sentence": "No run of this build could be placed on the study's curves."}
+    inside = table[table["inside the seeds' range"] == "yes"]["run (this build)"].tolist()
+    outside = table[table["inside the seeds' range"] == "no"]["run (this build)"].tolist()
+    parts = []
+    if inside:
+        parts.append(f"{_join(inside)} {'falls' if len(inside) == 1 else 'fall'} inside the study's seed range")
+    if outside:
+        parts.append(f"{_join(outside)} {'falls' if len(outside) == 1 else 'fall'} outside it")
+    return {"placement_sentence": "; ".join(parts) + "."}
+
+
+# ------------------------------------------------------------------ this build's main run
 
 
 def perplexity_table(run: RunDir):
@@ -31,7 +275,7 @@ def perplexity_table(run: RunDir):
         {
             "model": name,
             "perplexity": f"{iv[key].value:,.2f}",
-            "95% CI": f"{iv[key].lo:,.2f}–{iv[key].hi:,.2f}",
+            "95% CI": span(iv[key]),
             "loss (nats/token)": f"{h.loss:.3f}",
             "tokens": f"{h.tokens:,}",
             "films": f"{h.films:,}",
@@ -41,72 +285,141 @@ def perplexity_table(run: RunDir):
     return texts(pd.DataFrame(rows))
 
 
+def headline_facts(run: RunDir) -> dict:
+    s, iv = run.summary(), held_out(run)
+    out = {
+        "test_films": s.final.films,
+        "ppl_before_ci": ci(iv["before"]),
+        "ppl_after_ci": ci(iv["after"]),
+        "ratio_ci": ci(iv["ratio"]),
+        "improved_films": round(iv["improved"].value * iv["improved"].n),
+    }
+    if s.final.type_nll is not None and s.base.type_nll is not None:
+        for key, h in (("before", s.base), ("after", s.final)):
+            out[f"ov_{key}"] = ci(stats.perplexity(*S.held_out_group(h, S.OVERVIEW)))
+            out[f"eos_{key}_nats"] = float(np.sum(S.held_out_group(h, "end-of-text")[0]) / max(h.films, 1))
+    return out
+
+
+def chat_facts(ev: Evaluation, run: RunDir) -> dict:
+    """The base model in its own chat format against the training template (eval.json's chat), on the overview's
+    tokens; the format each generation number used."""
+    if ev.chat is None:
+        return {
+            "chat_sentence": "The base model's tokenizer has no chat template, so it has only the training template "
+            "to be prompted in; every base-model number below used that template."
+        }
+    s = run.summary()
+    plain = stats.perplexity(*S.held_out_group(s.base, S.OVERVIEW))
+    chat = stats.perplexity(*S.held_out_group(ev.chat.held_out, S.OVERVIEW))
+    tuned = stats.perplexity(*S.held_out_group(s.final, S.OVERVIEW))
+    stop = stats.share([g.ended_with_eos for g in ev.chat.generated])
+    return {
+        "chat_prompt": ev.chat.prompt,
+        "chat_ov": ci(chat),
+        "plain_ov": ci(plain),
+        "tuned_ov": ci(tuned),
+        "chat_vs_plain": verdict_words(chat, plain),
+        "tuned_vs_chat": verdict_words(tuned, chat),
+        "chat_stop": f"{stop:.0%}",
+        "chat_words": f"{np.mean(ev.chat.quality.words):.0f}",
+        "chat_faith": f"{stats.mean(ev.faithfulness[CHAT]):.2f}" if CHAT in ev.faithfulness else "not measured",
+        "chat_sentence": "",
+    }
+
+
+def verdict_words(a: stats.Interval, b: stats.Interval) -> str:
+    """a against b, two intervals over the same films that are not paired here: lower, higher, or overlapping."""
+    return BETTER if a.hi < b.lo else WORSE if a.lo > b.hi else "within the interval of"
+
+
+def chat_table(ev: Evaluation, run: RunDir):
+    """The overview's held-out perplexity by prompt format, and the chat-format generations' stopping and length."""
+    if ev.chat is None:
+        return texts(
+            pd.DataFrame([{"note": "no chat template: the base model was scored in the training template only"}])
+        )
+    s = run.summary()
+    rows = []
+    for model, fmt, h in (
+        ("base", "training template", s.base),
+        ("base", "its chat format", ev.chat.held_out),
+        ("fine-tuned", "training template", s.final),
+    ):
+        iv = stats.perplexity(*S.held_out_group(h, S.OVERVIEW))
+        rows.append({"model": model, "prompted in": fmt, "overview perplexity": f"{iv.value:,.2f}", "95% CI": span(iv)})
+    return texts(pd.DataFrame(rows))
+
+
+# ------------------------------------------------------------------ the validation curve of the main run
+
+
 def curve(run: RunDir) -> pd.DataFrame:
-    """The validation evaluations Trainer logged (step 0 is the base model), in the order they ran."""
+    """The validation passes Trainer logged (step 0 is the base model), in the order they ran."""
     m = pd.DataFrame(run.metrics())
+    if m.empty or "kind" not in m or not (m["kind"] == "eval").any():
+        return pd.DataFrame(columns=["step", "tokens_seen", "eval_loss", "eval_perplexity"])
     return m[m["kind"] == "eval"][["step", "tokens_seen", "eval_loss", "eval_perplexity"]].reset_index(drop=True)
 
 
-def perplexity_views(run: RunDir, ev: Evaluation) -> dict:
-    """The run's perplexities side by side: the validation curve (packed blocks, as Trainer evaluates), the
-    same validation films scored one film at a time, and the test films one at a time (the headline)."""
-    c, s = curve(run), run.summary()
-    val = {m: _ci(h) for m, h in ev.validation.items()}
-    test = held_out(run)
+def curve_scope(run: RunDir) -> str:
+    """What each validation pass scored: the validation films joined into blocks, or the first train.eval_rows of
+    those blocks (a planned run sizes its passes to its budget, moviegpt.train.plan)."""
+    cfg, films = run_config(run), run.summary().data.used("validation") or 0
+    size = f"{cfg.text.block_size}-token blocks" if cfg.text.batching == "pack" else f"{cfg.text.max_length}-token rows"
+    whole = f"the {films:,} validation films joined end to end and cut into {size}"
+    if not cfg.train.eval_rows:
+        return whole
+    joined = whole.replace(f" and cut into {size}", "")
+    return f"the first {cfg.train.eval_rows:,} {size} of {joined}, the same at every pass"
+
+
+def views(run: RunDir, ev: Evaluation) -> dict:
+    """The main run's perplexities side by side: the validation curve (as Trainer evaluates), the same validation
+    films one film at a time, and the test films one at a time (the headline)."""
+    c, s, test = curve(run), run.summary(), held_out(run)
     out = {
-        "curve_first": float(c["eval_perplexity"].iloc[0]),
-        "curve_last": float(c["eval_perplexity"].iloc[-1]),
         "curve_points": len(c),
-        "curve_first_step": int(c["step"].iloc[0]),
         "val_films": s.data.used("validation") or 0,
         "test_before": test["before"].value,
         "test_after": test["after"].value,
         "curve_scope": curve_scope(run),
     }
-    if "fine-tuned" in val:
-        a, t = val["fine-tuned"], test["after"]
-        out.update(
-            val_after=a.value,
-            val_after_ci=f"{a:,.2f}",
-            test_after_ci=f"{t:,.2f}",
-            splits_agree="overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap",
-        )
+    if len(c):
+        out |= {"curve_first": float(c["eval_perplexity"].iloc[0]), "curve_last": float(c["eval_perplexity"].iloc[-1])}
+    if "fine-tuned" in ev.validation:
+        a, t = perplexity(ev.validation["fine-tuned"]), test["after"]
+        out |= {
+            "val_after": a.value,
+            "val_after_ci": ci(a),
+            "test_after_ci": ci(t),
+            "splits_agree": "overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap",
+        }
     return out
 
 
-def curve_scope(run: RunDir) -> str:
-    """What each validation pass scored: all the validation films packed into blocks, or the first
-    train.eval_rows blocks of them (a planned run sizes its passes to its budget, moviegpt.train.plan)."""
-    cfg, films = run_config(run), run.summary().data.used("validation") or 0
-    size = f"{cfg.text.block_size}-token" if cfg.text.batching == "pack" else f"{cfg.text.max_length}-token padded"
-    whole = f"the {films:,} validation films joined and cut into {size} blocks"
-    if not cfg.train.eval_rows:
-        return whole
-    return (
-        f"the first {cfg.train.eval_rows:,} of {whole}, the same blocks at every pass (the plan's size for its budget)"
-    )
-
-
-def perplexity_views_table(run: RunDir, ev: Evaluation):
+def views_table(run: RunDir, ev: Evaluation):
     c, test = curve(run), held_out(run)
-    rows = [
-        {
-            "films": "validation",
-            "scored as": "packed blocks (the curve)",
-            "before": c["eval_perplexity"].iloc[0],
-            "after": c["eval_perplexity"].iloc[-1],
-            "after, 95% CI": "",
-        }
-    ]
+    rows = []
+    if len(c):
+        rows.append(
+            {
+                "films": "validation",
+                "scored as": "blocks, as in training (the curve)",
+                "before": c["eval_perplexity"].iloc[0],
+                "after": c["eval_perplexity"].iloc[-1],
+                "after, 95% CI": "",
+            }
+        )
     if "fine-tuned" in ev.validation:
-        a = _ci(ev.validation["fine-tuned"])
+        a = perplexity(ev.validation["fine-tuned"])
         rows.append(
             {
                 "films": "validation",
                 "scored as": "each film on its own",
                 "before": None,
                 "after": a.value,
-                "after, 95% CI": f"{a.lo:,.2f}–{a.hi:,.2f}",
+                "after, 95% CI": span(a),
             }
         )
     rows.append(
@@ -115,13 +428,13 @@ def perplexity_views_table(run: RunDir, ev: Evaluation):
             "scored as": "each film on its own (the headline)",
             "before": test["before"].value,
             "after": test["after"].value,
-            "after, 95% CI": f"{test['after'].lo:,.2f}–{test['after'].hi:,.2f}",
+            "after, 95% CI": span(test["after"]),
         }
     )
     return numbers(pd.DataFrame(rows), 2).hide(axis="index")
 
 
-# ---------------------------------------------------------------- generated text
+# ------------------------------------------------------------------ generated text
 
 
 def shown(sample) -> str:
@@ -134,14 +447,26 @@ def generation_examples(ev: Evaluation, n: int = 4):
         {"title": e.title, "real overview": e.real, **{m: shown(e.generated[m]) for m in MODELS}}
         for e in ev.examples[:n]
     ]
+    if ev.chat is not None:
+        for row, g in zip(rows, ev.chat.generated):
+            row["base, its chat format"] = shown(g)
     return texts(pd.DataFrame(rows))
 
 
 def generation_intervals(ev: Evaluation) -> dict[str, dict[str, stats.Interval]]:
-    """Per text group (real, base, fine-tuned): each per-title measure with its interval."""
+    """Per text group (real, base, fine-tuned, and the base model in its chat format): each per-title measure with
+    its interval."""
+    groups = dict(ev.generation)
+    if ev.chat is not None:
+        groups[CHAT] = ev.chat.quality
     out = {}
-    for name, q in ev.generation.items():
-        eos = [True] * q.n if name == "real" else [e.generated[name].ended_with_eos for e in ev.examples]
+    for name, q in groups.items():
+        if name == "real":
+            eos = [True] * q.n
+        elif name == CHAT:
+            eos = [g.ended_with_eos for g in ev.chat.generated]
+        else:
+            eos = [e.generated[name].ended_with_eos for e in ev.examples]
         out[name] = {
             "ends with EOS": stats.share(eos),
             "words": stats.mean(q.words),
@@ -156,17 +481,19 @@ def generation_intervals(ev: Evaluation) -> dict[str, dict[str, stats.Interval]]
 
 
 def generation_table(ev: Evaluation):
-    """Each measure with its 95% interval; distinct-n is one number over all texts (no per-title value)."""
+    """Each measure with its 95% interval, one column per group of texts (measures as rows, so the table stays
+    narrow); distinct-n is one number over all texts (no per-title value)."""
     iv = generation_intervals(ev)
-    rows = {}
-    for name in ("real", *MODELS, FLOOR):
+    cols = {}
+    for name in ("real", *MODELS, CHAT, FLOOR):
         if name not in iv:
             continue
         label = "real overviews" if name == "real" else name
-        rows[label] = {k: f"{v.value:.2f} ({v.lo:.2f}–{v.hi:.2f})" for k, v in iv[name].items()}
-        if name in ev.generation:
-            rows[label] |= {f"distinct-{n}": f"{getattr(ev.generation[name], f'distinct_{n}'):.2f}" for n in (1, 2)}
-    return texts(pd.DataFrame(rows).rename_axis("measure (95% CI)").reset_index().fillna(""))
+        cols[label] = {k: f"{v.value:.2f} ({span(v, '.2f')})" for k, v in iv[name].items()}
+        q = ev.generation.get(name) or (ev.chat.quality if name == CHAT and ev.chat else None)
+        if q is not None:
+            cols[label] |= {f"distinct-{n}": f"{getattr(q, f'distinct_{n}'):.2f}" for n in (1, 2)}
+    return texts(pd.DataFrame(cols).rename_axis("measure (95% CI)").reset_index().fillna(""))
 
 
 def learned(ev: Evaluation) -> dict:
@@ -174,15 +501,23 @@ def learned(ev: Evaluation) -> dict:
     interval, and the paired change from the base model where the same titles were written by both."""
     iv, f = generation_intervals(ev), ev.faithfulness
     real_words = np.array(ev.generation["real"].words, dtype=float)
-    ratio = lambda m: stats.mean(np.array(ev.generation[m].words) / np.maximum(real_words, 1))
-    out = {"n_titles": ev.generation["base"].n, "similarity_model": ev.similarity_model}
+    from moviegpt.core.config import GENERATION_DEFAULTS as G
+
+    out = {
+        "n_titles": ev.generation["base"].n,
+        "similarity_model": ev.similarity_model,
+        "sampling": f"temperature {G['temperature']:g}, top-p {G['top_p']:g}, top-k {G['top_k']}, at most "
+        f"{ev.settings.get('max_new_tokens', G['max_new_tokens'])} new tokens, seed {ev.settings.get('seed', 0)}",
+    }
     for m, key in (("base", "base"), ("fine-tuned", "tuned")):
+        words = np.array(ev.generation[m].words, dtype=float)
         out |= {
             f"eos_{key}": f"{iv[m]['ends with EOS']:.0%}",
             f"cut_{key}": 1 - iv[m]["ends with EOS"].value,
             f"copy_max_{key}": max(ev.generation[m].copy_words, default=0),
             f"words_{key}": f"{iv[m]['words']:.0f}",
-            f"length_ratio_{key}": f"{ratio(m):.2f}",
+            f"length_of_means_{key}": f"{words.mean() / max(real_words.mean(), 1):.2f}",
+            f"length_median_{key}": f"{np.median(words / np.maximum(real_words, 1)):.2f}",
             f"copy_{key}": f"{iv[m]['longest copy (words)']:.1f}",
         }
         if m in f:
@@ -195,17 +530,10 @@ def learned(ev: Evaluation) -> dict:
             "faith_floor": f"{iv[FLOOR]['similarity to the real overview']:.2f}",
             "faith_gain": f"{gain:+.3f}",
             "faith_above_floor": f"{above:+.3f}",
-            "faith_gain_excludes_0": gain.excludes(0),
-            "faith_verdict": verdict(gain, "closer to", "further from", "no closer to"),
-            "floor_verdict": verdict(above, "above", "below", "not distinguishable from"),
+            "faith_verdict": verdict(gain, 0.0, "closer to", "further from", "no closer to"),
+            "floor_verdict": verdict(above, 0.0, "above", "below", "not distinguishable from"),
         }
     return out
-
-
-def verdict(change: stats.Interval, up: str, down: str, neither: str, none: float = 0.0) -> str:
-    """Words for a paired change: which way it went, when its interval excludes `none` (0 for a difference,
-    1 for a ratio)."""
-    return up if change.lo > none else down if change.hi < none else neither
 
 
 def recommendation_facts(ev: Evaluation) -> dict:
@@ -215,106 +543,6 @@ def recommendation_facts(ev: Evaluation) -> dict:
         "rec_change": change,
         "rec_verdict": "rose" if change > 0 else "did not rise",
         **{f"rec_{k.replace('-', '_')}": v for k, v in r.items()},
-    }
-
-
-def recommendation_table(ev: Evaluation):
-    names = {
-        "random": "random films (chance)",
-        "tf-idf": "TF-IDF of overview words",
-        "base": "base model embeddings",
-        "fine-tuned": "fine-tuned model embeddings",
-    }
-    return numbers(pd.DataFrame({f"genre overlap@{ev.k}": {names[k]: ev.recommendation[k] for k in names}}), 3)
-
-
-def neighbour_table(ev: Evaluation):
-    rows = pd.DataFrame([n.__dict__ for n in ev.neighbours])
-    return texts(rows.assign(similarity=rows["similarity"].map("{:.3f}".format)))
-
-
-def concept_table(ev: Evaluation):
-    share = lambda x, n: f"{stats.wilson(round(x * n), n):.0%}"
-    rows = [
-        {
-            "model": m,
-            "concepts": c.n,
-            "new titles, first draw": share(c.new_first, c.n),
-            "new titles, after redrawing known ones": share(c.new_final, c.n),
-        }
-        for m, c in ev.concepts.items()
-    ]
-    return texts(pd.DataFrame(rows))
-
-
-def scale(run: RunDir) -> dict:
-    """How much of the full recipe this run covered, from its own counts."""
-    from moviegpt.book.report import GPT2_SIZES
-    from moviegpt.data import movies
-
-    s, info = run.summary(), run.info()
-    films = s.data.used("train") or 1
-    tokens_per_film = s.tokens_seen / max(s.epochs, 1e-9) / films
-    full_tokens = movies.WYKONOS_ROWS * tokens_per_film
-    return {
-        "tokens_seen": s.tokens_seen,
-        "films_trained": films,
-        "tokens_per_film": tokens_per_film,
-        "full_dataset_tokens": full_tokens,
-        "share_of_one_full_epoch": s.tokens_seen / full_tokens,
-        "parameters": info.parameters,
-        **GPT2_SIZES,
-        "hours_for_one_full_epoch": full_tokens / (s.tokens_per_second or 1) / 3600,
-    }
-
-
-def throughput_facts(run: RunDir) -> dict:
-    """The run's tokens/s and MFU in the loop (metrics.jsonl's training rows), and what its MFU is stated against."""
-    rows = [r for r in run.metrics() if r["kind"] == "train" and r.get("tokens_per_second")]
-    hw = run.info().hardware
-    gpu = hw.get("gpu")
-    peak = next((r["mfu_peak_flops"] for r in rows if r.get("mfu_peak_flops")), None)
-    what = (
-        f"the vendor's dense bf16 peak of the {gpu}"
-        if gpu
-        else "the matmul peak measured once on this CPU at the run's precision"
-    )
-    mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
-    return {
-        "loop_intervals": len(rows),
-        "loop_tps_median": float(np.median([r["tokens_per_second"] for r in rows])) if rows else 0.0,
-        "loop_mfu_median": f"{np.median(mfus):.1%}" if mfus else "not stated (no native peak for this precision)",
-        "loop_peak": f"{what}, {peak / 1e9:,.0f} GFLOP/s" if peak else "none",
-    }
-
-
-def hub_perplexity(run: RunDir, ours: float) -> dict:
-    """The hub's `perplexity` module beside ours for the fine-tuned model, on the same test films, where the hub
-    can be reached; offline, a sentence saying the comparison needs it."""
-    from moviegpt.core import hub
-
-    why = (
-        "averages the perplexity of each film, so a short overview counts as much as a long one, where ours divides "
-        "the summed NLL of every token by the number of tokens"
-    )
-    if not hub.reachable():
-        return {
-            "hub_ppl_sentence": "The hub's perplexity module would give another number for the same model: it "
-            f"{why}. Loading it needs the Hugging Face hub, which this build could not reach, so it is not shown."
-        }
-    try:
-        from moviegpt.core.settings import load_run_config
-        from moviegpt.data import movies, tokens
-        from moviegpt.eval import measures
-
-        cfg = load_run_config(run.path)
-        texts = tokens.texts(movies.load_splits(cfg.data, cfg.seed).test, cfg.text.template, "")
-        got = measures.hub_perplexity(str(run.model_dir), texts, cfg.text.max_length)
-    except Exception as e:  # the hub answered but the module or its download failed: say so, do not fail the book
-        return {"hub_ppl_sentence": f"The hub's perplexity module could not be run here ({type(e).__name__})."}
-    return {
-        "hub_ppl_sentence": f"The hub's perplexity module gives {got:,.2f} for the fine-tuned model on the same "
-        f"{len(texts)} test films, against our {ours:,.2f}: it {why}."
     }
 
 
@@ -337,14 +565,127 @@ def samples_table(run: RunDir, title: int = 0):
 def samples_facts(run: RunDir) -> dict:
     """A sentence introducing samples_table, true of the run (train.samples = 0: it sampled nothing)."""
     rows, plan = [r for r in run.metrics() if r["kind"] == "samples"], run.info().plan
+    cfg = run_config(run)
     if not rows:
         return {"samples_sentence": "This run sampled no overviews during training (train.samples is 0)."}
-    limit = (
-        f" (each pass given at most {plan.sample_seconds:.1f} s of the budget)" if plan and plan.sample_seconds else ""
-    )
+    limit = f" and at most {plan.sample_seconds:.1f} s a pass" if plan and plan.sample_seconds else ""
     return {
         "samples_sentence": f"During training the run sampled an overview for the same {len(rows[0]['samples'])} "
-        f"test titles at each of its {len(rows)} validation passes, with the same seed, in "
-        f"{sum(r['samples_seconds'] for r in rows):.0f} s in all{limit}. The first title, "
-        f"“{rows[0]['samples'][0]['title']}”, from the base model at step 0 to the end of training:"
+        f"test titles at each of its {len(rows)} validation passes, with the same seed and at most "
+        f"{cfg.train.sample_tokens} new tokens{limit}, in {sum(r['samples_seconds'] for r in rows):.0f} s in all. "
+        f"The first title, “{rows[0]['samples'][0]['title']}”, from the base model at step 0 to the end of training:"
+    }
+
+
+# ------------------------------------------------------------------ this build's three runs, at equal time
+
+
+BASE = "base model (no training)"
+
+
+def scores(runs: dict[str, RunDir], main: str = MAIN) -> dict:
+    """Each run's score.json, on the main run's films and titles (computed only where missing)."""
+    from moviegpt.eval import score
+
+    cfg = run_config(runs[main])
+    return {name: score.scored(run, cfg) for name, run in runs.items()}
+
+
+def parts(sc) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per film: NLL and tokens of the whole film, and of the film without its end-of-text target."""
+    nll, n = np.asarray(sc.held_out.film_nll, float), np.asarray(sc.held_out.film_tokens, float)
+    return nll, n, nll - np.asarray(sc.eos_nll, float), n - np.asarray(sc.eos_targets, float)
+
+
+def recipe_column(run: RunDir, sc) -> dict:
+    """One run's recipe, training and scores (on the compared films), as a table column."""
+    s, cfg = run.summary(), run_config(run)
+    nll, n, nll_w, n_w = parts(sc)
+    stop = stats.share(sc.stopped)
+    if cfg.text.batching == "pad":
+        batching = f"pad to {cfg.text.max_length}"
+    else:
+        batching = f"pack {cfg.text.block_size}" + (", films apart" if cfg.text.keep_apart else "")
+    return {
+        "batching": batching,
+        "EOS a training target": "yes" if cfg.text.eos else "no",
+        "learning rate, schedule": f"{cfg.train.learning_rate:g}, {cfg.train.lr_scheduler}",
+        "precision (as run)": s.precision,
+        "steps": s.steps,
+        "tokens trained (no padding)": f"{s.tokens_seen:,}",
+        "training minutes": f"{s.train_runtime_s / 60:.2f}",
+        "held-out perplexity": ci(stats.perplexity(nll, n)),
+        "the same, without the EOS target": ci(stats.perplexity(nll_w, n_w)),
+        "generations that stop": f"{stop:.0%}",
+    }
+
+
+def columns_table(cols: dict):
+    longest = max(cols.values(), key=len)
+    order = [*longest, *(k for c in cols.values() for k in c if k not in longest)]
+    return texts(pd.DataFrame(cols, index=order).fillna("").rename_axis("").reset_index())
+
+
+def recipe_table(runs: dict[str, RunDir], scored: dict, base_stopped: list[bool]):
+    """This build's runs side by side: what each set, what it trained, and how its model scored on the same films
+    (and the base model before any training)."""
+    base = runs[MAIN].base_eval()
+    stop = stats.share(base_stopped)
+    cols = {BASE: {"held-out perplexity": ci(perplexity(base)) if base else "", "generations that stop": f"{stop:.0%}"}}
+    for name, run in sorted(runs.items(), key=lambda kv: kv[0] != ORIGINAL):
+        cols[name] = recipe_column(run, scored[name])
+    return columns_table(cols)
+
+
+def base_stopped(ev: Evaluation) -> list[bool]:
+    return [e.generated["base"].ended_with_eos for e in ev.examples]
+
+
+def equal_time_facts(runs: dict[str, RunDir], scored: dict) -> dict:
+    """This build's original recipe and LoRA against its main run, on the same films, trained for the same time."""
+    o, u, lo = scored[ORIGINAL], scored[MAIN], scored[LORA]
+    (on, n, onw, nw), (un, _, unw, _), (ln, _, _, _) = parts(o), parts(u), parts(lo)
+    gap = stats.perplexity_ratio(un, n, on, n)  # original over ours: above 1, ours is better
+    gap_words = stats.perplexity_ratio(unw, nw, onw, nw)
+    lora = stats.perplexity_ratio(un, n, ln, n)
+    nats = (on.sum() - un.sum()) / n.sum()
+    eos_nats = ((on - onw).sum() - (un - unw).sum()) / n.sum()
+    so, su, sl = runs[ORIGINAL].summary(), runs[MAIN].summary(), runs[LORA].summary()
+    fi, li = runs[MAIN].info(), runs[LORA].info()
+    fc, lc = run_config(runs[MAIN]), run_config(runs[LORA])
+    plan = fi.plan
+    return {
+        "budget_minutes": plan.budget_minutes if plan else su.train_runtime_s / 60,
+        "orig_tokens": so.tokens_seen,
+        "ours_tokens": su.tokens_seen,
+        "orig_minutes": so.train_runtime_s / 60,
+        "ours_minutes": su.train_runtime_s / 60,
+        "orig_gap_ci": ci(gap),
+        "orig_gap_verdict": verdict(gap, 1.0, WORSE, BETTER, SAME),
+        "orig_gap_words_ci": ci(gap_words),
+        "orig_words_verdict": verdict(gap_words, 1.0, WORSE, BETTER, SAME),
+        "orig_gap_nats": f"{nats:+.3f}",
+        "orig_eos_nats": f"{eos_nats:+.3f}",
+        "orig_words_nats": f"{nats - eos_nats:+.3f}",
+        "orig_stop": f"{stats.share(o.stopped):.0%}",
+        "ours_stop": f"{stats.share(u.stopped):.0%}",
+        "lora_gap_ci": ci(lora),
+        "lora_gap_verdict": verdict(lora, 1.0, WORSE, BETTER, SAME),
+        "lora_trainable": li.trainable_parameters or 0,
+        "lora_share": (li.trainable_parameters or 0) / max(fi.parameters, 1),
+        "lora_speed_x": (sl.tokens_per_second or 0) / max(su.tokens_per_second or 1, 1e-9),
+        "full_steps": su.steps,
+        "lora_steps": sl.steps,
+        "full_tokens": su.tokens_seen,
+        "lora_tokens": sl.tokens_seen,
+        "full_lr": fc.train.learning_rate,
+        "lora_lr": lc.train.learning_rate,
+        "full_memory_mib": su.peak_memory_mb or 0,
+        "lora_memory_mib": sl.peak_memory_mb or 0,
+        "adam_state_mib": (fi.trainable_parameters or fi.parameters) * 8 / 2**20,
+        "grad_mib": (fi.trainable_parameters or fi.parameters) * 4 / 2**20,
+        "weights_mib": fi.parameters * 4 / 2**20,
+        "memory_verdict": "shows" if (sl.peak_memory_mb or 0) < (su.peak_memory_mb or 0) else "does not show",
+        "batch_rows": fc.train.batch_size,
+        "row_tokens": fc.text.seq_len(),
     }

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
 CUT = " […]"  # marks a generated text that reached the token limit before the model ended it
-EVAL_VERSION = 4  # eval.json's layout; a file of another version, or made with other settings, is recomputed
+EVAL_VERSION = 5  # eval.json's layout; a file of another version, or made with other settings, is recomputed
 EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
 EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
@@ -216,6 +216,17 @@ class ConceptCheck:
 
 
 @dataclass
+class ChatCheck:
+    """A chat-tuned base model in its own chat format (moviegpt.eval.chat): the test films' overviews scored as its
+    answer to `prompt` (the overview and end-of-turn tokens by type), and its answers for the unseen titles."""
+
+    prompt: str
+    held_out: HeldOut
+    generated: list[Sample]
+    quality: Quality
+
+
+@dataclass
 class Neighbour:
     film: str
     rank: int
@@ -243,6 +254,7 @@ class Evaluation:
     validation: dict[str, HeldOut] = field(default_factory=dict)  # the validation films, each scored on its own
     # (the fine-tuned model's)
     measures: dict[str, str] = field(default_factory=dict)  # the evaluate modules that computed it: name -> version
+    chat: ChatCheck | None = None  # the base model in its chat format, where its tokenizer has one
 
 
 @dataclass
@@ -259,6 +271,8 @@ class Score:
     stopped: list[bool]  # per generated title: the model ended the overview itself
     words: list[int]  # per generated title: words written
     generated: list[str] = field(default_factory=list)
+    validation: HeldOut | None = None  # the validation films, each on its own, by token type: where the run sits on
+    # the reference study's validation curves (moviegpt.book.results.placement)
 
 
 # ------------------------------------------------------------------ records <-> JSON

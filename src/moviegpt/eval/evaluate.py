@@ -27,6 +27,7 @@ from moviegpt.core.artifacts import (
     EVAL_CONCEPTS,
     EVAL_TITLES,
     EVAL_VERSION,
+    ChatCheck,
     ConceptCheck,
     Evaluation,
     Example,
@@ -45,12 +46,14 @@ from moviegpt.core.rundir import RunDir
 from moviegpt.core.settings import load_run_config
 from moviegpt.data import movies, tokens
 from moviegpt.eval import measures, recommend, similarity
-from moviegpt.eval.generate import Sampling, concepts, generate_overviews
+from moviegpt.eval import chat
+from moviegpt.eval.generate import Sampling, concepts, generate_overviews, sample
 from moviegpt.model.causal_lm import load_model, load_trained, plain_forward
 from moviegpt.model.tokenizer import load_tokenizer
 
 LENGTH_BUCKETS = [0, 40, 80, 120, 10_000]  # overview length in the model's tokens
 MODELS = ("base", "fine-tuned")
+CHAT = "base, chat format"  # the base model prompted in its own chat format (a chat-tuned model only)
 
 
 def token_nll(
@@ -215,11 +218,14 @@ def evaluate_run(
         log(f"Evaluating the {name} model...")
         model = load_model(cfg.model, tok, cfg.seed)[0] if name == "base" else load_trained(str(run.model_dir))[0]
         scored[name] = _score(name, model, held[name], inputs)
+        if name == "base" and chat.available(tok):
+            log("Scoring and prompting the base model in its own chat format...")
+            scored[CHAT] = _chat(model, inputs)
         del model
     log("Scoring faithfulness to the real overviews (all-MiniLM-L6-v2)...")
-    gens = {m: scored[m]["generated"] for m in MODELS}
+    gens = {m: scored[m]["generated"] for m in scored}
     faithful = similarity.faithfulness(
-        titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in MODELS}, seed
+        titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in scored}, seed
     )
     ev = _record(run.name, want, inputs, scored, faithful, titles["overview"].tolist())
     run.write_json(run.eval_json, ev)
@@ -257,10 +263,30 @@ def _record(run_name: str, want: dict, x: _Inputs, scored: dict, faithful, real_
         concepts={m: scored[m]["concepts"] for m in MODELS},
         neighbours=neighbours(scored["fine-tuned"]["vectors"], test),
         faithfulness=faithful,
+        chat=ChatCheck(
+            prompt=chat.PROMPT,
+            held_out=scored[CHAT]["held_out"],
+            generated=[Sample(g["text"], g["ended_with_eos"]) for g in scored[CHAT]["generated"]],
+            quality=from_dict(Quality, scored[CHAT]["quality"]),
+        )
+        if CHAT in scored
+        else None,
         validation={m: scored[m]["validation"] for m in MODELS if scored[m]["validation"] is not None},
         similarity_model=f"{similarity.NAME} ({similarity.PACKAGE})",
         measures=measures.versions(),
     )
+
+
+def _chat(model, x: _Inputs) -> dict:
+    """The base model in its chat format (moviegpt.eval.chat): the test films' overviews scored as its answers, and
+    an overview asked for each unseen title, sampled the same way as in the template."""
+    held = perplexity(model, chat.scored(x.test, x.tok, x.cfg.scored_length + 64), x.cfg.train.eval_batch_size)
+    prompts = [chat.prompt(x.tok, str(f["title"])) for f in x.films]
+    generated = [
+        g | {"title": f["title"]}
+        for g, f in zip(sample(model, x.tok, prompts, how=x.how, batch_size=EVAL_BATCH), x.films)
+    ]
+    return {"held_out": held, "generated": generated, "quality": quality(generated, x.training_texts)}
 
 
 def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:

@@ -22,6 +22,7 @@ def settings(main: Config, n_titles: int = EVAL_TITLES, max_new_tokens: int = 80
     return {
         "template": main.text.template,
         "max_length": main.scored_length,
+        "version": 2,  # 2: validation films scored too, and the held-out films by token type
         "data": [main.data.source, list(main.data.splits), main.data.max_eval_rows, main.data.seed or main.seed],
         **eval_settings(n_titles, max_new_tokens, seed, 0),
     }
@@ -57,6 +58,10 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
     test_ds = tokens.scored(splits.test, tok, main.text.template, main.scored_length, desc="test films")
     nll, n, type_nll, type_n = film_nll(model, test_ds, main.train.eval_batch_size, "scoring")
     eos = tokens.TOKEN_TYPES.index("eos")
+    validation = None
+    if len(splits.validation):
+        val_ds = tokens.scored(splits.validation, tok, main.text.template, main.scored_length, desc="validation films")
+        validation = held_out(*film_nll(model, val_ds, main.train.eval_batch_size, "scoring validation films"))
     films = splits.test.head(n_titles).to_dict("records")
     gens = reused(run, want) or generate_overviews(
         model,
@@ -79,6 +84,7 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
         stopped=[bool(g["ended_with_eos"]) for g in gens],
         words=[len(g["text"].split()) for g in gens],
         generated=[g["text"] for g in gens],
+        validation=validation,
     )
     run.write_json(run / "score.json", record)
     return record

@@ -39,6 +39,7 @@ class Arm:
     name: str
     says: str  # the change this arm makes, in words
     overrides: list[str]  # every setting of the arm (common ones included), --set syntax
+    start: str | None = None  # the arm it changes (its `from:`, else the arm before it; None for the first)
 
 
 @dataclasses.dataclass
@@ -87,7 +88,8 @@ def load(path: Path) -> Spec:
             found = [b for b in arms if b.name == a["from"]]
             validate.need(bool(found), f"{where}: `from: {a['from']}` names no arm before it")
             start = found[0].overrides
-        arms.append(Arm(a["name"], str(a.get("says", "")), start + _overrides(a.get("set", []), where)))
+        before = a.get("from") or (arms[-1].name if arms else None)
+        arms.append(Arm(a["name"], str(a.get("says", "")), start + _overrides(a.get("set", []), where), before))
     spec = Spec(name, str(d.get("about", "")), str(d.get("profile", "")), films, passes, seeds, curve, arms)
     for arm in arms:
         load_config(spec.profile, settings(spec, arm, seeds[0]))  # every arm's settings checked before any trains
@@ -119,7 +121,7 @@ def settings(spec: Spec, arm: Arm, seed: int, steps: int | None = None) -> list[
 
 
 def runs_dir(spec: Spec) -> Path:
-    from moviegpt.book.arms import project_root
+    from moviegpt.core.project import project_root
 
     return project_root() / "runs" / f"study-{spec.name}"
 
@@ -153,7 +155,7 @@ def budget(spec: Spec) -> dict:
 
 def make(path: Path, out: Path | None = None, log=print) -> Path:
     """Train (or reuse, or resume) every run of the study, seed by seed, and export each as it finishes."""
-    from moviegpt.book.arms import project_root
+    from moviegpt.core.project import project_root
     from moviegpt.core.settings import load_config
     from moviegpt.train import finetune
 
@@ -231,7 +233,7 @@ def write_stamp(out: Path, spec: Spec, plan: dict, path: Path) -> None:
         "seeds": spec.seeds,
         "curve": spec.curve,
         "budget": plan,
-        "arms": [{"name": a.name, "says": a.says, "settings": a.overrides} for a in spec.arms],
+        "arms": [{"name": a.name, "says": a.says, "from": a.start, "settings": a.overrides} for a in spec.arms],
         "runs": runs,
         "updated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "updated_by": code_version(),
@@ -247,7 +249,7 @@ def studies(root: Path) -> dict[str, Path]:
 
 def path_of(name_or_path: str) -> Path:
     """A study by name (configs/studies/NAME.yaml) or a YAML path."""
-    from moviegpt.book.arms import project_root
+    from moviegpt.core.project import project_root
 
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):

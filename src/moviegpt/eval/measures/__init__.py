@@ -25,7 +25,7 @@ def path(name: str) -> str:
     """The folder of a shipped module (evaluate.load takes it)."""
     if name not in NAMES:
         raise ValueError(f"no moviegpt metric module {name!r}; there are {', '.join(NAMES)}")
-    return str(resources.files("moviegpt") / "measures" / name)
+    return str(resources.files("moviegpt.eval") / "measures" / name)
 
 
 def load(name: str):

@@ -1,0 +1,53 @@
+"""The Methodology chapter's facts: one film as the model sees it, and what padding, packing and packing that
+keeps films apart do with the run's training films. The functions marked load a tokenizer."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from moviegpt.book.records import original_recipe
+from moviegpt.core.config import Config
+from moviegpt.data import movies
+from moviegpt.model.tokenizer import load_tokenizer
+
+
+def training_films(cfg: Config) -> pd.DataFrame:
+    """The training films the run used (same split, shuffle and cap)."""
+    return movies.load_splits(cfg.data, cfg.seed).train
+
+
+def example_encoding(cfg: Config, film: dict) -> dict:
+    """One film as the model sees it: text (with EOS), token ids, and the tokens they stand for. Loads a tokenizer."""
+    from moviegpt.data import tokens
+
+    tok, _ = load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    text = tokens.format_film(film, cfg.text.template) + tok.eos_token
+    ids = tok(text)["input_ids"]
+    return {"text": text, "ids": ids, "pieces": tok.convert_ids_to_tokens(ids), "eos_id": tok.eos_token_id}
+
+
+def batching_comparison(cfg: Config, films: pd.DataFrame) -> dict:
+    """The original recipe's padding (configs/seed.yaml's length) against this run's packing, on the training films
+    that ran, with the run's tokenizer. Loads a tokenizer."""
+    from moviegpt.data import tokens
+
+    tok, _ = load_tokenizer(cfg.model.tokenizer or cfg.model.name)
+    lengths = tokens.token_lengths(films, tok, cfg.text.template)
+    return tokens.batching_stats(lengths, original_recipe()["orig_length"], cfg.text.block_size)
+
+
+def method_facts(cfg: Config, example: dict, stats_: dict) -> dict:
+    return {
+        "template": cfg.text.template.replace("\n", "\\n"),
+        "n_ids": len(example["ids"]),
+        "eos_id": example["eos_id"],
+        "block_size": cfg.text.block_size,
+        "films": stats_["films"],
+        "run_max_length": cfg.text.max_length,
+        "pad_share": stats_["pad"]["padding_share"],
+        "truncated": stats_["pad"]["truncated_tokens"],
+        "truncated_films": stats_["pad"]["truncated_films"],
+        "dropped_tail": stats_["pack"]["dropped_tail_tokens"],
+        "batching": cfg.text.batching,
+        **original_recipe(),
+    }

@@ -1,0 +1,7 @@
+"""`python -m moviegpt.cli ...`: the command line, as torchrun and accelerate launch start it."""
+
+import sys
+
+from moviegpt.cli.parser import main
+
+sys.exit(main())
