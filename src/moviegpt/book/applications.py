@@ -8,7 +8,10 @@ import functools
 
 import pandas as pd
 
-from moviegpt.book.report import run_config, texts
+from moviegpt.book.records import run_config
+from moviegpt.book.words import numbers, texts
+from moviegpt.core import stats
+from moviegpt.core.artifacts import Evaluation
 from moviegpt.core.rundir import RunDir
 
 INVENTED_TITLES = ["The Lighthouse Keeper's Daughter", "Midnight at the Robot Circus", "A Quiet Week in Nowhere"]
@@ -73,7 +76,11 @@ def concepts(run: RunDir, num: int = 3, max_new_tokens: int = 80):
         fields=_first_fields(run, s["template"]),
     )
     table = _table(out, "overview").assign(
-        **{"draws": [r["draws"] for r in out], "title is a real film": [r["title_known"] for r in out]}
+        **{
+            "draws": [r["draws"] for r in out],
+            "reads as a title": ["yes" if r["is_title"] else "no" for r in out],
+            "title in the data": ["yes" if r["title_known"] else "no" for r in out],
+        }
     )
     return texts(table)
 
@@ -92,3 +99,53 @@ def completion(run: RunDir, title: str, start: str, num: int = 2, max_new_tokens
         start,
     )
     return texts(_table(out, "overview"))
+
+
+def facts(ev: Evaluation, run: RunDir) -> dict:
+    cfg = run_config(run)
+    c = ev.concepts["fine-tuned"]
+    source = "the bundled sample" if cfg.data.source == "bundled" else f"the data ({cfg.data.source})"
+    return {
+        "test_films": ev.test_films,
+        "k": ev.k,
+        "n_concepts": c.n,
+        "titles_first": c.titles_first,
+        "titles_final": c.titles_final,
+        "new_first": f"{c.new_first:.0%}",
+        "new_final": f"{c.new_final:.0%}",
+        "known_in": source,
+        **{f"rec_{k.replace('-', '_')}": v for k, v in ev.recommendation.items()},
+        "rec_change": ev.recommendation["fine-tuned"] - ev.recommendation["base"],
+    }
+
+
+def recommendation_table(ev: Evaluation):
+    names = {
+        "random": "random films (chance)",
+        "tf-idf": "TF-IDF of overview words",
+        "base": "base model embeddings",
+        "fine-tuned": "fine-tuned model embeddings",
+    }
+    return numbers(pd.DataFrame({f"genre overlap@{ev.k}": {names[k]: ev.recommendation[k] for k in names}}), 3)
+
+
+def neighbour_table(ev: Evaluation):
+    rows = pd.DataFrame([n.__dict__ for n in ev.neighbours])
+    return texts(rows.assign(similarity=rows["similarity"].map("{:.3f}".format)))
+
+
+def concept_table(ev: Evaluation):
+    """Invented films of each model: of the draws that read as titles, the share not in the data, with Wilson's
+    interval over those draws."""
+    share = lambda x, n: f"{stats.wilson(round(x * n), n):.0%}" if n else "none read as a title"
+    rows = [
+        {
+            "model": m,
+            "invented films": c.n,
+            "read as titles, first draw": c.titles_first,
+            "new (not in the data), first draw": share(c.new_first, c.titles_first),
+            "new, after redrawing known ones": share(c.new_final, c.titles_final),
+        }
+        for m, c in ev.concepts.items()
+    ]
+    return texts(pd.DataFrame(rows))

@@ -30,7 +30,17 @@ FROM_BOOK = ("model", "data")  # the sections the original arm takes from the bo
 
 
 def profile() -> str:
-    return os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
+    """The profile the book shows: MOVIEGPT_PROFILE, which must name a shipped profile (never a path: the book
+    writes runs/book-<profile>.json, and a path could lead out of the project)."""
+    from moviegpt.core.settings import profiles
+    from moviegpt.core.validate import PROFILE_NAME
+
+    name = os.environ.get("MOVIEGPT_PROFILE", DEFAULT_PROFILE)
+    if not PROFILE_NAME.match(name) or name not in profiles():
+        raise UserError(
+            f"MOVIEGPT_PROFILE={name!r} is not a profile the book can build; use one of {', '.join(profiles())}"
+        )
+    return name
 
 
 def arms() -> list[str]:
@@ -94,6 +104,7 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     the main run in depth (eval.json), and every run on the same films and titles (score.json)."""
     from moviegpt.eval import evaluate, score
 
+    check(log, root)
     out = train_all(log, root)
     log("== evaluating the main run")  # the chapters evaluate the main run in depth
     evaluate.evaluate_run(out[MAIN].path, log=log)
@@ -104,18 +115,71 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
 
 
 def runs(root: Path | None = None) -> dict[str, RunDir]:
-    """The book's finished runs, read from runs/book-<profile>.json; trained first where one is not finished."""
-    try:
-        names = json.loads(manifest(root).read_text())["runs"]
-        found = {name: RunDir(manifest(root).parent / names[name]) for name in arms()}
-    except (OSError, ValueError, KeyError, TypeError):
-        found = {}
+    """The book's finished runs, read from runs/book-<profile>.json (checked: plain folders under runs/, each run's
+    own config that of its arm); trained first where one is not finished or the file cannot be trusted."""
+    found = pointed(root)
     if found and all(r.finished for r in found.values()):
         return found
     try:
         return train_all(lambda m: None, root)
     except SystemExit as e:
         raise UserError(f"training the book's runs failed (exit {e.code}); the lines above say why") from None
+
+
+def pointed(root: Path | None = None) -> dict[str, RunDir]:
+    """The runs runs/book-<profile>.json names, or {} when it is missing or cannot be trusted: a name that is not a
+    plain folder under runs/, a link, or a run whose config is not its arm's (two arms swapped, say)."""
+    from moviegpt.core.settings import load_run_config
+    from moviegpt.core.validate import PROFILE_NAME, read_small_json
+
+    path = manifest(root)
+    d = read_small_json(path)
+    names = d.get("runs") if isinstance(d, dict) else None
+    if not isinstance(names, dict) or set(names) != set(arms()):
+        return {}
+    want = requested(root)
+    out = {}
+    for arm, name in names.items():
+        folder = path.parent / str(name)
+        if not isinstance(name, str) or not PROFILE_NAME.match(name) or folder.is_symlink() or not folder.is_dir():
+            return {}
+        try:
+            if (folder / "config.yaml").exists() and not same_arm(want[arm], load_run_config(folder)):
+                return {}
+        except UserError:
+            return {}
+        out[arm] = RunDir(folder)
+    return out
+
+
+def same_arm(asked, ran) -> bool:
+    """Whether a run's own config is the one an arm asks for, on what resolving it for a machine leaves as it was:
+    the films, their text, and the recipe's learning rate, schedule, batch, LoRA and budget."""
+    t, u = asked.train, ran.train
+    keys = ("lora", "learning_rate", "lr_scheduler", "batch_size", "grad_accum", "budget_minutes", "weight_decay")
+    return asked.text == ran.text and asked.data == ran.data and all(getattr(t, k) == getattr(u, k) for k in keys)
+
+
+def check(log=print, root: Path | None = None) -> dict[str, RunDir]:
+    """What a build reads, checked before any chapter runs. This build's runs, where they are finished: their
+    records parse and each is its arm's (a bad one is refused with one line naming the file and what to do). The
+    references and the study: read as outside input; one that cannot be read is left out with one line here and a
+    sentence on the page, never a failed build."""
+    from moviegpt.book import study
+    from moviegpt.core import reference
+
+    root = project_root(root)
+    found = pointed(root)
+    for run in found.values():
+        if run.finished:
+            run.check_kinds()
+            run.summary(), run.info()
+    for line in reference.references(root).left_out:
+        log(f"moviegpt: left out the reference run {line}")
+    s = study.load(root)
+    for line in (s.left_out if s else []):
+        log(f"moviegpt: left out from the study {line}")
+    return found
 
 
 def main_run(root: Path | None = None) -> RunDir:

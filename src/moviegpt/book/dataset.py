@@ -35,7 +35,17 @@ def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.nd
         "limit": limit,
         "n_genres": len(genres),
         "top_genre": genres.index[0] if len(genres) else "none",
+        "max_overview_chars": movies.MAX_OVERVIEW_CHARS,
+        **years(films),
     }
+
+
+def years(films: pd.DataFrame) -> dict:
+    """The span of release years, and the median (half the films were released after it)."""
+    y = films["year"].dropna().astype(int)
+    if y.empty:
+        return {"first_year": "unknown", "last_year": "unknown", "median_year": "unknown"}
+    return {"first_year": str(y.min()), "last_year": str(y.max()), "median_year": str(int(y.median()))}
 
 
 def cleaning_table(counts: dict):

@@ -43,11 +43,28 @@ def method_facts(cfg: Config, example: dict, stats_: dict) -> dict:
         "eos_id": example["eos_id"],
         "block_size": cfg.text.block_size,
         "films": stats_["films"],
-        "run_max_length": cfg.text.max_length,
+        "run_max_length": cfg.scored_length,
         "pad_share": stats_["pad"]["padding_share"],
         "truncated": stats_["pad"]["truncated_tokens"],
         "truncated_films": stats_["pad"]["truncated_films"],
         "dropped_tail": stats_["pack"]["dropped_tail_tokens"],
-        "batching": cfg.text.batching,
+        "batching": cfg.text.batching + (", keeping films apart" if cfg.text.keep_apart else ""),
         **original_recipe(),
+    }
+
+
+def boundary_facts(study) -> dict:
+    """What attending across a film boundary costs, from the reference study: the arm that keeps films apart over the
+    arm that packs them the same way without (overview tokens of the test films, across seeds and films)."""
+    from moviegpt.book import study as S
+    from moviegpt.book.words import ci, verdict
+
+    if study is None or not (study.arm_runs("pack") and study.arm_runs("apart")):
+        return {"boundary_sentence": "The reference study that would measure it could not be read in this copy."}
+    c = S.compare(study, "pack", "apart")
+    said = verdict(c["seeds"], 1.0, "higher (worse)", "lower (better)", "not measurably different")
+    return {
+        "boundary_sentence": f"The reference study measures it: with the same blocks, keeping films apart gives a "
+        f"held-out perplexity of the overview tokens {ci(c['seeds'], '.3f')} times that of plain packing across "
+        f"{c['n_seeds']} seeds ({ci(c['films'], '.3f')} across films), so {said}."
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from moviegpt.book.report import numbers as shown  # noqa: F401 (the chapter's perf.shown) a table as the chapter shows it: thousands separators
+from moviegpt.book.words import numbers as shown  # noqa: F401 (the chapter's perf.shown: a table with thousands separators)
 from moviegpt.core.artifacts import describe_machine as describe
 from moviegpt.core.config import save_interval
 from moviegpt.core.mfu import llmc_flops_per_token, spec_peak
@@ -202,7 +202,7 @@ def data_prep_table(result: dict) -> pd.DataFrame:
                 "seconds": round(r["seconds"], 1),
                 "rows/s": round(r["rows_per_s"]),
                 "x original": round(r["rows_per_s"] / base, 1),
-                "peak memory (MB)": round(r["peak_rss_mb"]),
+                "peak memory (MiB)": round(r["peak_rss_mb"]),
             }
             for k, r in d.items()
         ]
@@ -325,17 +325,3 @@ def warmup_numbers(result: dict) -> dict:
 def sampling_numbers(result: dict) -> dict:
     """benchmarks/sampling.py: per-token sampling time through Trainer's wrapper against the model's own forward."""
     return {"sampling_machine": machine(result), "sampling_x": result["rows"][-1]["x"]}
-
-
-# The targets the Performance chapter judges against, each in one place: ours over the original in every round
-# (tokens/s), per benchmark result, and the GPU's MFU.
-TARGETS = {"cpu": 3, "fp32": 2, "gpt2": 3, "gpu": 5}
-GPU_MFU_TARGET = 0.5
-
-
-def verdicts(numbers: dict) -> dict:
-    """ "met" or "not met" for each target, from the measured numbers (throughput_numbers, gpu_run_numbers)."""
-    out = {f"{name}_met": "met" if numbers[f"{name}_min_x"] >= t else "not met" for name, t in TARGETS.items()}
-    out["gpu_mfu_met"] = "met" if numbers["gpu_ours_mfu"] >= GPU_MFU_TARGET else "not met"
-    out |= {f"{name}_target": f"{t:g}x" for name, t in TARGETS.items()} | {"gpu_mfu_target": f"{GPU_MFU_TARGET:.0%}"}
-    return out

@@ -101,7 +101,7 @@ def study_facts(study: S.Study | None) -> dict:
     out["changes_sentence"] = changes_sentence(study)
     codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
     out["study_sentence"] = (
-        f"The study was not made by this build: `moviegpt study {study.name}` made it on {out['study_machine']}, in "
+        f"The study was not made by this build: moviegpt study {study.name} made it on {out['study_machine']}, in "
         f"{out['study_precision']}, finishing {out['study_date']}, with moviegpt source {', '.join(codes)}, and it "
         f"ships in data/study/{study.name}. It holds {out['study_runs']} of its {out['study_expected']} runs"
         + (f"; left out: {out['study_left_out']}." if study.left_out else ".")
@@ -303,28 +303,27 @@ def headline_facts(run: RunDir) -> dict:
 
 def chat_facts(ev: Evaluation, run: RunDir) -> dict:
     """The base model in its own chat format against the training template (eval.json's chat), on the overview's
-    tokens; the format each generation number used."""
+    tokens, in a sentence that is true of this build: a tokenizer without a chat template has nothing to compare."""
     if ev.chat is None:
         return {
-            "chat_sentence": "The base model's tokenizer has no chat template, so it has only the training template "
-            "to be prompted in; every base-model number below used that template."
+            "chat_sentence": "The base model's tokenizer has no chat template, so the training template is the only "
+            "format it can be prompted in."
         }
     s = run.summary()
     plain = stats.perplexity(*S.held_out_group(s.base, S.OVERVIEW))
     chat = stats.perplexity(*S.held_out_group(ev.chat.held_out, S.OVERVIEW))
     tuned = stats.perplexity(*S.held_out_group(s.final, S.OVERVIEW))
     stop = stats.share([g.ended_with_eos for g in ev.chat.generated])
+    faith = f"{stats.mean(ev.faithfulness[CHAT]):.2f}" if CHAT in ev.faithfulness else "not measured"
     return {
-        "chat_prompt": ev.chat.prompt,
-        "chat_ov": ci(chat),
-        "plain_ov": ci(plain),
-        "tuned_ov": ci(tuned),
-        "chat_vs_plain": verdict_words(chat, plain),
-        "tuned_vs_chat": verdict_words(tuned, chat),
-        "chat_stop": f"{stop:.0%}",
-        "chat_words": f"{np.mean(ev.chat.quality.words):.0f}",
-        "chat_faith": f"{stats.mean(ev.faithfulness[CHAT]):.2f}" if CHAT in ev.faithfulness else "not measured",
-        "chat_sentence": "",
+        "chat_sentence": (
+            "The pretrained stand-in is an Instruct model, tuned to answer in a chat format, and the training template "
+            f"is not that format. Asked in its chat format (“{ev.chat.prompt}”), the base model's perplexity on the "
+            f"same overviews is {ci(chat)}, against {ci(plain)} in the template: {verdict_words(chat, plain)} it. The "
+            f"fine-tuned model, in the template, is at {ci(tuned)}, {verdict_words(tuned, chat)} the base model in its "
+            f"own format. In its chat format the base model ended {stop:.0%} of its overviews itself, at "
+            f"{np.mean(ev.chat.quality.words):.0f} words on average (similarity to the real overview: {faith})."
+        )
     }
 
 

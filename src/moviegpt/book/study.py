@@ -222,6 +222,8 @@ def steps_table(study: Study, group: str = OVERVIEW) -> pd.DataFrame:
         start = _from(study, arm["name"]) if i else None
         if start is None or start not in names:
             continue
+        if not any((start, s) in study.runs and (arm["name"], s) in study.runs for s in study.seeds):
+            continue  # no seed trained both yet
         c = compare(study, start, arm["name"], group)
         rows.append({"change": arm["says"], "from": start, "to": arm["name"], **c})
     return pd.DataFrame(rows)

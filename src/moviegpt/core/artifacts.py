@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 SPLITS = ("train", "validation", "test")
 CUT = " […]"  # marks a generated text that reached the token limit before the model ended it
-EVAL_VERSION = 5  # eval.json's layout; a file of another version, or made with other settings, is recomputed
+EVAL_VERSION = 6  # eval.json's layout; a file of another version, or made with other settings, is recomputed
 EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
 EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
@@ -210,9 +210,11 @@ class ConceptCheck:
     a known title is drawn again (moviegpt.eval.generate.concepts)."""
 
     n: int
-    new_first: float
+    new_first: float  # of the draws that read as titles (eval.generate.is_title): the share not in the data
     new_final: float
     titles: list[str]
+    titles_first: int = 0  # how many first draws read as titles (the share above is over these)
+    titles_final: int = 0
 
 
 @dataclass

@@ -314,15 +314,26 @@ def _score(name: str, model, held: HeldOut | None, x: _Inputs) -> dict:
         "validation": validation,
         "generated": generated,
         "quality": quality(generated, x.training_texts),
-        "concepts": ConceptCheck(
-            n=len(invented),
-            new_first=float(np.mean([not r["first_title_known"] for r in invented])),
-            new_final=float(np.mean([not r["title_known"] for r in invented])),
-            titles=[r["title"] for r in invented],
-        ),
+        "concepts": concept_check(invented),
         "vectors": vectors,
         "overlap": recommend.genre_overlap_at_k(vectors, test["genres"].tolist(), x.k),
     }
+
+
+def concept_check(invented: list[dict]) -> ConceptCheck:
+    """The share of invented titles not in the data, over the draws that read as titles at all (a year or a line of
+    code is left out, not counted as new)."""
+    first = [r for r in invented if r["first_is_title"]]
+    final = [r for r in invented if r["is_title"]]
+    share = lambda rows, key: float(np.mean([not r[key] for r in rows])) if rows else 0.0
+    return ConceptCheck(
+        n=len(invented),
+        new_first=share(first, "first_title_known"),
+        new_final=share(final, "title_known"),
+        titles=[r["title"] for r in invented],
+        titles_first=len(first),
+        titles_final=len(final),
+    )
 
 
 def _concept_fields(template: str, films: pd.DataFrame) -> dict:

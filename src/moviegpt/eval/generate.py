@@ -195,6 +195,13 @@ def attach(out: list[dict], mode: str, title: str = "", text: str = "") -> list[
     return out
 
 
+def is_title(text: str) -> bool:
+    """Whether an invented "title" reads as a film title at all: it has a letter, is not a number or a year, and
+    holds none of the characters of code or markup ({, }, <, >, ;, =, backslash). "2018" and "return {" are not."""
+    t = text.strip()
+    return 0 < len(t) <= 200 and any(c.isalpha() for c in t) and not any(c in t for c in "{}<>;=\\")
+
+
 def concepts(
     model,
     tok,
@@ -207,12 +214,13 @@ def concepts(
 ) -> list[dict]:
     """`num` invented films. Those whose title already exists in `known` (casefolded) are sampled again, in one
     batch per round, up to `tries` draws in all; each result records whether its first draw was known, whether
-    its final one is, and how many draws it took."""
+    its final one is, whether each reads as a title at all (is_title), and how many draws it took."""
     prompt = build_prompt("concept", template, fields=fields)
     known = known or set()
     out = attach(sample(model, tok, [prompt], num=num, how=how), "concept")
     for r in out:
         r["first_title_known"] = r["title_known"] = r["title"].casefold() in known
+        r["first_is_title"] = r["is_title"] = is_title(r["title"])
         r["draws"] = 1
     for attempt in range(1, tries):
         again = [r for r in out if r["title_known"]]
@@ -222,7 +230,9 @@ def concepts(
             sample(model, tok, [prompt], num=len(again), how=how.replace(seed=how.seed + attempt)), "concept"
         )
         for r, new in zip(again, redrawn):
-            r.update(new, title_known=new["title"].casefold() in known, draws=attempt + 1)
+            r.update(
+                new, title_known=new["title"].casefold() in known, is_title=is_title(new["title"]), draws=attempt + 1
+            )
     return out
 
 
