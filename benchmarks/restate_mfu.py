@@ -1,9 +1,10 @@
 """Restate the MFU of GPU result files made before each row named its rule and its peak (no GPU needed).
 
 Every throughput row gets, beside the MFU it was written with:
-    mfu_rule, mfu_peak       the FLOPs-per-token formula that MFU used (recomputed here from the row and checked
-                             against its flops_per_token) and the peak it was divided by: the fastest matmul the GPU
-                             ran in the same process, at the row's precision
+    mfu_rule, mfu_rule_detail, mfu_peak
+                             the FLOPs-per-token formula that MFU used (recomputed here from the row and checked
+                             against its flops_per_token), in short and with its numbers, and the peak it was divided
+                             by: the fastest matmul the GPU ran in the same process, at the row's precision
     mfu_llmc, mfu_llmc_rule  llm.c's rule, 6N + 6LCT with N every parameter, over the vendor's dense bf16 spec peak
                              (moviegpt.core.mfu.SPEC_BF16_PEAK), the way llm.c and PaLM state MFU
 gpu_full_profile.json, an end-to-end run whose file stated a rate but no MFU, gets an `mfu` block over its steady
@@ -39,7 +40,8 @@ def restate_row(row: dict, parameters: int, gpu: str) -> dict:
     spec = spec_peak(gpu)
     llmc = llmc_flops_per_token(parameters, GPT2["layers"], GPT2["width"], row["seq_len"])
     return row | {
-        "mfu_rule": rule,
+        "mfu_rule": "6N + 12LCT",
+        "mfu_rule_detail": rule,
         "mfu_peak": f"measured: the fastest {row['precision']} matmul on this GPU in the same process, "
         f"{row['peak_flops'] / 1e12:.1f} TFLOP/s",
         "mfu_llmc": row["tokens_per_s"] * llmc / spec,

@@ -177,7 +177,7 @@ def check(log=print, root: Path | None = None) -> dict[str, RunDir]:
     for line in reference.references(root).left_out:
         log(f"moviegpt: left out the reference run {line}")
     s = study.load(root)
-    for line in (s.left_out if s else []):
+    for line in s.left_out if s else []:
         log(f"moviegpt: left out from the study {line}")
     return found
 

@@ -38,28 +38,6 @@ def losses(ax, metrics: pd.DataFrame) -> None:
     ax.legend()
 
 
-def val_perplexity(ax, metrics: pd.DataFrame, views: dict | None = None) -> None:
-    """The validation curve (packed blocks, step 0 = the base model) on a linear axis; with `views`
-    (moviegpt.book.results.perplexity_views), the headline's per-film test perplexity before and after as markers."""
-    ev = metrics[metrics["kind"] == "eval"]
-    ax.plot(ev["step"], ev["eval_perplexity"], "o-", color=RED, label="validation films, packed blocks (the curve)")
-    if views:
-        last = ev["step"].iloc[-1]
-        ax.plot(
-            [0, last],
-            [views["test_before"], views["test_after"]],
-            "s",
-            color=BLUE,
-            ms=7,
-            label="test films, each on its own (the headline)",
-        )
-        if "val_after" in views:
-            ax.plot([last], [views["val_after"]], "D", color=GREEN, ms=6, label="validation films, each on its own")
-    ax.set(xlabel="optimizer step", ylabel="perplexity")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, loc="upper right")
-
-
 def length_histogram(ax, lengths: np.ndarray, limit: int = 128) -> None:
     ax.hist(lengths, bins=60, color=BLUE)
     ax.axvline(limit, color=RED, ls="--", label=f"{limit}-token limit of the report's recipe")
@@ -136,30 +114,6 @@ def throughput(ax, rows: list[dict]) -> None:
     ax.barh(names, [r["useful_tokens_per_s"] for r in rows][::-1], color=BLUE, label="useful tokens")
     ax.set(xlabel="tokens per second")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
-
-
-def time_to_quality(ax, curves: list[dict]) -> None:
-    for r, color in zip(curves, (GREY, BLUE)):
-        ax.plot(
-            [p["train_seconds"] for p in r["curve"]],
-            [p["val_loss"] for p in r["curve"]],
-            "o-",
-            color=color,
-            label=r["recipe"],
-        )
-    ax.axhline(curves[0]["target_val_loss"], color="#999999", ls=":", lw=1, label="original's final loss")
-    ax.set(xlabel="training seconds (evaluation excluded)", ylabel="held-out loss")
-    ax.legend(fontsize=8)
-
-
-def compare_curves(ax, runs: dict[str, pd.DataFrame]) -> None:
-    """Validation loss against tokens trained for several runs (full fine-tuning against LoRA)."""
-    for (name, m), color in zip(runs.items(), (BLUE, RED, GREEN)):
-        ev = m[m["kind"] == "eval"]
-        ax.plot(ev["tokens_seen"], ev["eval_loss"], "o-", color=color, label=name)
-    ax.set(xlabel="tokens trained", ylabel="validation loss (packed blocks)")
-    ax.xaxis.set_major_formatter("{x:,.0f}")
-    ax.legend(fontsize=8)
 
 
 def log_tokens(ax) -> None:

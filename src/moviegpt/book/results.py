@@ -59,6 +59,7 @@ def study_facts(study: S.Study | None) -> dict:
         "study_passes": f"{float(study.record.get('passes', 0)):g}",
         "study_machine": " and ".join(machines),
         "study_precision": first.precision,
+        "study_model": first.model.split(" (")[0],
         "study_date": max(r.get("finished", "") for r in study.record.get("runs", [{}])),
         "study_command": study.record.get("made_with", "moviegpt study"),
         "study_test_films": str(len(first.final.film_nll)),
@@ -111,7 +112,7 @@ def study_facts(study: S.Study | None) -> dict:
 
 STUDY_KEYS = (
     "study_name study_runs study_expected study_seeds study_arms study_films study_tokens study_passes study_machine "
-    "study_precision study_date study_command study_test_films study_val_films study_points study_left_out "
+    "study_model study_precision study_date study_command study_test_films study_val_films study_points study_left_out "
     "study_complete "
     "base_overview ours_seeds ours_films gain_seeds gain_films ours_all_tokens base_all_tokens plateau_tokens "
     "plateau_share plateau_start plateau_reached plateau_best plateau_end plateau_half second_pass second_pass_verdict"
@@ -230,11 +231,12 @@ def type_table(study: S.Study | None, runs: dict[str, RunDir], scored: dict):
 
 def placement(study: S.Study | None, runs: dict[str, RunDir], scored: dict) -> pd.DataFrame:
     """This build's runs on the study's curves: each run's validation films scored one at a time, against the seed
-    range of the study arm it repeats at the same number of tokens."""
+    range of the study arm it repeats at the same number of tokens. Only a run of the study's model, scored on the
+    study's validation films, is placed (a smoke build's tiny model is not)."""
     rows = []
     for name, run in runs.items():
         arm, sc = ARM_OF.get(name), scored[name]
-        if study is None or sc.validation is None or not study.arm_runs(arm or ""):
+        if study is None or sc.validation is None or not study.arm_runs(arm or "") or not comparable(study, run, sc):
             continue
         tokens = run.summary().tokens_seen
         own = S.ppl(*S.held_out_group(sc.validation, S.OVERVIEW))
@@ -253,9 +255,18 @@ def placement(study: S.Study | None, runs: dict[str, RunDir], scored: dict) -> p
     return pd.DataFrame(rows)
 
 
+def comparable(study: S.Study, run: RunDir, sc) -> bool:
+    """A run of this build can be set on the study's curves: the same model, and the study's validation films."""
+    first = next(iter(study.runs.values()))
+    return run.info().model == first.model and len(sc.validation.film_nll) == len(first.curve[0]["film_nll"])
+
+
 def placement_facts(table: pd.DataFrame) -> dict:
     if table.empty:
-        return {"placement_sentence": "No run of this build could be placed on the study's curves."}
+        return {
+            "placement_sentence": "none of them can be placed on the study's curves, because they trained another "
+            "model or were scored on other films than the study's."
+        }
     inside = table[table["inside the seeds' range"] == "yes"]["run (this build)"].tolist()
     outside = table[table["inside the seeds' range"] == "no"]["run (this build)"].tolist()
     parts = []
@@ -348,6 +359,35 @@ def chat_table(ev: Evaluation, run: RunDir):
         iv = stats.perplexity(*S.held_out_group(h, S.OVERVIEW))
         rows.append({"model": model, "prompted in": fmt, "overview perplexity": f"{iv.value:,.2f}", "95% CI": span(iv)})
     return texts(pd.DataFrame(rows))
+
+
+def hub_perplexity(run: RunDir, ours: float) -> dict:
+    """The hub's `perplexity` module beside ours for the fine-tuned model, on the same test films, where the hub
+    can be reached; offline, a sentence saying the comparison needs it."""
+    from moviegpt.core import hub
+
+    why = (
+        "averages the perplexity of each film, so a short overview counts as much as a long one, where ours divides "
+        "the summed loss of every token by the number of tokens"
+    )
+    if not hub.reachable():
+        return {
+            "hub_ppl_sentence": "The hub's perplexity module would give another number for the same model: it "
+            f"{why}. Loading it needs the Hugging Face hub, which this build could not reach, so it is not shown."
+        }
+    try:
+        from moviegpt.data import movies, tokens
+        from moviegpt.eval import measures
+
+        cfg = run_config(run)
+        texts_ = tokens.texts(movies.load_splits(cfg.data, cfg.seed).test, cfg.text.template, "")
+        got = measures.hub_perplexity(str(run.model_dir), texts_, cfg.scored_length)
+    except Exception as e:  # the hub answered but the module or its download failed: say so, do not fail the book
+        return {"hub_ppl_sentence": f"The hub's perplexity module could not be run here ({type(e).__name__})."}
+    return {
+        "hub_ppl_sentence": f"The hub's perplexity module gives {got:,.2f} for the fine-tuned model on the same "
+        f"{len(texts_)} test films, against our {ours:,.2f}: it {why}."
+    }
 
 
 # ------------------------------------------------------------------ the validation curve of the main run
@@ -642,17 +682,20 @@ def base_stopped(ev: Evaluation) -> list[bool]:
 
 def equal_time_facts(runs: dict[str, RunDir], scored: dict) -> dict:
     """This build's original recipe and LoRA against its main run, on the same films, trained for the same time."""
-    o, u, lo = scored[ORIGINAL], scored[MAIN], scored[LORA]
-    (on, n, onw, nw), (un, _, unw, _), (ln, _, _, _) = parts(o), parts(u), parts(lo)
+    return original_facts(runs, scored) | lora_facts(runs, scored)
+
+
+def original_facts(runs: dict[str, RunDir], scored: dict) -> dict:
+    """The original recipe against ours on the same films: the paired ratio of perplexities, and the exact split of
+    the gap in mean loss per token into the end-of-text targets and the rest (both read the same tokens)."""
+    o, u = scored[ORIGINAL], scored[MAIN]
+    (on, n, onw, nw), (un, _, unw, _) = parts(o), parts(u)
     gap = stats.perplexity_ratio(un, n, on, n)  # original over ours: above 1, ours is better
     gap_words = stats.perplexity_ratio(unw, nw, onw, nw)
-    lora = stats.perplexity_ratio(un, n, ln, n)
     nats = (on.sum() - un.sum()) / n.sum()
     eos_nats = ((on - onw).sum() - (un - unw).sum()) / n.sum()
-    so, su, sl = runs[ORIGINAL].summary(), runs[MAIN].summary(), runs[LORA].summary()
-    fi, li = runs[MAIN].info(), runs[LORA].info()
-    fc, lc = run_config(runs[MAIN]), run_config(runs[LORA])
-    plan = fi.plan
+    so, su = runs[ORIGINAL].summary(), runs[MAIN].summary()
+    plan = runs[MAIN].info().plan
     return {
         "budget_minutes": plan.budget_minutes if plan else su.train_runtime_s / 60,
         "orig_tokens": so.tokens_seen,
@@ -668,6 +711,18 @@ def equal_time_facts(runs: dict[str, RunDir], scored: dict) -> dict:
         "orig_words_nats": f"{nats - eos_nats:+.3f}",
         "orig_stop": f"{stats.share(o.stopped):.0%}",
         "ours_stop": f"{stats.share(u.stopped):.0%}",
+        "orig_eos": "an end-of-text target" if run_config(runs[ORIGINAL]).text.eos else "no end-of-text target",
+    }
+
+
+def lora_facts(runs: dict[str, RunDir], scored: dict) -> dict:
+    """LoRA against full fine-tuning on the same films and budget: quality, speed and memory."""
+    (un, n, _, _), (ln, _, _, _) = parts(scored[MAIN]), parts(scored[LORA])
+    lora = stats.perplexity_ratio(un, n, ln, n)
+    su, sl = runs[MAIN].summary(), runs[LORA].summary()
+    fi, li = runs[MAIN].info(), runs[LORA].info()
+    fc, lc = run_config(runs[MAIN]), run_config(runs[LORA])
+    return {
         "lora_gap_ci": ci(lora),
         "lora_gap_verdict": verdict(lora, 1.0, WORSE, BETTER, SAME),
         "lora_trainable": li.trainable_parameters or 0,

@@ -44,6 +44,7 @@ class Run:
     seed: int
     folder: str
     machine: str
+    model: str  # what ran, as its config.yaml records it
     precision: str
     steps: int
     tokens: int
@@ -119,6 +120,7 @@ def _run(folder: Path, arm: str, seed: int, films: int | None) -> Run:
         seed=seed,
         folder=folder.name,
         machine=describe_machine(hw) if isinstance(hw, dict) else "unknown",
+        model=str(config["resolved"].get("model", "")),
         precision=str(config["resolved"].get("precision", "")),
         steps=summary.steps,
         tokens=summary.tokens_seen,

@@ -44,9 +44,10 @@ def glue_all(facts: dict) -> None:
 
 
 def texts(df: pd.DataFrame):
-    """A table of whole texts: nothing cut, newlines kept, left-aligned, no index column, every cell escaped."""
+    """A table of whole texts: nothing cut, newlines kept, left-aligned, no index column, every cell and label
+    escaped."""
     return (
-        df.style.hide(axis="index")
+        escaped(df.style.hide(axis="index"))
         .format(na_rep="", escape="html")  # generated text is data, never markup
         .set_properties(**{"white-space": "pre-wrap", "text-align": "left", "vertical-align": "top"})
         .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
@@ -54,5 +55,10 @@ def texts(df: pd.DataFrame):
 
 
 def numbers(df: pd.DataFrame, digits: int = 2):
-    """A table of numbers with thousands separators, every text cell escaped."""
-    return df.style.format(precision=digits, thousands=",", na_rep="", escape="html")
+    """A table of numbers with thousands separators, every text cell and label escaped."""
+    return escaped(df.style).format(precision=digits, thousands=",", na_rep="", escape="html")
+
+
+def escaped(styler):
+    """A table's row and column labels escaped too (a run's folder name can head a column)."""
+    return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)

@@ -82,7 +82,7 @@ def film_nll(model: PreTrainedModel, ds: datasets.Dataset, batch_size: int, desc
             logits = model(input_ids=ids, attention_mask=mask[:, :width].to(device)).logits.float()
         target = labels[:, 1:]
         loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), target, ignore_index=-100, reduction="none").cpu()
-        nll.append(loss.sum(1))
+        nll.append(loss.double().sum(1))  # in float64, as the split by type below: the parts add up to the whole
         counts.append((target != -100).sum(1).cpu())
         kind = torch.tensor(batch["token_type"])[:, 1:width] if typed else torch.zeros_like(target.cpu())
         kind = torch.where(target.cpu() != -100, kind, 0)

@@ -261,7 +261,7 @@ def base_key(cfg: Config, films) -> dict:
         "template": cfg.text.template,
         "max_length": cfg.scored_length,
         "films": movies.content_hash(films),
-        "by_token_type": 1,
+        "by_token_type": 2,  # 2: per-film losses summed in float64, as their split by token type
     }
 
 

@@ -45,7 +45,8 @@ def versions() -> dict[str, str]:
     return {name: f"{code['version']}+{code['source']}" for name in NAMES}
 
 
-HUB_PERPLEXITY = "perplexity"  # the hub's evaluate module, https://huggingface.co/spaces/evaluate-metric/perplexity
+HUB_PERPLEXITY = "evaluate-metric/perplexity"  # the hub's evaluate module by its full hub name: a bare "perplexity"
+# would load a perplexity/perplexity.py from the working folder first
 
 
 def hub_perplexity(model_dir: str, texts: list[str], max_length: int, module: str = HUB_PERPLEXITY) -> float:

@@ -6,14 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import PROJECT_ROOT
 from conftest import PROJECT_ROOT as ROOT
 
 from moviegpt import UserError
 from moviegpt.book import results
 from moviegpt.model.causal_lm import load_trained
 
-SOURCES = sorted((PROJECT_ROOT / "src" / "moviegpt").glob("*.py"))
+SOURCES = sorted((ROOT / "src" / "moviegpt").rglob("*.py"))  # every layer's modules
 
 
 def calls(text: str, name: str) -> list[str]:
@@ -29,6 +28,7 @@ def calls(text: str, name: str) -> list[str]:
 
 
 def test_our_code_never_unpickles_or_runs_remote_code():
+    assert len(SOURCES) > 40  # the package's modules, in its layer folders
     for path in SOURCES:
         text = path.read_text()
         assert "trust_remote_code=True" not in text, path
@@ -73,7 +73,9 @@ def test_generated_text_is_escaped_in_the_book():
     from moviegpt.core.artifacts import Example, Sample
 
     gen = Sample(text=evil, ended_with_eos=True)
-    ev = SimpleNamespace(examples=[Example(title=evil, real=evil, generated={"base": gen, "fine-tuned": gen})])
+    ev = SimpleNamespace(
+        examples=[Example(title=evil, real=evil, generated={"base": gen, "fine-tuned": gen})], chat=None
+    )
     html = results.generation_examples(ev).to_html()
     assert "<script>" not in html and "<img" not in html and "&lt;script&gt;" in html
 
@@ -87,7 +89,7 @@ def test_the_demo_page_never_writes_html_from_data():
 
 
 def test_every_from_pretrained_says_trust_remote_code_false():
-    for f in (ROOT / "src" / "moviegpt").glob("*.py"):
+    for f in SOURCES:
         for line_no, line in enumerate(f.read_text().splitlines(), 1):
             if ".from_pretrained(" in line and "def " not in line and "GPT2Tokenizer" not in line:
                 assert "trust_remote_code=False" in line or "**kw" in line, f"{f.name}:{line_no}: {line.strip()}"

@@ -103,3 +103,38 @@ def test_tokenising_again_loads_from_the_datasets_cache(films, gpt2_tok):
     second = tokens.tokenize(films, gpt2_tok, cfg)
     assert first.cache_files and first.cache_files == second.cache_files
     assert first["input_ids"] == second["input_ids"]
+
+
+def test_a_title_token_is_typed_by_its_last_character(gpt2_tok, films):
+    """' Avatar' is title though its space belongs to the template; the end-of-text token is its own type."""
+    ds = tokens.scored(films.head(3), gpt2_tok, "Movie: {title}\nOverview: {overview}", 256)
+    row = ds[0]
+    n = sum(row["attention_mask"])
+    pieces = [gpt2_tok.decode([i]) for i in row["input_ids"][:n]]
+    kinds = [tokens.TOKEN_TYPES[k - 1] for k in row["token_type"][:n]]
+    title = films.head(3).iloc[0]["title"]
+    assert "".join(p for p, k in zip(pieces, kinds) if k == "title").strip() == title
+    assert kinds[-1] == "eos" and pieces[-1] == gpt2_tok.eos_token and kinds[:2] == ["template", "template"]
+    assert row["token_type"][n:] == [0] * (len(row["token_type"]) - n)  # padding has no type
+
+
+def test_packing_that_keeps_films_apart_gives_each_film_its_logits_alone(gpt2_tok):
+    """text.keep_apart: position ids restart at each film, no attention mask, no cache: the model builds a per-film
+    mask, so a film's logits in a packed block equal its logits alone (plain packing: they do not)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(gpt2_tok), n_layer=2, n_head=2, n_embd=64)).eval()
+    films = ["Movie: A\nOverview: A man walks.", "Movie: Bee\nOverview: Bees are buzzing all day long."]
+    ids = [gpt2_tok(f + gpt2_tok.eos_token)["input_ids"] for f in films]
+    block = tokens.pack(ids, sum(map(len, ids)), keep_apart=True)
+    assert "attention_mask" not in block and block["labels"][0][len(ids[0])] == -100  # a film's first token
+    x = {k: torch.tensor(v).long() for k, v in block.items()}
+    with torch.no_grad():
+        apart = model(input_ids=x["input_ids"], position_ids=x["position_ids"], use_cache=False).logits
+        joint = model(input_ids=x["input_ids"], use_cache=False).logits
+        alone = model(input_ids=torch.tensor([ids[1]])).logits
+    second = slice(len(ids[0]), None)
+    assert torch.allclose(apart[0, second], alone[0], atol=1e-4)
+    assert not torch.allclose(joint[0, second], alone[0], atol=1e-2)

@@ -110,3 +110,24 @@ def test_a_damaged_eval_json_is_recomputed(run_copy):
     first = evaluate.evaluate_run(run_copy.path, n_titles=2, max_new_tokens=6, log=lambda m: None)
     run_copy.eval_json.write_text(run_copy.eval_json.read_text()[:100])
     assert evaluate.evaluate_run(run_copy.path, n_titles=2, max_new_tokens=6, log=lambda m: None) == first
+
+
+def test_the_split_by_token_type_adds_up_to_each_films_loss_exactly(smoke_run, gpt2_tok):
+    """A real tiny run's held-out record: per film, the NLL and targets of the template, title, overview, other
+    fields and end-of-text token add up to the film's own, so each group's perplexity is a true part of the whole."""
+    import math
+
+    import numpy as np
+
+    from moviegpt.core.rundir import RunDir
+    from moviegpt.data.tokens import TOKEN_TYPES
+
+    for h in (RunDir(smoke_run).summary().final, RunDir(smoke_run).summary().base):
+        assert set(h.type_nll) == set(TOKEN_TYPES) == set(h.type_tokens)
+        nll = np.sum([h.type_nll[k] for k in TOKEN_TYPES], axis=0)
+        n = np.sum([h.type_tokens[k] for k in TOKEN_TYPES], axis=0)
+        assert n.tolist() == h.film_tokens  # every target is of exactly one type
+        assert np.allclose(nll, h.film_nll, rtol=1e-9, atol=1e-6)
+        assert math.exp(nll.sum() / n.sum()) == pytest.approx(h.perplexity, rel=1e-9)
+        assert h.type_tokens["eos"] == [1] * h.films  # each film scored up to and including its end-of-text token
+        assert all(t > 0 for t in h.type_tokens["overview"]) and all(t > 0 for t in h.type_tokens["title"])

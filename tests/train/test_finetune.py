@@ -202,7 +202,7 @@ def test_a_smoke_run_raises_no_warning_from_moviegpts_own_calls(tmp_path):
     code = (
         "import warnings\n"
         "warnings.filterwarnings('error', module=r'moviegpt(\\..*)?$')\n"
-        "from moviegpt import load_config, train\n"
+        "from moviegpt import load_config\nfrom moviegpt.train import finetune\n"
         f"sets = ['runs_dir={tmp_path}', 'train.max_steps=4', 'train.eval_steps=2', 'train.samples=1']\n"
         "for extra in ([], ['train.lora=true']):\n"
         "    finetune.run(load_config('smoke', sets + extra), log=lambda m: None)\n"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from moviegpt.book import report
+from moviegpt.book import records
 from moviegpt.core import stats
 from moviegpt.core.rundir import RunDir
 
@@ -44,7 +44,7 @@ def test_a_run_whose_films_all_improved_has_a_ratio_interval_below_one(smoke_run
     s = run.summary()
     per_film = lambda h: np.array(h.film_nll) / np.array(h.film_tokens)
     assert (per_film(s.final) < per_film(s.base)).all()  # the smoke run improves every test film
-    iv = report.held_out(run)
+    iv = records.held_out(run)
     assert iv["ratio"].hi < 1 and iv["improved"].value == 1.0
     assert iv["improved"].lo < 1  # Wilson's interval stays honest at 100%
 

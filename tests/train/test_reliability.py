@@ -152,3 +152,43 @@ def test_sigterm_saves_and_says_how_to_resume_and_a_second_start_is_refused(unin
     resumed = outcome(only_run(runs))
     assert resumed["final"] == pytest.approx(uninterrupted["final"], abs=1e-6)
     assert resumed["evals"] == [(s, pytest.approx(v, abs=1e-6)) for s, v in uninterrupted["evals"]]
+
+
+PARENT = """
+import sys
+from moviegpt import load_config
+from moviegpt.train import finetune
+cfg = load_config("smoke", [f"runs_dir={sys.argv[1]}", *sys.argv[2:]])
+finetune.run_apart(cfg)
+"""
+
+
+def test_a_training_child_stops_when_its_parent_is_killed_and_its_run_resumes(tmp_path):
+    """What `moviegpt book` does for each run: a parent starts a child that trains. SIGKILL the parent mid-run: the
+    child saves a checkpoint and ends (no orphan goes on training), and the same run then resumes from it."""
+    runs = tmp_path / "runs"
+    recipe = [o for o in RECIPE if not o.startswith(("train.max_steps", "train.save_steps"))]
+    recipe += ["train.max_steps=400", "train.save_steps=1000"]  # long enough to be killed mid-run, no checkpoint
+    log = open(tmp_path / "parent.log", "w")
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(runs), *recipe], stdout=log, stderr=log)
+    wait_for(lambda: steps_logged(runs) >= 3, parent)
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent.pid)], capture_output=True, text=True)
+    pids = [int(p) for p in children.stdout.split()]
+    trainer = [p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(trainer) == 1, pids
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 120
+    while time.time() < deadline and Path(f"/proc/{trainer[0]}").exists():
+        time.sleep(0.5)
+    alive = Path(f"/proc/{trainer[0]}").exists() and "Z" not in Path(f"/proc/{trainer[0]}/stat").read_text().split()[2]
+    assert not alive, "the training child outlived its parent"
+    run_dir = only_run(runs)
+    saved = [p.name for p in (run_dir / "checkpoints").glob("checkpoint-*")]
+    assert len(saved) == 1 and not RunDir(run_dir).finished  # it saved where it stopped, and is not marked done
+    step = int(saved[0].split("-")[1])
+    cfg = load_config("smoke", [f"runs_dir={runs}", *recipe, "train.max_steps=400"])
+    lines = []
+    run(cfg, log=lines.append)
+    assert any(f"Resuming from {run_dir / 'checkpoints' / saved[0]} (step {step})" in m for m in lines), lines
+    assert RunDir(run_dir).summary().steps == 400

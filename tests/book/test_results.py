@@ -31,7 +31,7 @@ def test_a_hub_that_answers_but_cannot_serve_the_module_gives_a_sentence_not_a_f
     threading.Thread(target=answer, daemon=True).start()
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{srv.getsockname()[1]}", HF_HUB_OFFLINE="0")
     code = (
-        "from moviegpt import results; from moviegpt.core.rundir import RunDir; "
+        "from moviegpt.book import results; from moviegpt.core.rundir import RunDir; "
         f"print(results.hub_perplexity(RunDir({str(smoke_run)!r}), 30.0)['hub_ppl_sentence'])"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
@@ -44,3 +44,21 @@ def test_samples_facts_say_what_the_run_sampled(smoke_run, smoke_cfg):
     passes = [r for r in run.metrics() if r["kind"] == "samples"]
     assert smoke_cfg.train.samples == 0 and not passes  # smoke samples nothing: the sentence must say so
     assert "sampled no overviews during training (train.samples is 0)" in results.samples_facts(run)["samples_sentence"]
+
+
+def test_samples_facts_say_what_a_sampling_run_sampled(tmp_path):
+    from moviegpt import load_config
+    from moviegpt.train.finetune import run as train
+
+    cfg = load_config(
+        "smoke",
+        [f"runs_dir={tmp_path}", "train.max_steps=4", "train.eval_steps=2", "train.samples=2", "train.sample_tokens=8"],
+    )
+    r = RunDir(train(cfg, log=lambda m: None))
+    passes = [m for m in r.metrics() if m["kind"] == "samples"]
+    said = results.samples_facts(r)["samples_sentence"]
+    assert len(passes) == 3  # step 0, 2 and 4
+    assert "the same 2 test titles at each of its 3 validation passes" in said and "at most 8 new tokens" in said
+    assert f"“{passes[0]['samples'][0]['title']}”" in said
+    table = results.samples_table(r).data
+    assert list(table["step"]) == [0, 2, 4] and all(table["overview"].str.len() > 0)

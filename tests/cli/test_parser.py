@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import one_error, one_line, readme_rows, run_argv
+from conftest import run_cli, one_error, one_line, readme_rows, run_argv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,9 +169,15 @@ def test_empty_and_undecodable_titles(smoke_run, capfd):
 @given(raw=st.binary(min_size=0, max_size=64), command=st.sampled_from(["generate", "recommend"]))
 def test_any_bytes_as_a_title_are_answered_or_refused_in_one_line(smoke_run, capfd, raw, command):
     argv = [command, "-m", smoke_run / "model", "--title", os.fsdecode(raw)]
-    code, err = run_argv([*argv, "--max-new-tokens", "4"] if command == "generate" else [*argv, "-k", "2"], capfd)
+    argv = [*argv, "--max-new-tokens", "4"] if command == "generate" else [*argv, "-k", "2"]
+    code, out, err = run_cli(capfd, *map(str, argv))
     if code != 0:
         one_line(code, err)
+    elif command == "generate":
+        assert out.startswith("Movie: ") and "\nOverview: " in out, out  # an answer, in the model's template
+    else:
+        rows = [line for line in out.splitlines()[1:] if line.strip()]
+        assert len(rows) == 2, out  # a header and the k films asked for
 
 
 # ------------------------------------------------------------------ the environment

@@ -52,7 +52,7 @@ def test_hash_exclusions_come_from_field_metadata():
             section, _, name = key.rpartition(".")
             target = getattr(base, section) if section else base
             value = getattr(target, name)
-            other = {str: "elsewhere", bool: not value, float: 3.0, int: 3}.get(type(value), 3)
+            other = {str: "elsewhere", bool: not value, float: 3.0, int: 3, list: "[0.5]"}.get(type(value), 3)
             assert load_config("smoke", [f"{key}={other}"]).hash() == base.hash(), key
 
 

@@ -1,4 +1,4 @@
-"""moviegpt.eval.score, the original-recipe arm (book.arms) and the recipe comparison (book.comparison):
+"""moviegpt.eval.score, the original-recipe arm (book.arms) and the recipe comparison (book.results):
 real smoke runs, the real tokenizer, the real bundled films."""
 
 import dataclasses
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from moviegpt.book import arms, comparison
+from moviegpt.book import arms, results
 from moviegpt.core.rundir import RunDir
 from moviegpt.core.settings import flatten, load_config
 from moviegpt.data import tokens
@@ -66,14 +66,14 @@ def test_every_run_is_scored_on_the_same_films_and_the_gap_splits_exactly(arm_ru
     # the main run's own held-out evaluation scored the same films the same way
     assert np.allclose(a.held_out.film_nll, runs[arms.MAIN].summary().final.film_nll, rtol=1e-4)
     assert len(a.stopped) == len(a.words) == min(32, a.held_out.films)
-    f = comparison.recipe_facts(runs, scored)
+    f = results.original_facts(runs, scored)
     n = np.asarray(a.held_out.film_tokens).sum()
     gap = (np.sum(b.held_out.film_nll) - np.sum(a.held_out.film_nll)) / n
     assert float(f["orig_gap_nats"]) == pytest.approx(gap, abs=1e-3)
     assert float(f["orig_eos_nats"]) + float(f["orig_words_nats"]) == pytest.approx(gap, abs=2e-3)
     assert f["orig_eos"] == "no end-of-text target"
     assert score.score(runs[arms.MAIN], cfg, log=lambda m: pytest.fail("recomputed")) == a  # read back, not redone
-    table = comparison.recipe_table(runs, scored, [False] * len(a.stopped)).data
-    assert list(table.columns)[1:] == [comparison.BASE, arms.ORIGINAL, arms.MAIN]
+    table = results.recipe_table(runs, scored, [False] * len(a.stopped)).data
+    assert list(table.columns)[1:] == [results.BASE, arms.ORIGINAL, arms.MAIN]
     ppl = table.set_index("").loc["held-out perplexity", arms.MAIN]
-    assert ppl.startswith(f"{math.exp(a.held_out.loss):.2f} (")
+    assert ppl.startswith(f"{math.exp(a.held_out.loss):,.2f} (95% CI")

@@ -16,25 +16,66 @@ import pytest
 import yaml
 from conftest import CHROMIUM_ARGS, PROJECT_ROOT
 
-from moviegpt.book import applications, arms, report, results
+from moviegpt.book import applications, arms, records, results
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.slow
 
 
+HOSTILE = 'evil <img src=x onerror="alert(1)"><script>alert(2)</script>'  # a reference folder's name
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
+def project(tmp_path_factory):
+    """A copy of the project (its tracked files) sharing the real runs/, with two reference runs planted: one
+    damaged (its reference.json lacks the machine), one hostile (markup in its folder name and its records)."""
+    from moviegpt.core import reference
+
+    root = tmp_path_factory.mktemp("project")
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        src, dst = PROJECT_ROOT / name, root / name
+        if src.is_symlink() or not src.exists():
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
+    shutil.copytree(PROJECT_ROOT / "data", root / "data", dirs_exist_ok=True)  # the study and the bundled films
+    (PROJECT_ROOT / "runs").mkdir(exist_ok=True)
+    (root / "runs").symlink_to(PROJECT_ROOT / "runs")
+    env = dict(os.environ, MOVIEGPT_PROFILE="smoke")
+    book = subprocess.run(
+        [sys.executable, "-m", "moviegpt.cli", "book"], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert book.returncode == 0, book.stderr[-3000:]
+    main = arms.pointed(root)[arms.MAIN]
+    hostile = reference.export(main, root / reference.FOLDER / HOSTILE)
+    made = json.loads((hostile / "reference.json").read_text())
+    (hostile / "reference.json").write_text(json.dumps(made | {"machine": "<script>alert(3)</script> CPU"}))
+    damaged = reference.export(main, root / reference.FOLDER / "damaged")
+    made = json.loads((damaged / "reference.json").read_text())
+    made.pop("machine")
+    (damaged / "reference.json").write_text(json.dumps(made))
+    return root
+
+
+@pytest.fixture(scope="module")
+def site(project):
     env = dict(os.environ, MOVIEGPT_PROFILE="smoke")
     jb = Path(sys.executable).parent / "jupyter-book"
     r = subprocess.run(
-        [str(jb), "build", str(PROJECT_ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-        capture_output=True,
-        text=True,
-        env=env,
+        [str(jb), "build", str(project), "-W", "-n", "--keep-going"], capture_output=True, text=True, env=env
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return out / "_build" / "html"
+    assert "left out the reference run damaged" in r.stderr  # said in the terminal, one line
+    return project / "_build" / "html"
+
+
+def test_a_damaged_and_a_hostile_reference_leave_the_build_standing_and_inert(site):
+    page = (site / "book" / "results.html").read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page and 'onerror="alert' not in page
+    assert "&lt;script&gt;alert(3)&lt;/script&gt;" in page or "&lt;script&gt;alert(2)" in page  # shown, as text
+    words = text_of(site / "book" / "results.html")
+    assert "Left out: damaged:" in words and "has no machine" in words
 
 
 def chapters() -> list[str]:
@@ -50,8 +91,8 @@ def test_every_chapter_page_and_figure_exists(site):
     expected_figures = {
         "book/dataset": 3,
         "book/methodology": 1,
-        "book/results": 6,
-        "book/performance": 2,
+        "book/results": 5,
+        "book/performance": 1,
         "book/implementation": 1,
     }
     for chapter in chapters():
@@ -106,33 +147,33 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")  # the profile the site was built with
     monkeypatch.chdir(PROJECT_ROOT)
     run = arms.main_run()
-    h, iv = report.headline(run), report.held_out(run)
+    from moviegpt.book import intro
+
+    h, iv = intro.facts(run), records.held_out(run)
     first = text_of(site / f"{chapters()[0]}.html").split("What ran in this build", 1)[1][:1200]
     for fact in (
         h["model"],
         h["train_pool"],
         f"{h['steps']} optimizer steps",
         h["machine"],
-        f"perplexity went from {iv['before']:,.2f} to {iv['after']:,.2f}",
+        f"went from {iv['before']:,.2f} (95% CI",
     ):
         assert fact in first, fact
     assert "(95% CI " in first
     page = text_of(site / "book" / "results.html").replace(" ,", ",")
-    assert f"from {iv['before']:,.2f} to {iv['after']:,.2f}, a ratio of {iv['ratio']:.2f}" in page
+    assert f"took the perplexity from {iv['before']:,.2f} (95% CI" in page and f"a ratio of {iv['ratio']:.2f}" in page
 
 
 def test_results_compare_the_three_recipes_on_the_same_films(site, monkeypatch):
-    from moviegpt.book import comparison
-
     monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")
     monkeypatch.chdir(PROJECT_ROOT)
     runs = arms.runs()
     assert list(runs) == [arms.MAIN, arms.LORA, arms.ORIGINAL]
-    f = comparison.recipe_facts(runs, comparison.scores(runs))
+    f = results.equal_time_facts(runs, results.scores(runs))
     page = text_of(site / "book" / "results.html").replace(" ,", ",").replace("\u2019", "'")  # smart quotes
-    for fact in (f["orig_gap_ci"], f["orig_gap_nats"], f["orig_eos_nats"], f["orig_tokens"], f["orig_gap_cause"]):
+    for fact in (f["orig_gap_ci"], f["orig_gap_nats"], f["orig_eos_nats"], f["lora_gap_ci"]):
         assert fact in page, fact
-    assert "No reference run ships with this copy" in page  # the shipped reference was scored on the demo's films
+    assert "none of them can be placed on the study's curves" in page  # a smoke build trains another model
 
 
 def test_generated_text_is_shown_whole(site, monkeypatch):
@@ -142,7 +183,7 @@ def test_generated_text_is_shown_whole(site, monkeypatch):
     run = arms.main_run()
     squash = lambda t: re.sub(r"\s+", " ", t).strip()
     page = text_of(site / "book" / "results.html")
-    shown = [results.shown(e.generated[m]) for e in report.evaluation(run).examples[:4] for m in results.MODELS]
+    shown = [results.shown(e.generated[m]) for e in records.evaluation(run).examples[:4] for m in results.MODELS]
     assert all(squash(t) in page for t in shown) and max(len(t) for t in shown) > 50
     apps = text_of(site / "book" / "applications.html")
     made = applications.invented_titles(run).data["generated overview"].tolist()  # seeded: the page's texts again
