@@ -115,6 +115,7 @@ JSON = {"Content-Type": "application/json"}
         (JSON, b'{"mode": "title", "title": "Heat", "max_new_tokens": 1e309}', 400, "finite"),
         (JSON, b'{"mode": "title", "title": "Heat", "num": Infinity}', 400, "not JSON"),
         (JSON, b'{"mode": "title", "title": "Heat", "temperature": -1}', 400, "temperature"),
+        (JSON, b"[" * 4000 + b"]" * 4000, 400, "not valid JSON"),  # nesting deeper than the parser goes
     ],
 )
 def test_demo_answers_bad_requests_with_a_4xx(server, headers, body, status, fragment):
@@ -124,13 +125,59 @@ def test_demo_answers_bad_requests_with_a_4xx(server, headers, body, status, fra
     assert request(server, "GET", "/api/info")[0] == 200  # and keeps serving
 
 
-def test_demo_cuts_off_a_silent_client(server, monkeypatch):
-    s = socket.create_connection(("127.0.0.1", server))
-    s.sendall(b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+def first_answer(s: socket.socket) -> bytes:
     s.settimeout(demo.LIMITS["timeout_s"] + 20)
+    got = b""
+    while chunk := s.recv(4096):
+        got += chunk
+    return got
+
+
+@pytest.mark.parametrize(
+    "start, then",
+    [
+        (b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\n", b""),  # headers, then nothing
+        (
+            b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"mode"',
+            b"",
+        ),  # a body shorter than its Content-Length
+        (
+            b"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+            b"",
+        ),  # asked to continue, sends no body
+        (b"P", b"OST /api/generate HTTP/1.1\r\n"),  # one byte a second: every read is quick, the request is not
+    ],
+)
+def test_a_request_that_does_not_arrive_in_time_gets_408_and_the_server_goes_on(server, start, then):
+    s = socket.create_connection(("127.0.0.1", server))
     t = time.time()
-    assert s.recv(100) == b"" and time.time() - t < demo.LIMITS["timeout_s"] + 15  # closed by the server
+    s.sendall(start)
+    for byte in then:
+        time.sleep(1)
+        try:
+            s.sendall(bytes([byte]))
+        except OSError:  # closed by the server: the deadline passed
+            break
+    got = first_answer(s)
+    assert b"408 Request Timeout" in got and time.time() - t < demo.LIMITS["timeout_s"] + 15, got[:200]
     assert request(server, "GET", "/api/info")[0] == 200
+
+
+def test_a_burst_of_connections_is_answered_every_one(server):
+    import concurrent.futures
+
+    def one(_):
+        try:
+            return request(server, "GET", "/api/info")[0]
+        except OSError as e:
+            return type(e).__name__
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=100) as pool:
+        got = list(pool.map(one, range(200)))
+    assert set(got) <= {200, 503}, sorted({str(g) for g in got})
+    assert got.count(200) >= demo.LIMITS["workers"]
 
 
 def test_demo_binds_beyond_loopback_only_when_asked(smoke_run, capfd):

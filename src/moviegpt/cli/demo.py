@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -24,7 +25,16 @@ from moviegpt.eval.generate import Sampling, attach, build_prompt, sample
 from moviegpt.eval.recommend import for_model
 from moviegpt.model.causal_lm import load_trained
 
-LIMITS = {"chars": 500, "max_new_tokens": 120, "num": 3, "k": 10, "body_bytes": 8192, "timeout_s": 10}
+LIMITS = {
+    "chars": 500,
+    "max_new_tokens": 120,
+    "num": 3,
+    "k": 10,
+    "body_bytes": 8192,
+    "timeout_s": 10,  # for the whole request (line, headers and body), not per read: a dribbling client gets 408
+    "workers": 16,  # requests handled at once; one more is answered 503 at once instead of queueing a thread
+    "backlog": 128,  # connections the kernel holds while the workers are busy (a burst is answered, not dropped)
+}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 PAGE = """<!doctype html>
@@ -153,9 +163,39 @@ class BadRequest(Exception):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """One request: the server carries the Demo (`server.demo`) and whether remote hosts are allowed."""
+    """One request: the server carries the Demo (`server.demo`) and whether remote hosts are allowed. A watchdog
+    answers 408 and closes the connection when the request is not read whole within LIMITS["timeout_s"]."""
 
-    timeout = LIMITS["timeout_s"]  # a client that stops sending is cut off, not waited for
+    timeout = LIMITS["timeout_s"]  # no single read waits longer than the whole request may take
+
+    def setup(self):
+        super().setup()
+        self.read = False
+        self.watchdog = threading.Timer(LIMITS["timeout_s"], self._expire)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def finish(self):
+        self.watchdog.cancel()
+        try:
+            super().finish()
+        except OSError:  # the client left before its answer was flushed: nothing to do
+            pass
+
+    def _expire(self) -> None:
+        """The request was not read whole in time: 408, and the connection closed under the reading thread."""
+        if self.read:
+            return
+        body = validate.dumps({"error": "the request took too long to arrive"}).encode()
+        head = f"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        try:
+            self.connection.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _send(self, status: int, body: bytes, kind: str) -> None:
         self.close_connection = True
@@ -175,6 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(HTTPStatus.MISDIRECTED_REQUEST, "this server answers only on a loopback address")
 
     def do_GET(self):
+        self.read = True
         try:
             self._check_host()
         except BadRequest as e:
@@ -204,8 +245,15 @@ class Handler(BaseHTTPRequestHandler):
         if int(raw) > LIMITS["body_bytes"]:
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
         try:
-            req = validate.loads(self.rfile.read(int(raw)) or b"{}")
-        except (ValueError, UnicodeDecodeError) as e:
+            body = self.rfile.read(int(raw))
+        except OSError:  # the watchdog closed it, or the client left
+            raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, "the request took too long to arrive") from None
+        if len(body) < int(raw):
+            raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, "the body is shorter than its Content-Length")
+        self.read = True
+        try:
+            req = validate.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # nesting too deep is malformed too
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({first_line(e)})") from None
         if not isinstance(req, dict):
             raise BadRequest(HTTPStatus.BAD_REQUEST, "the request must be a JSON object")
@@ -214,11 +262,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         routes = {"/api/generate": self.server.demo.generate, "/api/recommend": self.server.demo.recommend}
         if self.path not in routes:
+            self.read = True
             return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
         try:
             self._json(HTTPStatus.OK, routes[self.path](self._body()))
         except BadRequest as e:
+            if e.status == HTTPStatus.REQUEST_TIMEOUT and not self.read:
+                return  # the watchdog answered 408 already, or the client is gone
             self._json(e.status, {"error": str(e)})
+        except OSError:  # the client left while its answer was written: nothing more to say
+            pass
         except (UserError, ValueError, TypeError, OverflowError) as e:
             self._json(HTTPStatus.BAD_REQUEST, {"error": first_line(e)})
         except Exception as e:  # a bug: the client still gets an answer, and the server keeps serving
@@ -234,6 +287,47 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    """http.server's threading server with a listen backlog for bursts, at most LIMITS["workers"] requests handled
+    at once (one more gets 503 at once), and clients that leave mid-request handled quietly."""
+
+    request_queue_size = LIMITS["backlog"]
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.slots = threading.BoundedSemaphore(LIMITS["workers"])
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            body = validate.dumps({"error": "busy: try again in a moment"}).encode()
+            try:
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                    + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body
+                )
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        """A client that leaves (reset, broken pipe, timeout) is no error of the server's: nothing is printed.
+        Anything else gets one line, never a traceback."""
+        kind, value = sys.exc_info()[:2]
+        if kind is not None and issubclass(kind, (ConnectionError, TimeoutError, OSError)):
+            return
+        print(f"moviegpt: demo: a request failed ({kind.__name__ if kind else 'unknown'}: {value})", file=sys.stderr)
+
+
 def make_server(
     model_dir: str, host: str = "127.0.0.1", port: int = 8765, allow_remote: bool = False
 ) -> ThreadingHTTPServer:
@@ -244,7 +338,7 @@ def make_server(
         )
     demo = Demo(model_dir)
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        server = Server((host, port), Handler)
     except (OSError, OverflowError) as e:
         raise UserError(f"cannot serve on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
     server.demo, server.allow_remote = demo, allow_remote

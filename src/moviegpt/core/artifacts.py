@@ -77,6 +77,8 @@ class HeldOut:
     film_tokens: list[int] | None = None
     type_nll: dict[str, list[float]] | None = None  # per film, split by token type (tokens.TOKEN_TYPES): they add
     type_tokens: dict[str, list[int]] | None = None  # up to film_nll and film_tokens
+    films_hash: str | None = None  # movies.content_hash of the films scored: a later evaluation of other films
+    # (the data changed) does not reuse these numbers
 
 
 @dataclass
@@ -257,6 +259,7 @@ class Evaluation:
     # (the fine-tuned model's)
     measures: dict[str, str] = field(default_factory=dict)  # the evaluate modules that computed it: name -> version
     chat: ChatCheck | None = None  # the base model in its chat format, where its tokenizer has one
+    films_hash: str = ""  # movies.content_hash of the test films it scored
 
 
 @dataclass

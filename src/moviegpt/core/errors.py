@@ -75,6 +75,12 @@ def reporting(work) -> int:
     except KeyboardInterrupt:
         print("moviegpt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`moviegpt config --keys | head -1`): nothing more to say
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the interpreter flushes stdout at exit)
+        except OSError:
+            pass
+        return 0
     except Exception as e:
         if os.environ.get("MOVIEGPT_DEBUG"):
             raise

@@ -79,7 +79,11 @@ class RunDir:
 
     @property
     def finished(self) -> bool:
-        return self.summary_json.exists()
+        """summary.json is written last, so its presence marks a finished run, as long as the model it finished is
+        still there (a run whose model/ was deleted is trained again, not reused)."""
+        model = self.model_dir / "config.json"
+        weights = any(self.model_dir.glob("*.safetensors")) if self.model_dir.is_dir() else False
+        return self.summary_json.is_file() and model.is_file() and weights
 
     def _record(self, cls, path: Path, data, fix: str):
         try:
@@ -136,8 +140,8 @@ class RunDir:
                 rec = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(rec, dict) and "step" in rec:
-                out.append(rec)
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and not isinstance(rec["step"], bool):
+                out.append(rec)  # a line whose step is not a number is not one moviegpt wrote: skipped
         return out
 
     def time_spent(self) -> dict:
@@ -172,7 +176,7 @@ class RunDir:
 
     # -------------------------------------------------------------- checkpoints
 
-    def last_checkpoint(self, repair: bool = True, model_config: dict | None = None) -> Path | None:
+    def last_checkpoint(self, repair: bool = True, model_config: dict | None = None, max_steps: int = 0) -> Path | None:
         """The newest complete checkpoint of this model. One that lacks its weights or a readable
         trainer_state.json (a disk that filled, a copy cut short) is skipped for the one before it, and with
         `repair` (the main process only) renamed damaged-checkpoint-N, kept for inspection; one whose config.json
@@ -183,8 +187,8 @@ class RunDir:
         for p in self.checkpoints.glob("checkpoint-*"):
             if p.is_dir() and p.name.split("-")[-1].isdigit():
                 found.append((int(p.name.split("-")[-1]), p))
-        for _, p in sorted(found, reverse=True):
-            ok, other = _complete(p), _other_shape(p, model_config)
+        for n, p in sorted(found, reverse=True):
+            ok, other = _complete(p, n, max_steps), _other_shape(p, model_config)
             if ok and other is None:
                 return p
             if repair:
@@ -199,14 +203,17 @@ class RunDir:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _complete(ckpt: Path) -> bool:
+def _complete(ckpt: Path, step: int, max_steps: int = 0) -> bool:
+    """Weights, and a trainer_state.json whose global step is the one in the folder's name and within the run (a
+    checkpoint claiming step 10**9 would otherwise mark the run finished at once)."""
     weights = any(
         (ckpt / n).is_file() and (ckpt / n).stat().st_size > 0
         for n in ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json")
     )
     try:
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        return weights and isinstance(state.get("global_step"), int)
+        state = validate.read_small_json(ckpt / "trainer_state.json", 64 << 20)
+        done = state.get("global_step")
+        return weights and isinstance(done, int) and done == step and (max_steps <= 0 or 0 <= done <= max_steps)
     except (OSError, ValueError, AttributeError):
         return False
 

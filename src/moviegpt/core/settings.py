@@ -53,6 +53,18 @@ class _NoAliases(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
+    def construct_mapping(self, node, deep=False):
+        """A key given twice is refused: YAML would keep the last one silently (a second `train:` would drop the
+        whole first block)."""
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise UserError(f"the setting {key!r} is given twice (again at line {line}); keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
 
 def parse_yaml(text: str):
     if len(text) > MAX_CONFIG_BYTES:

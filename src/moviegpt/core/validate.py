@@ -132,6 +132,13 @@ def writable_folder(path: Path, what: str, fix: str) -> Path:
         raise UserError(f"cannot create {what} {path} ({e.strerror}); {fix}") from None
     need(path.is_dir(), f"{what} {path} is a file, not a folder; {fix}")
     need(os.access(path, os.W_OK | os.X_OK), f"{what} {path} is not writable; {fix}")
+    import tempfile
+
+    try:  # a folder can pass the access check and still refuse a file (/proc, a read-only mount)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".moviegpt-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{what} {path} does not take new files ({e.strerror}); {fix}") from None
     return path
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import socket
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from importlib import resources
@@ -29,6 +30,9 @@ BUNDLED = Path(str(resources.files("moviegpt") / "bundled" / "tmdb5000.parquet")
 REQUIRED = ("title", "overview")
 WYKONOS_ROWS = 722_796  # rows of the full wykonos/movies dataset (its hub card): the scale the full recipe meets
 MAX_REMOTE_BYTES = 4 << 30
+DOWNLOAD_DEADLINE_S = 1800  # a remote file that takes longer than this in all is given up (a per-read timeout alone
+# lets a server that sends one byte a second hold the download for ever)
+MAX_ROWS = 20_000_000  # wykonos/movies has 722,796; a table that claims more is refused before it is decoded
 MAX_OVERVIEW_CHARS = 10_000  # TMDB caps overviews near 1,000; a longer cell is a broken row, and in pack mode
 # one 1 MB overview would fill hundreds of blocks with one film
 READERS = {
@@ -71,7 +75,10 @@ def _download(url: str, timeout_s: float, suffix: str) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as r, open(tmp, "wb") as out:  # noqa: S310 (http only)
             copied = 0
+            deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
             while chunk := r.read(1 << 20):
+                if time.monotonic() > deadline:
+                    raise UserError(f"data file {url} took longer than {DOWNLOAD_DEADLINE_S} s to download; try again")
                 copied += len(chunk)
                 if copied > MAX_REMOTE_BYTES:
                     raise UserError(f"data file {url} is larger than {MAX_REMOTE_BYTES >> 30} GB")
@@ -100,12 +107,30 @@ def _read_file(source: str, timeout_s: float = 60.0) -> pd.DataFrame:
             raise UserError(f"data file {source} is empty")
     if suffix not in READERS:
         raise UserError(f"data file {source} has an unknown type '{suffix}'; use .csv, .parquet or .jsonl")
+    if suffix == ".parquet" and "://" not in source:
+        _check_parquet(path)
     try:
         return READERS[suffix](source)
     except UnicodeDecodeError as e:
         raise UserError(f"data file {source} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     except Exception as e:  # pandas/pyarrow/fsspec raise many types; the message is what the user needs
         raise UserError(f"cannot read data file {source}: {first_line(e)}") from None
+
+
+def _check_parquet(path: Path) -> None:
+    """A parquet file's size as its metadata states it, checked before anything is decoded: a small file can hold
+    millions of rows (compressed) that fill the memory when read."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as e:  # pyarrow raises its own types for a file that is not parquet
+        raise UserError(f"cannot read data file {path}: {first_line(e)}") from None
+    if meta.num_rows > MAX_ROWS:
+        raise UserError(f"data file {path} holds {meta.num_rows:,} rows, more than moviegpt reads ({MAX_ROWS:,})")
+    decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if decoded > MAX_REMOTE_BYTES:
+        raise UserError(f"data file {path} would take {decoded / 2**30:.1f} GiB decoded, more than moviegpt reads")
 
 
 def _read_hub(source: str, split: str) -> pd.DataFrame:

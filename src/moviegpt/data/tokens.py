@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -19,7 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from moviegpt.core import validate
 from moviegpt.core.config import CACHE_DIR, TextConfig
-from moviegpt.core.errors import UserError
+from moviegpt.core.errors import UserError, first_line
 from moviegpt.data import movies, stream
 
 
@@ -90,14 +91,11 @@ def tokenize(
     # v2: files written before the fix in encode_ids may hold padded "blocks"; workers cut batches differently
     key = f"v2|{batching}|{cfg.template}|{cfg.max_length}|{cfg.block_size}|{num_proc}" + ("" if cfg.eos else "|no-eos")
     key += "|apart" if cfg.keep_apart and batching == "pack" else ""
-    return ds.map(
+    return cached_map(
+        ds,
         encoder(tok, cfg, batching),
-        batched=True,
-        batch_size=1000,
+        _cache_file(df, tok, key),
         num_proc=num_proc,
-        remove_columns=ds.column_names,
-        load_from_cache_file=True,
-        cache_file_name=_cache_file(df, tok, key),
         desc=f"Tokenising {desc} ({batching}, {cfg.max_length if batching == 'pad' else cfg.block_size} tokens)",
     )
 
@@ -184,15 +182,36 @@ def scored(df: pd.DataFrame, tok: PreTrainedTokenizerBase, template: str, max_le
         ]
         return dict(enc)
 
-    return ds.map(
+    return cached_map(
+        ds,
         encode,
-        batched=True,
-        batch_size=1000,
-        remove_columns=ds.column_names,
-        load_from_cache_file=True,
-        cache_file_name=_cache_file(df, tok, key),
+        _cache_file(df, tok, key),
         desc=f"Tokenising {desc} (one film a row, {max_length} tokens, by token type)",
     )
+
+
+def cached_map(ds: datasets.Dataset, fn, cache: str, num_proc: int | None = None, desc: str = "") -> datasets.Dataset:
+    """ds.map(fn) in batches of 1,000 films into a datasets cache file, loaded when it is there. A cache file that
+    cannot be read (cut short by a kill or a full disk, or not one at all) is set aside with one line and made again:
+    a damaged cache never blocks every later prepare."""
+    kw = dict(batched=True, batch_size=1000, num_proc=num_proc, remove_columns=ds.column_names, desc=desc)
+    path = Path(cache)
+    try:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise OSError("not a regular file")
+        return ds.map(fn, load_from_cache_file=True, cache_file_name=cache, **kw)
+    except Exception as e:  # pyarrow and datasets raise their own types for an unreadable file
+        if not path.exists() and not path.is_symlink():
+            raise
+        import sys
+
+        aside = path.with_name(path.name + ".damaged")
+        path.replace(aside)
+        print(
+            f"moviegpt: set aside the damaged tokens cache {path.name} ({first_line(e)}); tokenising again",
+            file=sys.stderr,
+        )
+        return ds.map(fn, load_from_cache_file=False, cache_file_name=cache, **kw)
 
 
 TOKEN_TYPES = ("template", "title", "overview", "field", "eos")  # token_type 1..5; 0: padding

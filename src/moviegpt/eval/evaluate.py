@@ -9,7 +9,6 @@ training batched.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,7 @@ from moviegpt.data import movies, tokens
 from moviegpt.eval import measures, recommend, similarity
 from moviegpt.eval import chat
 from moviegpt.eval.generate import Sampling, concepts, generate_overviews, sample
-from moviegpt.model.causal_lm import load_model, load_trained, plain_forward
+from moviegpt.model.causal_lm import SETTINGS_FILE as SETTINGS, load_model, load_trained, plain_forward
 from moviegpt.model.tokenizer import load_tokenizer
 
 LENGTH_BUCKETS = [0, 40, 80, 120, 10_000]  # overview length in the model's tokens
@@ -123,11 +122,14 @@ def cached_perplexity(key: dict, compute) -> HeldOut:
 
     from moviegpt.core.artifacts import to_dict
     from moviegpt.core.config import CACHE_DIR
-    from moviegpt.core.validate import dumps, write_atomic
+    from moviegpt.core.validate import dumps, read_small_json, write_atomic
 
     path = CACHE_DIR / "held-out" / f"{hashlib.sha256(dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
-    try:
-        return from_dict(HeldOut, json.loads(path.read_text()))
+    try:  # a cache entry is input: a regular file of bounded size, a record whose films are those asked for
+        held = from_dict(HeldOut, read_small_json(path, 16 << 20))
+        if held.film_nll is None or len(held.film_nll) != held.films or held.films != key.get("n_films", held.films):
+            raise ValueError("not the films asked for")
+        return held
     except (OSError, ValueError, TypeError):
         held = compute()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +145,11 @@ def evaluate_model(
     splits = movies.load_splits(
         DataConfig(source=source, splits=s["splits"], max_train_rows=max_rows, max_eval_rows=max_rows), s["seed"]
     )
+    if not len(splits[split]):
+        raise UserError(
+            f"the {split} split of {source} is empty under this model's splits {s['splits']} (its {SETTINGS}); "
+            "choose another --split"
+        )
     ds = tokens.scored(splits[split], tok, s["template"], s["max_length"], desc=f"{split} films")
     held = perplexity(model, ds, batch_size, desc=f"{split} films")
     return {"model": str(model_dir), "data": source, "split": split, **held.__dict__}
@@ -192,11 +199,12 @@ def evaluate_run(
     if not run.finished:
         raise UserError(f"{run_dir} is not a finished moviegpt run (no summary.json)")
     final = run.summary().final  # read first: a damaged summary is named even when an evaluation is cached
-    if (cached := run.evaluation()) is not None and cached.settings == want:
-        return cached
     cfg = load_run_config(run.path)
     splits = movies.load_splits(cfg.data, cfg.seed)
     test, titles = splits.test, splits.test.head(n_titles)
+    films_hash = movies.content_hash(test)  # the films as they are now: changed data is scored again
+    if (cached := run.evaluation()) is not None and cached.settings == want and cached.films_hash == films_hash:
+        return cached
     tok, _ = load_tokenizer(str(run.model_dir))
     per_film = lambda films, what: tokens.scored(films, tok, cfg.text.template, cfg.scored_length, desc=what)
     val = splits.validation
@@ -212,7 +220,8 @@ def evaluate_run(
         how=Sampling(max_new_tokens=max_new_tokens, seed=seed),
         k=k,
     )
-    held = {"base": run.base_eval(), "fine-tuned": final}  # measured by train on the same films
+    same = lambda h: h if h is not None and h.films_hash == films_hash else None  # scored by train on these films
+    held = {"base": same(run.base_eval()), "fine-tuned": same(final)}
     scored = {}
     for name in MODELS:
         log(f"Evaluating the {name} model...")
@@ -228,6 +237,7 @@ def evaluate_run(
         titles["overview"].tolist(), {m: [g["text"] for g in gens[m]] for m in scored}, seed
     )
     ev = _record(run.name, want, inputs, scored, faithful, titles["overview"].tolist())
+    ev.films_hash = films_hash
     run.write_json(run.eval_json, ev)
     return ev
 

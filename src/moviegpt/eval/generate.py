@@ -236,6 +236,20 @@ def concepts(
     return out
 
 
+def check_fields(template: str, fields: dict) -> None:
+    """Every --field and --genre names a field of the model's template other than the title and the overview (which
+    have options of their own): one the template lacks would be dropped without a word."""
+    for name in fields:
+        if name in ("title", "overview"):
+            raise UserError(f"--field {name}=... is not how to give the {name}; use --title or --text")
+        if name not in validate.fields_of(template):
+            flag = FLAGS.get(name, f"--field {name}")
+            raise UserError(
+                f"{flag}: this model's template has no {{{name}}} field to fill (its template: {template!r}); "
+                "train with e.g. text.template='Genres: {genres}\\n...' to condition on genres"
+            )
+
+
 def generate_for(
     model_dir: str,
     titles: list[str] | None = None,
@@ -249,6 +263,7 @@ def generate_for(
     """`moviegpt generate`: load a trained model directory and generate in one of MODES with its own template."""
     model, tok, settings = load_trained(model_dir)
     template, how = settings["template"], how or Sampling()
+    check_fields(template, fields or {})
     if mode == "title":
         return generate_overviews(
             model, tok, [{**(fields or {}), "title": t} for t in titles or [""]], template, num, how

@@ -66,7 +66,8 @@ def neighbours(vecs: np.ndarray, query: np.ndarray, k: int, exclude: int | None 
     sims = vecs @ query
     if exclude is not None:
         sims[exclude] = -np.inf
-    top = np.argsort(-sims, kind="stable")[:k]
+    others = len(sims) - (exclude is not None)  # never more than there are other films: the film itself is no answer
+    top = np.argsort(-sims, kind="stable")[: min(k, others)]
     return [(int(i), float(sims[i])) for i in top]
 
 

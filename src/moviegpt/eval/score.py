@@ -75,6 +75,7 @@ def score(run: RunDir, main: Config, log=print, n_titles: int = EVAL_TITLES, see
 
     own = run.summary().final  # the run's own held-out numbers, where it scored these films the same way
     same = settings(load_run_config(run.path), n_titles, seed=seed) == want and len(own.film_nll or []) == len(nll)
+    same = same and own.films_hash == movies.content_hash(splits.test)  # the same films, not merely as many
     record = Score(
         run=run.name,
         settings=want,

@@ -45,13 +45,16 @@ def _pointer(name: str) -> Path:
 
 
 def cached(name: str) -> Path | None:
-    """The converted directory, if a complete conversion exists."""
-    pointer = _pointer(name)
-    if pointer.exists():
-        path = Path(json.loads(pointer.read_text())["path"])
-        if (path / "model.safetensors").exists():
-            return path
-    return None
+    """The converted directory, if a complete conversion exists. The pointer is input: it must be a small JSON file
+    naming a folder of this cache that holds the converted weights; anything else (cut short, edited to point
+    elsewhere) is ignored, and ensure() converts again and rewrites it."""
+    from moviegpt.core.validate import read_small_json
+
+    found = read_small_json(_pointer(name))
+    path = Path(found["path"]) if isinstance(found, dict) and isinstance(found.get("path"), str) else None
+    if path is None or path.parent.resolve() != MODELS_DIR.resolve() or not path.name.startswith(f"{name}-"):
+        return None
+    return path if (path / "model.safetensors").is_file() else None
 
 
 def ensure(name: str, log=print) -> Path:
@@ -85,7 +88,9 @@ def ensure(name: str, log=print) -> Path:
             (tmp / "converted" / "SOURCE.json").write_text(json.dumps({**spec, "sha256": sha}, indent=2))
             shutil.rmtree(out, ignore_errors=True)
             (tmp / "converted").rename(out)  # complete directories only: a killed conversion leaves nothing behind
-    _pointer(name).write_text(json.dumps({"path": str(out), "sha256": sha}))
+    from moviegpt.core.validate import write_atomic
+
+    write_atomic(_pointer(name), json.dumps({"path": str(out), "sha256": sha}))
     log(f"Stand-in {name} ready at {out}")
     return out
 

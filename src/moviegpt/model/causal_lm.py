@@ -134,10 +134,22 @@ def load_pretrained(name: str, attn_implementation: str = "sdpa") -> tuple[PreTr
 
 
 def _load(name: str, kw: dict) -> PreTrainedModel:
+    """The model, refused when its weights do not fill it: transformers would start any weight the files lack (a
+    config naming more layers than the weights hold) from random values and say so only in a log line."""
     try:
-        return AutoModelForCausalLM.from_pretrained(name, **kw)
+        model, info = AutoModelForCausalLM.from_pretrained(name, output_loading_info=True, **kw)
     except Exception as e:
         raise UserError(f"cannot load model '{name}': {first_line(e)}") from None
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith(TIED)]
+    if missing:
+        raise UserError(
+            f"model '{name}': its weights lack {len(missing)} tensor(s) its config.json asks for (first: "
+            f"{missing[0]}); the config and the weights come from different models"
+        )
+    return model
+
+
+TIED = ("lm_head.weight",)  # an output layer tied to the input embedding is not stored on its own
 
 
 def load_trained(model_dir: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict]:

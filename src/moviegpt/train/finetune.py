@@ -119,6 +119,9 @@ def run(cfg: Config, log=print) -> RunDir:
         _train(cfg, plan, run, prepared, log=lambda m: None, main=False)
         return run
     with lock(run.path):  # a second process with the same config stops here, touching nothing
+        if run.summary_json.exists():  # a summary whose model is gone: the run is trained again, and the old
+            run.summary_json.replace(run.path / "summary.json.stale")  # summary kept aside, never mistaken for it
+            log(f"{run.path}: its model is missing, so it is trained again (its old summary is summary.json.stale)")
         try:
             _train(cfg, plan, run, prepared, log)
         except UserError as e:
@@ -240,6 +243,7 @@ def setup(cfg: Config, plan: Plan | None, run: RunDir, p: Prepared, log, main: b
             base_key(cfg, p.splits.test),
             lambda: evaluate.perplexity(p.model, p.test_ds, cfg.train.eval_batch_size, desc="held-out, base model"),
         )
+        base.films_hash = movies.content_hash(p.splits.test)
         run.write_json(run.base_eval_json, base)
     if main:
         log(f"Held-out before training: loss {base.loss:.4f}, perplexity {base.perplexity:.2f}")
@@ -261,6 +265,7 @@ def base_key(cfg: Config, films) -> dict:
         "template": cfg.text.template,
         "max_length": cfg.scored_length,
         "films": movies.content_hash(films),
+        "n_films": len(films),
         "by_token_type": 2,  # 2: per-film losses summed in float64, as their split by token type
     }
 
@@ -287,7 +292,7 @@ def fit(cfg: Config, s: Setup, run: RunDir, log, main: bool):
         run.checkpoints.mkdir(exist_ok=True)
         run.clear_staging()
     base = s.model.get_base_model() if hasattr(s.model, "get_base_model") else s.model
-    last = run.last_checkpoint(repair=main, model_config=base.config.to_dict())
+    last = run.last_checkpoint(repair=main, model_config=base.config.to_dict(), max_steps=cfg.train.max_steps)
     offset = 0.0
     if main:  # drop log lines after the checkpoint (all of them when a kill came before the first one)
         step = json.loads((last / "trainer_state.json").read_text())["global_step"] if last else -1  # -1: a fresh start
@@ -353,6 +358,7 @@ def save(cfg: Config, s: Setup, trainer, run: RunDir, main: bool):
 def finish(cfg: Config, s: Setup, tuned, trainer, result, run: RunDir, log, peak_mb: float) -> None:
     """The fine-tuned model's held-out evaluation, the model's settings and card, and summary.json, last."""
     final = evaluate.perplexity(tuned, s.test_ds, cfg.train.eval_batch_size, desc="held-out, fine-tuned model")
+    final.films_hash = movies.content_hash(s.splits.test)
     validate.need(
         math.isfinite(final.perplexity),
         f"training diverged: the held-out loss is {final.loss:.4g} and its "
