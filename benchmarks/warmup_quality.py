@@ -4,8 +4,7 @@ again with transformers' own warm-up, whose first step trains at a learning rate
 perplexity of each on the same test films, and their paired ratio with a 95% bootstrap interval (moviegpt.core.stats).
 
 The plan's other cuts need no such run: fewer validation passes and no mid-run checkpoint leave the weights bit for
-bit as they were (tests/test_plan.py::test_what_the_plan_cuts_changes_the_time_not_the_weights), and a probe
-shared by two runs plans both from the same measured step (tests/test_plan.py).
+bit as they were (tests/train/test_finetune.py::test_what_the_plan_cuts_changes_the_time_not_the_weights).
 
     python benchmarks/warmup_quality.py runs/demo-XXXXXXXX        # e.g. the book's main run
 

@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import readme_rows, snapshot  # the table's reader (tests/bad_inputs.md), and what a case must not change
+from conftest import (
+    one_line,
+    readme_rows,
+    run_argv,
+    snapshot,
+)  # the table's reader (tests/bad_inputs.md), and what a case must not change
 
 from moviegpt.cli import parser
 
@@ -74,6 +79,27 @@ def deep_yaml(tmp: Path) -> list[str]:
     return ["train", "--config", str(tmp / "deep.yaml")]
 
 
+def duplicate_key(tmp: Path) -> list[str]:
+    (tmp / "twice.yaml").write_text("profile: twice\ntrain:\n  epochs: 1\ntrain:\n  batch_size: 2\n")
+    return ["train", "--config", str(tmp / "twice.yaml")]
+
+
+def many_rows(tmp: Path) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 30_000_000
+    pq.write_table(pa.table({"title": pa.array(["a"] * n), "overview": pa.array(["b"] * n)}), tmp / "many.parquet")
+    return ["prepare", "--set", f"data.source={tmp / 'many.parquet'}"]
+
+
+def bad_book_profile(tmp: Path) -> list[str]:
+    import os
+
+    os.environ["MOVIEGPT_PROFILE"] = "../../x"  # the test's monkeypatch puts it back
+    return ["book"]
+
+
 MB_OVERVIEW = "word " * 200_000
 CASES = {
     "missing-file": lambda tmp: ["prepare", "--set", f"data.source={tmp / 'films.csv'}"],
@@ -133,6 +159,13 @@ CASES = {
     "mismatched-checkpoint": None,  # likewise
     "disk-full-anywhere": None,  # needs a small filesystem: tests/test_errors.py
     "diverged": None,  # trains until the loss is NaN: test_train.test_a_diverged_run_is_never_finished
+    "duplicate-key": duplicate_key,
+    "field-not-in-template": None,  # needs a trained model: test_field_not_in_the_template_is_refused
+    "parquet-too-many-rows": many_rows,
+    "weights-short-of-config": None,  # needs a model directory: tests/model/test_causal_lm.py
+    "empty-split": None,  # needs a model directory: test_an_empty_split_is_refused
+    "bad-book-profile": bad_book_profile,
+    "runs-dir-takes-no-files": None,  # test_runs_dir_that_takes_no_files (the table's runs_dir would be replaced)
 }
 
 
@@ -164,6 +197,7 @@ def check_one_line(code: int, err: str, fragment: str, progress_before: bool = F
 @pytest.mark.parametrize("case", [c for c, make in CASES.items() if make is not None])
 def test_bad_input_gets_one_clear_line(case, tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOVIEGPT_PROFILE", "smoke")  # a case may change it; it is put back after
     runs = earlier_work(tmp_path)
     argv = CASES[case](tmp_path)
     if argv[0] in ("train", "prepare") and "--config" not in argv:
@@ -175,6 +209,31 @@ def test_bad_input_gets_one_clear_line(case, tmp_path, monkeypatch, capfd):
     code = parser.main(argv)
     check_one_line(code, capfd.readouterr().err, readme_rows()[case])
     assert snapshot(tmp_path) == before  # nothing written before is lost, and a failed start leaves nothing
+
+
+def test_field_not_in_the_template_is_refused(smoke_run, capfd):
+    rows = readme_rows()
+    for extra, name in ((["--genre", "Drama"], "genres"), (["--field", "year=1999"], "year")):
+        argv = ["generate", "-m", smoke_run / "model", "--title", "Heat", *extra]
+        line = one_line(*run_argv(argv, capfd))
+        assert rows["field-not-in-template"].replace("genres", name) in line
+
+
+def test_runs_dir_that_takes_no_files(tmp_path, capfd):
+    line = one_line(*run_argv(["train", "--config", "smoke", "--set", "runs_dir=/proc/self"], capfd))
+    assert readme_rows()["runs-dir-takes-no-files"] in line
+
+
+def test_an_empty_split_is_refused(smoke_run, tmp_path, capfd):
+    import json
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(smoke_run / "model", model)
+    settings = json.loads((model / "moviegpt.json").read_text())
+    (model / "moviegpt.json").write_text(json.dumps(settings | {"splits": [0.95, 0.0, 0.05]}))
+    line = one_line(*run_argv(["evaluate", "--model", model, "--split", "validation"], capfd))
+    assert readme_rows()["empty-split"] in line
 
 
 def test_prompt_longer_than_context(smoke_run, capfd):

@@ -104,6 +104,7 @@ def prepare(log=print, root: Path | None = None) -> dict[str, RunDir]:
     the main run in depth (eval.json), and every run on the same films and titles (score.json)."""
     from moviegpt.eval import evaluate, score
 
+    profile()  # MOVIEGPT_PROFILE checked before anything else is read
     check(log, root)
     out = train_all(log, root)
     log("== evaluating the main run")  # the chapters evaluate the main run in depth

@@ -146,7 +146,7 @@ def build(
 def keep_apart_collator(features: list[dict]) -> dict:
     """Blocks of films kept apart (text.keep_apart), batched with use_cache=False: the model builds its per-film mask
     from the position ids only when it keeps no cache; with one, each film would attend to the films before it
-    (tests/test_tokens.py checks a film's logits packed this way against its logits alone)."""
+    (tests/data/test_tokens.py checks a film's logits packed this way against its logits alone)."""
     return {**default_data_collator(features), "use_cache": False}
 
 
