@@ -47,7 +47,8 @@ def project(tmp_path_factory):
         [sys.executable, "-m", "moviegpt.cli", "book"], cwd=root, env=env, capture_output=True, text=True
     )
     assert book.returncode == 0, book.stderr[-3000:]
-    main = arms.pointed(root)[arms.MAIN]
+    names = json.loads((root / "runs" / "book-smoke.json").read_text())["runs"]
+    main = root / "runs" / names[arms.MAIN]
     hostile = reference.export(main, root / reference.FOLDER / HOSTILE)
     made = json.loads((hostile / "reference.json").read_text())
     (hostile / "reference.json").write_text(json.dumps(made | {"machine": "<script>alert(3)</script> CPU"}))
@@ -156,12 +157,12 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
         h["train_pool"],
         f"{h['steps']} optimizer steps",
         h["machine"],
-        f"went from {iv['before']:,.2f} (95% CI",
+        f"went from {iv['before'].value:,.2f} (95% CI",
     ):
         assert fact in first, fact
     assert "(95% CI " in first
     page = text_of(site / "book" / "results.html").replace(" ,", ",")
-    assert f"took the perplexity from {iv['before']:,.2f} (95% CI" in page and f"a ratio of {iv['ratio']:.2f}" in page
+    assert f"took the perplexity from {iv['before'].value:,.2f} (95% CI" in page and f"a ratio of {iv['ratio'].value:.2f}" in page
 
 
 def test_results_compare_the_three_recipes_on_the_same_films(site, monkeypatch):
@@ -202,6 +203,24 @@ def server(site):
     httpd.shutdown()
 
 
+# Every table, figure, image and pre block of the article: its right edge within the article's column, or inside a box
+# that scrolls sideways (overflow-x auto or scroll) with something to scroll.
+OVERFLOW_JS = """() => {
+  const col = document.querySelector("article.bd-article") || document.querySelector("main");
+  const right = col.getBoundingClientRect().right + 1;
+  const scrolls = el => {
+    for (let e = el; e && e !== col; e = e.parentElement) {
+      const o = getComputedStyle(e).overflowX;
+      if ((o === "auto" || o === "scroll") && e.getBoundingClientRect().right <= right) return true;
+    }
+    return false;
+  };
+  return [...col.querySelectorAll("table, img, pre, figure, .cell_output")]
+    .filter(el => el.getBoundingClientRect().right > right && !scrolls(el))
+    .map(el => el.tagName + " " + (el.className || "") + " " + Math.round(el.getBoundingClientRect().right));
+}"""
+
+
 def test_site_in_a_real_browser(server):
     if not CHROMIUM:
         if os.environ.get("MOVIEGPT_REQUIRE_BROWSER"):
@@ -225,6 +244,8 @@ def test_site_in_a_real_browser(server):
                 "img", "els => els.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
             )
             assert broken == [], (chapter, broken)
+            wide = page.evaluate(OVERFLOW_JS)
+            assert wide == [], (chapter, wide)  # nothing wider than its column at 1,280 px, unless it scrolls
             hrefs = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
             links |= {h.split("#")[0] for h in hrefs if h.startswith(server)}
             if chapter.endswith("results"):

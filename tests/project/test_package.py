@@ -85,7 +85,7 @@ def test_installed_wheel_trains_from_an_empty_folder(wheel, tmp_path):
     code = (
         "import evaluate\n"
         "from importlib import resources\n"
-        "where = resources.files('moviegpt') / 'measures'\n"
+        "where = resources.files('moviegpt') / 'eval' / 'measures'\n"
         "ppl = evaluate.load(str(where / 'token_perplexity'))\n"
         "print(round(ppl.compute(nll=[2.0, 4.0], tokens=[1, 2])['perplexity'], 4))\n"
         "both = evaluate.combine([str(where / 'token_perplexity'), str(where / 'generation_quality')])\n"

@@ -37,7 +37,6 @@ IMPORT_NAMES = {"pyyaml": "yaml", "scikit-learn": "sklearn", "huggingface_hub": 
 USED_WITHOUT_IMPORT = {  # declared, used, but not imported by moviegpt's own code; why each is needed
     "jupyter-book": "builds the book (scripts/build_book.sh)",
     "ipykernel": "the kernel that executes the book's chapters",
-    "pyarrow": "pandas' and datasets' parquet engine (data.read_table)",
     "gguf": "transformers reads the stand-in's GGUF file with it (moviegpt.model.assets)",
     "accelerate": "Trainer needs it (transformers' training extra)",
     "tokenizers": "the fast tokenizers transformers builds on",
