@@ -162,7 +162,10 @@ def test_the_first_screen_says_what_ran_and_its_interval(site, monkeypatch):
         assert fact in first, fact
     assert "(95% CI " in first
     page = text_of(site / "book" / "results.html").replace(" ,", ",")
-    assert f"took the perplexity from {iv['before'].value:,.2f} (95% CI" in page and f"a ratio of {iv['ratio'].value:.2f}" in page
+    assert (
+        f"took the perplexity from {iv['before'].value:,.2f} (95% CI" in page
+        and f"a ratio of {iv['ratio'].value:.2f}" in page
+    )
 
 
 def test_results_compare_the_three_recipes_on_the_same_films(site, monkeypatch):
