@@ -92,12 +92,16 @@ def study_facts(study: S.Study | None) -> dict:
             "plateau_best": f"{p['best']:.2f}",
             "plateau_end": f"{p['end_ppl']:.2f}",
             "plateau_half": f"{p['half_ppl']:.2f}",
+            "plateau_half_tokens": f"{p['half_fall_tokens']:,.0f}",
+            "plateau_half_share": f"{p['half_fall_share']:.0%}",
             "second_pass": ci(p["second_pass"], ".3f"),
             "second_pass_verdict": {
                 BETTER: "lowered it further",
                 WORSE: "raised it again: the second pass overfits",
                 SAME: "did not measurably change it",
-            }[verdict(p["second_pass"], 1.0, WORSE, BETTER, SAME)],
+            }[verdict(p["second_pass"], 1.0, WORSE, BETTER, SAME)]
+            if p["second_pass"].n >= 2
+            else "cannot be judged from one seed yet",
         }
     out["changes_sentence"] = changes_sentence(study)
     codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
@@ -115,7 +119,8 @@ STUDY_KEYS = (
     "study_model study_precision study_date study_command study_test_films study_val_films study_points study_left_out "
     "study_complete "
     "base_overview ours_seeds ours_films gain_seeds gain_films ours_all_tokens base_all_tokens plateau_tokens "
-    "plateau_share plateau_start plateau_reached plateau_best plateau_end plateau_half second_pass second_pass_verdict"
+    "plateau_share plateau_start plateau_reached plateau_best plateau_end plateau_half plateau_half_tokens "
+    "plateau_half_share second_pass second_pass_verdict"
 ).split()
 
 
@@ -179,17 +184,18 @@ def steps(study: S.Study | None, group: str = S.OVERVIEW) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for _, r in S.steps_table(study, group).iterrows():
+        measured = r["n_seeds"] >= 2  # one seed has no spread to compare a change with
         rows.append(
             {
                 "change": r["change"],
                 "arms": f"{r['from']} → {r['to']}",
                 "seeds": r["n_seeds"],
                 "ratio": f"{r['seeds'].value:.3f}",
-                "95% CI across seeds": span(r["seeds"], ".3f"),
+                "95% CI across seeds": span(r["seeds"], ".3f") if measured else "needs 2 seeds",
                 "95% CI across films": span(r["films"], ".3f"),
-                "across seeds, the change makes it": verdict(
-                    r["seeds"], 1.0, "worse", "better", "no measurable difference"
-                ),
+                "across seeds, the change makes it": verdict(r["seeds"], 1.0, "worse", "better", "no different")
+                if measured
+                else "not yet measured",
             }
         )
     return pd.DataFrame(rows)
@@ -200,6 +206,9 @@ def changes_sentence(study: S.Study, group: str = S.OVERVIEW) -> str:
     t = S.steps_table(study, group)
     if t.empty:
         return "The study has too few runs yet to compare its arms."
+    t = t[t["n_seeds"] >= 2]  # a change trained at one seed so far has no spread to be compared with
+    if t.empty:
+        return "No change has been trained at two seeds yet, so none can be compared across seeds."
     said = []
     for _, r in t.iterrows():
         v = verdict(r["seeds"], 1.0, "worse", "better", "")

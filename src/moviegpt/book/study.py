@@ -262,12 +262,13 @@ def curve(study: Study, arm: str, group: str = OVERVIEW) -> pd.DataFrame:
 
 
 def plateau(study: Study, arm: str, group: str = OVERVIEW, share: float = 0.9) -> dict:
-    """When an arm's gain arrives: the first curve point by which the validation perplexity has made `share` of
-    its whole fall (from step 0 to its lowest point), and whether the second half of the run (the second pass)
+    """When an arm's gain arrives: the first curve points by which the validation perplexity has made half and `share`
+    of its whole fall (from step 0 to its lowest point), and whether the second half of the run (the second pass)
     helped: the last point over the half-way point, per seed, with its interval across seeds."""
     c = curve(study, arm, group)
     start, best = c["perplexity"].iloc[0], c["perplexity"].min()
     reached = c[c["perplexity"] <= start - share * (start - best)].iloc[0]
+    half_way = c[c["perplexity"] <= start - 0.5 * (start - best)].iloc[0]
     half = (c["tokens"] - c["tokens"].iloc[-1] / 2).abs().idxmin()
     second = stats.across_seeds([math.log(e / h) for e, h in zip(c["per_seed"].iloc[-1], c["per_seed"].iloc[half])])
     return {
@@ -277,6 +278,8 @@ def plateau(study: Study, arm: str, group: str = OVERVIEW, share: float = 0.9) -
         "reached_tokens": float(reached["tokens"]),
         "reached_share": float(reached["tokens"] / c["tokens"].iloc[-1]),
         "reached_ppl": float(reached["perplexity"]),
+        "half_fall_tokens": float(half_way["tokens"]),
+        "half_fall_share": float(half_way["tokens"] / c["tokens"].iloc[-1]),
         "half_ppl": float(c["perplexity"].iloc[half]),
         "end_ppl": float(c["perplexity"].iloc[-1]),
         "second_pass": second,
