@@ -9,6 +9,7 @@ import pandas as pd
 from conftest import PROJECT_ROOT
 
 from moviegpt.book import arms, implementation, intro, records, results, words
+from moviegpt.core.artifacts import EVAL_TITLES
 from moviegpt.core.rundir import RunDir
 from moviegpt.core.settings import load_config
 from moviegpt.core.stats import Interval
@@ -76,7 +77,7 @@ def test_the_first_box_and_findings_come_from_the_artifacts(smoke_run):
     ev = records.evaluation(run)
     found = results.learned(ev)
     eos = [e.generated["fine-tuned"].ended_with_eos for e in ev.examples]
-    assert found["cut_tuned"] == 1 - sum(eos) / len(eos) and found["n_titles"] == len(ev.examples) >= 32
+    assert found["cut_tuned"] == 1 - sum(eos) / len(eos) and found["n_titles"] == len(ev.examples) == EVAL_TITLES
     words_real = sum(ev.generation["real"].words) / len(ev.examples)
     words_tuned = sum(ev.generation["fine-tuned"].words) / len(ev.examples)
     assert found["length_of_means_tuned"] == f"{words_tuned / words_real:.2f}"  # a ratio of means, not of ratios

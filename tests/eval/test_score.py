@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from moviegpt.book import arms, results
+from moviegpt.core.artifacts import EVAL_TITLES
 from moviegpt.core.rundir import RunDir
 from moviegpt.core.settings import flatten, load_config
 from moviegpt.data import tokens
@@ -65,7 +66,7 @@ def test_every_run_is_scored_on_the_same_films_and_the_gap_splits_exactly(arm_ru
     assert all(0 <= e <= f for e, f in zip(a.eos_nll, a.held_out.film_nll))
     # the main run's own held-out evaluation scored the same films the same way
     assert np.allclose(a.held_out.film_nll, runs[arms.MAIN].summary().final.film_nll, rtol=1e-4)
-    assert len(a.stopped) == len(a.words) == min(32, a.held_out.films)
+    assert len(a.stopped) == len(a.words) == min(EVAL_TITLES, a.held_out.films)
     f = results.original_facts(runs, scored)
     n = np.asarray(a.held_out.film_tokens).sum()
     gap = (np.sum(b.held_out.film_nll) - np.sum(a.held_out.film_nll)) / n

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 SPLITS = ("train", "validation", "test")
 CUT = " […]"  # marks a generated text that reached the token limit before the model ended it
 EVAL_VERSION = 6  # eval.json's layout; a file of another version, or made with other settings, is recomputed
-EVAL_TITLES = 32  # unseen test titles generated for: enough for an interval on each generation measure
+EVAL_TITLES = 24  # unseen test titles generated for: enough for an interval on each generation measure
 EVAL_CONCEPTS = 8  # invented films per model (each may take up to three draws)
 EVAL_BATCH = 32  # titles generated at once: decoding reads every weight once per token, so a CPU pays per batch,
 # not per title (one batch of 32 instead of four of 8); the sampled texts depend on it

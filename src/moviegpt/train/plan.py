@@ -1,7 +1,7 @@
 """Fit a run to the machine it finds: `train.budget_minutes` becomes a step count, decided before the first step.
 
-A forward and backward pass of one training micro-batch through the run's own model (after one of a single row,
-which sets the kernels up; the weights do not change) gives the seconds of one optimizer step. From it,
+A forward and backward pass of one training micro-batch through the run's own model (the second of two; the weights
+do not change) gives the seconds of one optimizer step. From it,
 `fit` fixes everything Trainer needs before it is built, in one place:
 
     steps = min(the steps the films allow, (budget - estimate - validation - samples - slow start) / step)
@@ -38,7 +38,7 @@ SAMPLE_SHARE = 0.04  # of the budget, for the overviews sampled at all validatio
 MIN_EVAL_ROWS = 4  # a validation pass is never smaller than this many blocks
 MIN_STEPS = 4
 SHORT_RUN = 10  # minutes: a planned run this short writes no checkpoint unless a signal asks for one
-SLOW_START = 2  # steps: a fresh Trainer's first steps are slower than the rest, by about this many steps in all
+SLOW_START = 1  # steps: a fresh Trainer's first steps are slower than the rest, by about this many steps in all
 OPTIMIZER_SHARE = 0.1  # of a step: the optimizer's update, which the estimate does not run (it would change weights)
 DEADLINE_FACTOR = 1.5  # a planned run still training at this multiple of its budget stops there
 MAX_PLAN_BYTES = 1 << 16  # a cached plan is a small JSON file; anything larger is not one
@@ -211,8 +211,10 @@ def trained_as(cfg: Config, model):
 
 def estimate(model, train_ds, batch_size: int, precision: str) -> float:
     """Seconds of one forward and backward pass of a training micro-batch through the run's model at the run's
-    precision: one row first (it pays for setting the kernels up), then `batch_size` rows, timed. The gradients
-    are dropped afterwards and no optimizer runs, so the weights are as they were."""
+    precision: the micro-batch twice, the second timed (the first pays for setting up the kernels of that shape and
+    for memory touched for the first time, which a warm-up of one row does not: measured in benchmarks/README.md,
+    "Planning a budget"). The gradients are dropped afterwards and no optimizer runs, so the weights are as they
+    were."""
     import torch
     from transformers import default_data_collator
 
@@ -222,7 +224,7 @@ def estimate(model, train_ds, batch_size: int, precision: str) -> float:
     was, seconds = model.training, 0.0
     model.train()
     try:
-        for batch in (rows[:1], rows):
+        for batch in (rows, rows):
             inputs = {k: v.to(device) for k, v in default_data_collator(batch).items()}
             inputs |= {"use_cache": False} if "position_ids" in inputs else {}
             started = time.perf_counter()
