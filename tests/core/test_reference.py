@@ -4,6 +4,10 @@ reads a reference run."""
 import json
 import shutil
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from moviegpt.book import references
 from moviegpt.cli import parser
 from moviegpt.core import artifacts, reference
@@ -104,3 +108,59 @@ def test_export_refuses_links_and_a_linked_destination_and_deletes_nothing_it_di
     (run / "eval.json").symlink_to(secret)
     assert parser.main(["export", str(run), str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ a reference folder is input (hypothesis)
+
+
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=12)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+@pytest.fixture(scope="module")
+def exported(smoke_run, tmp_path_factory):
+    cfg = load_run_config(smoke_run)
+    score.score(RunDir(smoke_run), cfg, log=lambda m: None)
+    root = tmp_path_factory.mktemp("refs")
+    reference.export(smoke_run, root / "good")
+    return root, cfg
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    file=st.sampled_from(["reference.json", "summary.json", "score.json"]),
+    key=st.sampled_from(["machine", "code", "finished", "final", "held_out", "eos_nll", "films", "settings", "run"]),
+    value=JSONISH,
+    cut=st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
+)
+def test_any_mutation_of_a_reference_is_shown_checked_or_left_out_with_a_line(
+    exported, tmp_path, file, key, value, cut
+):
+    root, cfg = exported
+    folder = tmp_path / reference.FOLDER / "mutated"
+    shutil.copytree(root / "good", folder)
+    path = folder / file
+    text = path.read_text()
+    if cut is not None:
+        text = text[:cut]  # cut short
+    else:
+        d = json.loads(text)
+        d[key] = value
+        text = json.dumps(d)
+    path.write_text(text)
+    found, left = references.shown(tmp_path, cfg)  # never raises
+    assert len(found) + len(left) == 1
+    if found:  # shown only when still a whole record scored on this build's films
+        ref = found["mutated"]
+        assert len(ref.score.held_out.film_nll) == ref.score.held_out.films == cfg.data.max_eval_rows
+        assert isinstance(ref.made["machine"], str)
+        references.facts(RunDir(smoke_run_dir(root)), ref.score, found, left)  # and its sentence can be written
+    else:
+        assert left[0].startswith("mutated: ")
+
+
+def smoke_run_dir(root):
+    return root / "good"

@@ -1,6 +1,8 @@
 """moviegpt.core.rundir: runs_dir and run directories of the wrong kind, and damaged run artifacts."""
 
 import shutil
+
+import pytest
 from pathlib import Path
 
 from conftest import one_error, one_line, readme_rows, run_argv, snapshot
@@ -72,3 +74,41 @@ def test_a_checkpoint_of_another_model_is_set_aside_and_wrong_kinds_are_named(sm
     )
     assert readme_rows()["run-path-wrong-kind"] in one_line(code, err)
     assert snapshot(tmp_path / "b") == before
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "config.yaml",
+        "metrics.jsonl",
+        "summary.json",
+        "base_eval.json",
+        "eval.json",
+        "score.json",
+        ".lock",
+        "model",
+        "checkpoints",
+    ],
+)
+def test_a_link_planted_at_any_path_a_run_writes_is_refused_and_its_target_untouched(tmp_path, capfd, name):
+    """Every path moviegpt writes in a run's folder: a link there (to a file or folder outside the run) stops the run
+    with one line before anything is written, and what the link points at is left exactly as it was."""
+    from moviegpt import load_config
+
+    runs = tmp_path / "runs"
+    cfg = load_config("smoke", [f"runs_dir={runs}", "train.max_steps=2"])
+    run = runs / cfg.run_name
+    run.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / ("folder" if name in ("model", "checkpoints") else "file.txt")
+    if target.suffix:
+        target.write_text("not the run's")
+    else:
+        target.mkdir()
+    (run / name).symlink_to(target)
+    line = one_line(
+        *run_argv(["train", "--config", "smoke", "--set", f"runs_dir={runs}", "--set", "train.max_steps=2"], capfd)
+    )
+    assert "is a link" in line
+    assert target.read_text() == "not the run's" if target.suffix else list(target.iterdir()) == []

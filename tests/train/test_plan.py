@@ -11,6 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from moviegpt import load_config
 from moviegpt.core import hardware
 from moviegpt.core.artifacts import to_dict
@@ -34,6 +37,30 @@ def no_estimate(*a, **k):
 
 
 # ------------------------------------------------------------------ the arithmetic (no model, no training)
+
+
+def test_the_optimizer_is_counted_for_the_weights_a_run_trains(tmp_path):
+    cfg = budget(tmp_path, 3)
+    full = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
+    lora = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000, trained=0.005)
+    assert full.step_seconds == pytest.approx(1 + planner.OPTIMIZER_SHARE)
+    assert lora.step_seconds == pytest.approx(1 + planner.OPTIMIZER_SHARE * 0.005) and lora.max_steps > full.max_steps
+
+
+def test_a_planned_config_keeps_its_name_through_its_saved_config(tmp_path):
+    """config.yaml gives each number back in its field's type (the warm-up is a float): the name computed from a
+    planned run's saved config is the directory it was made in, so a chapter that reruns it reuses it."""
+    import yaml
+
+    from moviegpt.core.settings import from_dict, save_config
+
+    cfg = budget(tmp_path, 3)
+    planned = planner.apply(cfg, planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000))
+    save_config(planned, tmp_path / "config.yaml")
+    again = from_dict(
+        {k: v for k, v in yaml.safe_load((tmp_path / "config.yaml").read_text()).items() if k != "run_name"}
+    )
+    assert again.run_name == planned.run_name
 
 
 def test_the_budget_binds_and_everything_fits_inside_it(tmp_path):
@@ -105,12 +132,15 @@ def test_a_cached_plan_is_input_and_a_bad_one_is_set_aside(plans, tmp_path, capf
 
 
 def test_a_plan_is_made_once_per_machine_and_a_step_count_needs_none(plans, tmp_path, monkeypatch):
+    import torch
+
     calls = []
     monkeypatch.setattr(planner, "estimate", lambda model, *a: calls.append(model) or 0.5)
-    prepared = SimpleNamespace(model="the model", train_ds=list(range(4000)), val_ds=list(range(40)))
+    model = torch.nn.Linear(2, 2)
+    prepared = SimpleNamespace(model=model, train_ds=list(range(4000)), val_ds=list(range(40)))
     cfg = budget(tmp_path, 3, "train.epochs=50")
     planned, plan = planner.resolve(cfg, prepared, log=lambda m: None)
-    assert calls == ["the model"] and planned.train.max_steps == plan.max_steps
+    assert calls == [model] and planned.train.max_steps == plan.max_steps
     again, plan2 = planner.resolve(cfg, prepared, log=lambda m: None)
     assert (again, plan2) == (planned, plan) and len(calls) == 1  # a rebuild resolves to the same run
     other = dict(hardware.machine_key(), cpu="another CPU")
@@ -120,3 +150,38 @@ def test_a_plan_is_made_once_per_machine_and_a_step_count_needs_none(plans, tmp_
     monkeypatch.setattr(planner, "estimate", no_estimate)
     fixed = budget(tmp_path, 5, "train.max_steps=6")
     assert not planner.needed(fixed) and resolve(fixed, log=lambda m: None) == (fixed, None)
+
+
+# ------------------------------------------------------------------ a cached plan is input (hypothesis)
+
+
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.dictionaries(
+        st.sampled_from(
+            ["max_steps", "warmup_steps", "eval_steps", "save_steps", "eval_rows", "step_seconds", "planned_seconds"]
+            + ["budget_minutes", "sample_seconds", "reason", "key", "machine", "tokens_per_second"]
+        ),
+        ANY_VALUE,
+        max_size=4,
+    )
+)
+def test_any_mutation_of_a_cached_plan_gives_a_valid_plan_or_none(tmp_path, monkeypatch, changes):
+    monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
+    cfg = budget(tmp_path, 3)
+    good = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
+    path = planner.PLANS / f"{good.key}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_dict(good) | changes))  # NaN and Infinity as JSON writes them
+    got = planner.cached(cfg)  # never raises
+    assert got is None or (planner.check(got) is None and 1 <= got.max_steps <= 10**7)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from moviegpt.core import stats
 from moviegpt.core.artifacts import HeldOut, Summary, from_dict
+from moviegpt.core.errors import UserError
 from moviegpt.core.settings import read_yaml
 
 FOLDER = Path("data") / "study"
@@ -107,11 +108,18 @@ def _run(folder: Path, arm: str, seed: int, films: int | None) -> Run:
     for r in rows:
         if not (isinstance(r.get("step"), int) and isinstance(r.get("tokens_seen"), int)):
             raise ValueError("a curve point has no step or token count")
-        if len(r["film_nll"]) != n or any(len(v) != n for v in r["type_nll"].values()):
-            raise ValueError("its curve points score different numbers of films")
+        if not isinstance(r.get("train_seconds"), (int, float)):
+            raise ValueError("a curve point has no training seconds")
+        lists = [r["film_nll"], r["film_tokens"], *_groups(r["type_nll"]), *_groups(r["type_tokens"])]
+        if not all(_numbers(v, n) for v in lists):
+            raise ValueError("its curve points do not score the same films by token type")
     for h in (summary.final, summary.base):
         if h.film_nll is None or h.type_nll is None or (films is not None and len(h.film_nll) != films):
             raise ValueError("its held-out record has no per-film losses by token type for the study's test films")
+        m = len(h.film_nll)
+        lists = [h.film_nll, h.film_tokens, *_groups(h.type_nll), *_groups(h.type_tokens or {})]
+        if not all(_numbers(v, m) for v in lists):
+            raise ValueError("its held-out record's per-film losses are not numbers for every film and token type")
     hw = config["resolved"].get("hardware") or {}
     from moviegpt.core.artifacts import describe_machine
 
@@ -131,6 +139,22 @@ def _run(folder: Path, arm: str, seed: int, films: int | None) -> Run:
     )
 
 
+def _groups(by_type) -> list:
+    """The per-type lists of a record, each of the token types the book groups (a missing one is not a list)."""
+    if not isinstance(by_type, dict):
+        return [None]
+    return [by_type.get(k) for k in {k for g in GROUPS.values() for k in g}]
+
+
+def _numbers(values, n: int) -> bool:
+    """A list of n finite numbers."""
+    return (
+        isinstance(values, list)
+        and len(values) == n
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in values)
+    )
+
+
 def load(root: Path, name: str | None = None) -> Study | None:
     """The study under root/FOLDER (the one named, or the only one there), every run checked; None when there is none.
     A run that cannot be read is left out with a line in `left_out`, never a failed build."""
@@ -146,7 +170,7 @@ def load(root: Path, name: str | None = None) -> Study | None:
         arms = [{"name": str(a["name"]), "says": str(a.get("says", "")), "from": a.get("from")} for a in record["arms"]]
         seeds = [int(s) for s in record["seeds"]]
         listed = [(str(r["arm"]), int(r["seed"]), str(r["folder"])) for r in record["runs"]]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         return Study(path.name, "", path, {}, [], [], {}, [f"{STAMP}: {type(e).__name__}: {e}"[:300]])
     study = Study(path.name, str(record.get("about", "")), path, record, arms, seeds, {})
     films = None
@@ -158,7 +182,7 @@ def load(root: Path, name: str | None = None) -> Study | None:
             run = _run(run_folder, arm, seed, films)
             films = films or len(run.final.film_nll)
             study.runs[(arm, seed)] = run
-        except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, UserError) as e:
             study.left_out.append(f"{sub}: {e}"[:300])
     return study
 

@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -69,10 +70,18 @@ class RunDir:
     embeddings = property(lambda self: self.path / "embeddings.npy")
 
     def check_kinds(self) -> None:
-        """Each path the run writes is of the kind it writes (a folder or a file), or one line naming it."""
+        """Each path the run writes is of the kind it writes (a folder or a file), and none is a link (a planted
+        link would have moviegpt write where it points, outside the run), or one line naming it."""
         folders = (self.checkpoints, self.model_dir, self.adapter_dir)
         files = (self.path / ".lock", self.config_yaml, self.metrics_jsonl, self.summary_json, self.eval_json)
+        files += (self.base_eval_json, self.path / "score.json")
+        if self.path.is_symlink():
+            raise UserError(f"{self.path} is a link; a run's folder must be a folder of its own (nothing was changed)")
         for p, want in [*((p, True) for p in folders), *((p, False) for p in files)]:
+            if p.is_symlink():
+                raise UserError(
+                    f"{p} is a link; moviegpt does not write through links: move it away (nothing was changed)"
+                )
             if p.exists() and p.is_dir() != want:
                 kind = "a folder" if want else "a file"
                 raise UserError(f"{p} should be {kind} and is not; move it away (nothing was changed)")
@@ -248,7 +257,8 @@ def lock(path: Path):
     except (FileExistsError, NotADirectoryError):
         raise UserError(f"{path} is a file where the run's folder belongs; move it away") from None
     RunDir(path).check_kinds()
-    with open(path / ".lock", "a") as fh:
+    fd = os.open(path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "a") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -133,7 +133,11 @@ class MetricsLog(TrainerCallback):
         self.write(rec)
 
     def write(self, rec: dict) -> None:
-        with open(self.path, "a") as fh:
+        """One line appended, never through a link planted at the log's path (O_NOFOLLOW)."""
+        import os
+
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
 
 

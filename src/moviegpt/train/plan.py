@@ -1,7 +1,7 @@
 """Fit a run to the machine it finds: `train.budget_minutes` becomes a step count, decided before the first step.
 
-A forward and backward pass of one training micro-batch through the run's own model (the second of two; the weights
-do not change) gives the seconds of one optimizer step. From it,
+A forward and backward pass of one training micro-batch through the run's own model (the quickest of ESTIMATE_PASSES
+after the first; the weights do not change) gives the seconds of one optimizer step. From it,
 `fit` fixes everything Trainer needs before it is built, in one place:
 
     steps = min(the steps the films allow, (budget - estimate - validation - samples - slow start) / step)
@@ -38,8 +38,10 @@ SAMPLE_SHARE = 0.04  # of the budget, for the overviews sampled at all validatio
 MIN_EVAL_ROWS = 4  # a validation pass is never smaller than this many blocks
 MIN_STEPS = 4
 SHORT_RUN = 10  # minutes: a planned run this short writes no checkpoint unless a signal asks for one
+ESTIMATE_PASSES = 3  # forward and backward passes of a micro-batch; the quickest after the first is the step's
 SLOW_START = 1  # steps: a fresh Trainer's first steps are slower than the rest, by about this many steps in all
-OPTIMIZER_SHARE = 0.1  # of a step: the optimizer's update, which the estimate does not run (it would change weights)
+OPTIMIZER_SHARE = 0.1  # of a step with every weight trained: the optimizer's update, which the estimate does not run
+# (it would change weights); it scales with the share of weights trained (LoRA's adapters: almost none)
 DEADLINE_FACTOR = 1.5  # a planned run still training at this multiple of its budget stops there
 MAX_PLAN_BYTES = 1 << 16  # a cached plan is a small JSON file; anything larger is not one
 
@@ -76,7 +78,8 @@ def apply(cfg: Config, plan: Plan) -> Config:
     t = dataclasses.replace(
         cfg.train,
         max_steps=plan.max_steps,
-        warmup_steps=plan.warmup_steps,
+        warmup_steps=float(plan.warmup_steps),  # the field is a float: as config.yaml gives it back, so the run's
+        # name computed from its saved config is the name it was made under
         eval_steps=plan.eval_steps,
         eval_rows=plan.eval_rows,
         save_steps=plan.save_steps,
@@ -91,21 +94,25 @@ def make(cfg: Config, prepared, log=print) -> Plan:
     precision, _ = hardware.resolve_precision(t.precision)
     log(f"Planning a {t.budget_minutes:g}-minute run ({precision}): timing a forward and backward pass...")
     started = time.perf_counter()
-    batch_s = estimate(trained_as(cfg, prepared.model), prepared.train_ds, t.batch_size, precision)
+    model = trained_as(cfg, prepared.model)
+    batch_s = estimate(model, prepared.train_ds, t.batch_size, precision)
     cost = time.perf_counter() - started
+    params = list(model.parameters())
+    trained = sum(p.numel() for p in params if p.requires_grad) / max(sum(p.numel() for p in params), 1)
     val_rows = len(prepared.val_ds) if prepared.val_ds is not None else 0
     data_steps = max(1, math.floor(len(prepared.train_ds) * t.epochs / (t.batch_size * t.grad_accum)))
-    plan = fit(cfg, batch_s, cost, val_rows, data_steps)
+    plan = fit(cfg, batch_s, cost, val_rows, data_steps, trained)
     log(f"Plan: {plan.reason}.")
     return plan
 
 
-def fit(cfg: Config, batch_s: float, estimate_s: float, val_rows: int, data_steps: int) -> Plan:
+def fit(cfg: Config, batch_s: float, estimate_s: float, val_rows: int, data_steps: int, trained: float = 1.0) -> Plan:
     """The plan for cfg's budget, from the seconds of one micro-batch's forward and backward pass (`batch_s`), what
-    measuring it cost, the validation rows there are and the steps the films allow. Arithmetic only."""
+    measuring it cost, the validation rows there are, the steps the films allow and the share of weights trained.
+    Arithmetic only."""
     t = cfg.train
     budget_s = t.budget_minutes * 60
-    step_s = batch_s * t.grad_accum * (1 + OPTIMIZER_SHARE)
+    step_s = batch_s * t.grad_accum * (1 + OPTIMIZER_SHARE * trained)
     row_eval_s = batch_s / t.batch_size / 3  # a forward pass is about a third of a forward and backward one
     eval_rows = min(val_rows, max(MIN_EVAL_ROWS, math.floor(EVAL_SHARE * budget_s / (EVALS + 1) / row_eval_s)))
     eval_s = eval_rows * row_eval_s
@@ -168,14 +175,23 @@ def read(path) -> Plan | None:
 
 def check(plan: Plan) -> str | None:
     """What is wrong with a plan read from outside, or None."""
+    counts = (plan.max_steps, plan.warmup_steps, plan.eval_steps, plan.save_steps)
+    times = (plan.budget_minutes, plan.step_seconds, plan.planned_seconds, plan.sample_seconds)
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in counts):
+        return "its step counts are not whole numbers"
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in times):
+        return "its times are not numbers"
+    if plan.eval_rows is not None and (not isinstance(plan.eval_rows, int) or isinstance(plan.eval_rows, bool)):
+        return "its validation size is not a whole number"
+    if not isinstance(plan.reason, str) or not isinstance(plan.key, str):
+        return "it does not say why"
     if not (1 <= plan.max_steps <= 10**7):
         return f"max_steps {plan.max_steps} is out of range"
     if not (0 <= plan.warmup_steps <= plan.max_steps and 1 <= plan.eval_steps <= plan.max_steps + 1):
         return "its warm-up or validation steps do not fit its step count"
     if plan.save_steps < 0 or (plan.eval_rows is not None and not 1 <= plan.eval_rows <= 10**7):
         return "its checkpoint or validation sizes are out of range"
-    numbers = (plan.budget_minutes, plan.step_seconds, plan.planned_seconds, plan.sample_seconds)
-    if not all(math.isfinite(x) and x >= 0 for x in numbers):
+    if not all(math.isfinite(x) and x >= 0 for x in times):
         return "its times are not finite non-negative numbers"
     return None
 
@@ -211,29 +227,29 @@ def trained_as(cfg: Config, model):
 
 def estimate(model, train_ds, batch_size: int, precision: str) -> float:
     """Seconds of one forward and backward pass of a training micro-batch through the run's model at the run's
-    precision: the micro-batch twice, the second timed (the first pays for setting up the kernels of that shape and
-    for memory touched for the first time, which a warm-up of one row does not: measured in benchmarks/README.md,
-    "Planning a budget"). The gradients are dropped afterwards and no optimizer runs, so the weights are as they
-    were."""
+    precision: the micro-batch ESTIMATE_PASSES times, the quickest after the first counting (the first pays for setting
+    up the kernels of that shape and for memory touched for the first time, which a warm-up of one row does not, and
+    in a fresh process the second can still be slow: benchmarks/README.md, "Planning a budget"). The gradients are
+    dropped afterwards and no optimizer runs, so the weights are as they were."""
     import torch
     from transformers import default_data_collator
 
     device = next(model.parameters()).device
     low = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     rows = [train_ds[i % len(train_ds)] for i in range(batch_size)]
-    was, seconds = model.training, 0.0
+    was, seconds = model.training, []
     model.train()
     try:
-        for batch in (rows, rows):
-            inputs = {k: v.to(device) for k, v in default_data_collator(batch).items()}
+        for _ in range(ESTIMATE_PASSES):
+            inputs = {k: v.to(device) for k, v in default_data_collator(rows).items()}
             inputs |= {"use_cache": False} if "position_ids" in inputs else {}
             started = time.perf_counter()
             with torch.autocast(device.type, dtype=low or torch.float32, enabled=low is not None):
                 loss = model(**inputs).loss
             loss.backward()
             hardware.synchronize()
-            seconds = time.perf_counter() - started
+            seconds.append(time.perf_counter() - started)
             model.zero_grad(set_to_none=True)
     finally:
         model.train(was)
-    return seconds
+    return min(seconds[1:])
