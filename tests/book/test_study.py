@@ -4,6 +4,7 @@ out. (Making a real study, and reading it back: tests/train/test_study.py.)"""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -71,7 +72,9 @@ def test_the_made_study_reads_whole(made):
     cut=st.one_of(st.none(), st.integers(min_value=0, max_value=300)),
 )
 def test_any_mutation_of_a_study_is_read_or_left_out_with_a_line(made, tmp_path, where, key, value, cut):
-    root = tmp_path / "root"
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path)) / "root"  # a fresh folder for each example
     shutil.copytree(made, root)
     path = root / study.FOLDER / "tiny" / where
     text = path.read_text()

@@ -139,7 +139,11 @@ def exported(smoke_run, tmp_path_factory):
 def test_any_mutation_of_a_reference_is_shown_checked_or_left_out_with_a_line(
     exported, tmp_path, file, key, value, cut
 ):
+    import tempfile
+    from pathlib import Path
+
     root, cfg = exported
+    tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh folder for each example
     folder = tmp_path / reference.FOLDER / "mutated"
     shutil.copytree(root / "good", folder)
     path = folder / file
