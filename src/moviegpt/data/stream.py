@@ -24,6 +24,7 @@ def stream_films(cfg: DataConfig, split: str):
     dropped within a batch of 1,000 only (a stream cannot see the whole table)."""
     import datasets
 
+    datasets.logging.set_verbosity_error()  # its own log lines (a failed JSON line, say) would come before ours
     source = str(BUNDLED) if cfg.source == "bundled" else cfg.source
     try:
         if _looks_like_path(source):
