@@ -41,7 +41,7 @@ def dataset_facts(cfg: Config, films: pd.DataFrame, counts: dict, lengths: np.nd
 
 
 def years(films: pd.DataFrame) -> dict:
-    """The span of release years, and the median (half the films were released after it)."""
+    """The span of release years, and the median (at least half the films were released in or after it)."""
     y = films["year"].dropna().astype(int)
     if y.empty:
         return {"first_year": "unknown", "last_year": "unknown", "median_year": "unknown"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
+from moviegpt.book.records import loop_rate
 from moviegpt.book.words import numbers
 from moviegpt.core.config import Config
 from moviegpt.core.rundir import RunDir
@@ -156,7 +157,7 @@ def throughput_facts(run: RunDir) -> dict:
     mfus = [r["mfu"] for r in rows if r.get("mfu") is not None]
     return {
         "loop_intervals": len(rows),
-        "loop_tps_median": float(np.median([r["tokens_per_second"] for r in rows])) if rows else 0.0,
+        "loop_tps_median": loop_rate(run),
         "loop_mfu_median": f"{np.median(mfus):.1%}" if mfus else "not stated (no native peak for this precision)",
         "loop_peak": f"{what}, {peak / 1e9:,.0f} GFLOP/s" if peak else "none",
     }

@@ -50,7 +50,7 @@ def facts(run: RunDir) -> dict:
 def found(study, runs: dict[str, RunDir], scored: dict) -> dict:
     """The study's answer and this build's place on its curves (moviegpt.book.results), for the first box."""
     table = results.placement(study, runs, scored)
-    return results.study_facts(study) | results.placement_facts(table)
+    return results.study_facts(study) | results.placement_facts(table, study)
 
 
 def provenance(run: RunDir):

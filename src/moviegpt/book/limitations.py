@@ -13,6 +13,26 @@ GPT2_SIZES = {  # parameters of GPT2LMHeadModel at each size
 }
 
 
+def study_reach(study) -> dict:
+    """How small a change the reference study can tell from its seeds' spread: the half-widths of its steps'
+    intervals for the mean over seeds (as a share of the ratio), smallest and largest."""
+    from moviegpt.book import study as S
+
+    t = S.steps_table(study) if study is not None and study.runs else None
+    if t is None or t.empty or (t["n_seeds"] < 2).all():
+        return {
+            "reach_sentence": "The reference study in this copy has too few seeds yet to say how small a change "
+            "its seeds can measure."
+        }
+    t = t[t["n_seeds"] >= 2]
+    half = [(iv.hi / iv.lo) ** 0.5 - 1 for iv in t["seeds"]]  # the interval is symmetric in log: exp(half-width) - 1
+    return {
+        "reach_sentence": f"Its intervals for the mean over {int(t['n_seeds'].max())} seeds reach "
+        f"{min(half):.1%} to {max(half):.1%} either side of the ratio, depending on the change: a change smaller "
+        "than that cannot be told from the seeds' spread."
+    }
+
+
 def scale(run: RunDir) -> dict:
     s, info = run.summary(), run.info()
     films = s.data.used("train") or 1

@@ -57,14 +57,21 @@ def boundary_facts(study) -> dict:
     """What attending across a film boundary costs, from the reference study: the arm that keeps films apart over the
     arm that packs them the same way without (overview tokens of the test films, across seeds and films)."""
     from moviegpt.book import study as S
-    from moviegpt.book.words import ci, verdict
+    from moviegpt.book.words import ci, seeds_ci, verdict
 
     if study is None or not (study.arm_runs("pack") and study.arm_runs("apart")):
         return {"boundary_sentence": "The reference study that would measure it could not be read in this copy."}
     c = S.compare(study, "pack", "apart")
-    said = verdict(c["seeds"], 1.0, "higher (worse)", "lower (better)", "not measurably different")
+    if c["n_seeds"] < 2:
+        said = "one seed cannot say whether the difference is more than another seed would make"
+    else:
+        said = (
+            "keeping films apart is "
+            + verdict(c["seeds"], 1.0, "worse than", "better than", "not measurably different from")
+            + " plain packing"
+        )
     return {
-        "boundary_sentence": f"The reference study measures it: with the same blocks, keeping films apart gives a "
-        f"held-out perplexity of the overview tokens {ci(c['seeds'], '.3f')} times that of plain packing across "
-        f"{c['n_seeds']} seeds ({ci(c['films'], '.3f')} across films), so {said}."
+        "boundary_sentence": f"The reference study measures it: with the same blocks, keeping films apart multiplies "
+        f"the held-out perplexity of the overview tokens by {seeds_ci(c['seeds'], '.3f')} against plain packing "
+        f"({ci(c['films'], '.3f')} over the test films, for these trained models), so {said}."
     }

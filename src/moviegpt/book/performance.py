@@ -220,6 +220,8 @@ def data_prep_numbers(result: dict) -> dict:
         "prep_orig_s": orig["seconds"],
         "prep_x": ours["rows_per_s"] / orig["rows_per_s"],
         "prep_again_s": d[roles["ours_again"]]["seconds"],
+        "prep_again_reading": d[roles["ours_again"]]["stages"]["load, clean, split"]
+        / d[roles["ours_again"]]["seconds"],
     }
 
 
@@ -287,6 +289,8 @@ def gpu_run_numbers(result: dict) -> dict:
         "gpu_full_seconds": s["train_runtime_s"],
         "gpu_full_ppl_before": s["base"]["perplexity"],
         "gpu_full_ppl_after": s["final"]["perplexity"],
+        "gpu_full_evals": sum(1 for m in result.get("metrics", []) if m.get("kind") == "eval"),
+        "gpu_full_films": s["data"]["splits"]["train"]["used"],
     }
 
 

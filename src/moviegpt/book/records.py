@@ -35,6 +35,18 @@ def metrics_log(run: RunDir) -> pd.DataFrame:
     return pd.DataFrame(run.metrics())
 
 
+def loop_rates(run: RunDir) -> list[float]:
+    """Tokens per second of each interval between training log rows (metrics.jsonl), validation and saving left
+    out: the training loop's own speed."""
+    return [r["tokens_per_second"] for r in run.metrics() if r["kind"] == "train" and r.get("tokens_per_second")]
+
+
+def loop_rate(run: RunDir) -> float:
+    """The median of loop_rates (0 when the run logged none)."""
+    rates = loop_rates(run)
+    return float(np.median(rates)) if rates else 0.0
+
+
 def machine(run: RunDir) -> str:
     return describe_machine(run.info().hardware)
 
@@ -77,10 +89,13 @@ def code_note(made_by: dict | None) -> str:
 def model_why(cfg: Config, model: str) -> str:
     """Why this model ran, in one sentence, from the run's config."""
     if cfg.model.requested:
+        from moviegpt.model.assets import STAND_INS
+
         source = model.split("), ", 1)[-1] if "), " in model else model
+        weights = STAND_INS.get(cfg.model.name, {}).get("weights")
         return (
             f"It stands in for {cfg.model.requested}, whose weights this machine could not reach (no Hugging Face "
-            f"hub, nothing in the local cache); it comes {source}."
+            f"hub, nothing in the local cache); it comes {source}" + (f", and {weights}." if weights else ".")
         )
     return f"The profile asks for it ({cfg.model.name})."
 

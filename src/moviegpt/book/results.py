@@ -17,8 +17,8 @@ import pandas as pd
 
 from moviegpt.book import study as S
 from moviegpt.book.arms import LORA, MAIN, ORIGINAL
-from moviegpt.book.records import held_out, perplexity, run_config
-from moviegpt.book.words import ci, numbers, span, texts, verdict
+from moviegpt.book.records import held_out, loop_rate, perplexity, run_config
+from moviegpt.book.words import ci, numbers, seeds_ci, span, texts, verdict
 from moviegpt.core import stats
 from moviegpt.core.artifacts import CUT, Evaluation, Sample
 from moviegpt.core.rundir import RunDir
@@ -34,16 +34,26 @@ BETTER, WORSE, SAME = "lower (better) than", "higher (worse) than", "not measura
 
 
 def study_facts(study: S.Study | None) -> dict:
-    """What the study shows, in numbers and in the sentences built from them (they depend on the outcome)."""
-    out = dict.fromkeys(STUDY_KEYS, "not available")
+    """What the study shows, in numbers and in the sentences built from them: each sentence is composed for what the
+    study holds (an arm not yet trained, one seed, a change inside its interval), so none reads "not available"
+    mid-sentence."""
+    out = dict.fromkeys(STUDY_KEYS, "not available") | {
+        f"tokens_{k.replace(' ', '_').replace('-', '_')}": "not available" for k in S.GROUPS
+    }
     if study is None or not study.runs:
         why = (
             "none that can be read" if study is None else "one whose runs cannot be read: " + "; ".join(study.left_out)
         )
         return out | {
-            "study_sentence": f"No reference study can be shown: data/study/ holds {why}. The statements below "
-            "that rest on it are not available in this copy.",
-            "changes_sentence": "not available",
+            "study_sentence": f"No reference study can be shown: data/study/ holds {why}.",
+            "found_sentence": f"No reference study can be read in this copy (data/study/ holds {why}), so this book "
+            "cannot say what fine-tuning does at equal tokens across seeds.",
+            "curve_sentence": "",
+            "main_sentence": "No reference study can be read in this copy, so this chapter shows this build's runs "
+            "only.",
+            "changes_sentence": "No change can be compared.",
+            "bundle_sentence": "",
+            "type_sentence": "",
         }
     first = next(iter(study.runs.values()))
     machines = sorted({r.machine for r in study.runs.values()})
@@ -72,38 +82,10 @@ def study_facts(study: S.Study | None) -> dict:
     out |= {f"tokens_{k.replace(' ', '_').replace('-', '_')}": f"{v:,}" for k, v in counts.items()}
     base = S.base(study)
     out["base_overview"] = ci(base)
-    if study.arm_runs("ours"):
-        ours = S.final(study, "ours")
-        gain = _gain(study, "ours")
-        out |= {
-            "ours_seeds": ci(ours["seeds"]),
-            "ours_films": ci(ours["films"]),
-            "gain_seeds": ci(gain["seeds"], ".2f"),
-            "gain_films": ci(gain["films"], ".2f"),
-            "ours_all_tokens": ci(S.final(study, "ours", "all tokens")["seeds"]),
-            "base_all_tokens": ci(S.base(study, "all tokens")),
-        }
-        p = S.plateau(study, "ours")
-        out |= {
-            "plateau_tokens": f"{p['reached_tokens']:,.0f}",
-            "plateau_share": f"{p['reached_share']:.0%}",
-            "plateau_start": f"{p['start']:.2f}",
-            "plateau_reached": f"{p['reached_ppl']:.2f}",
-            "plateau_best": f"{p['best']:.2f}",
-            "plateau_end": f"{p['end_ppl']:.2f}",
-            "plateau_half": f"{p['half_ppl']:.2f}",
-            "plateau_half_tokens": f"{p['half_fall_tokens']:,.0f}",
-            "plateau_half_share": f"{p['half_fall_share']:.0%}",
-            "second_pass": ci(p["second_pass"], ".3f"),
-            "second_pass_verdict": {
-                BETTER: "lowered it further",
-                WORSE: "raised it again: the second pass overfits",
-                SAME: "did not measurably change it",
-            }[verdict(p["second_pass"], 1.0, WORSE, BETTER, SAME)]
-            if p["second_pass"].n >= 2
-            else "cannot be judged from one seed yet",
-        }
+    out |= ours_facts(study, out)
     out["changes_sentence"] = changes_sentence(study)
+    out["type_sentence"] = type_sentence(study)
+    out["bundle_sentence"] = bundle_sentence(study)
     codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
     out["study_sentence"] = (
         f"The study was not made by this build: moviegpt study {study.name} made it on {out['study_machine']}, in "
@@ -117,11 +99,72 @@ def study_facts(study: S.Study | None) -> dict:
 STUDY_KEYS = (
     "study_name study_runs study_expected study_seeds study_arms study_films study_tokens study_passes study_machine "
     "study_model study_precision study_date study_command study_test_films study_val_films study_points study_left_out "
-    "study_complete "
-    "base_overview ours_seeds ours_films gain_seeds gain_films ours_all_tokens base_all_tokens plateau_tokens "
-    "plateau_share plateau_start plateau_reached plateau_best plateau_end plateau_half plateau_half_tokens "
-    "plateau_half_share second_pass second_pass_verdict"
+    "study_complete base_overview ours_seeds ours_films gain_seeds gain_films plateau_tokens plateau_share "
+    "plateau_start plateau_best plateau_half_tokens plateau_half_share second_pass"
 ).split()
+
+
+def ours_facts(study: S.Study, out: dict) -> dict:
+    """Our recipe in the study: its perplexity and gain over the pretrained model, when its gain arrives and what
+    the second pass did, with the sentences that say so (their words follow how many seeds have run)."""
+    runs = study.arm_runs("ours")
+    if not runs:
+        return {
+            "found_sentence": f"The reference study has not trained our recipe yet ({out['study_runs']} of its "
+            f"{out['study_expected']} runs are in data/study/). The pretrained {out['study_model']}'s perplexity on "
+            f"the overviews of {out['study_test_films']} films it never saw is {out['base_overview']}.",
+            "curve_sentence": "",
+            "main_sentence": "The reference study has not trained our recipe yet, so its main result cannot be stated.",
+        }
+    ours, gain, p = S.final(study, "ours"), _gain(study, "ours"), S.plateau(study, "ours")
+    n = len(runs)
+    seeds_words = f"the mean over {n} training seeds" if n > 1 else "one training seed"
+    facts = {
+        "ours_seeds": seeds_ci(ours["seeds"]),
+        "ours_films": ci(ours["films"]),
+        "gain_seeds": seeds_ci(gain["seeds"]),
+        "gain_films": ci(gain["films"]),
+        "plateau_tokens": f"{p['reached_tokens']:,.0f}",
+        "plateau_share": f"{p['reached_share']:.0%}",
+        "plateau_start": f"{p['start']:.2f}",
+        "plateau_best": f"{p['best']:.2f}",
+        "plateau_half_tokens": f"{p['half_fall_tokens']:,.0f}",
+        "plateau_half_share": f"{p['half_fall_share']:.0%}",
+        "second_pass": seeds_ci(p["second_pass"], ".3f"),
+    }
+    facts["found_sentence"] = (
+        f"In the reference study, {out['study_model']} read the overviews of {out['study_films']} films "
+        f"{out['study_passes']} times ({out['study_tokens']} tokens) with our recipe. Its perplexity on the overviews "
+        f"of {out['study_test_films']} films it never saw went from {out['base_overview']} to {facts['ours_seeds']} "
+        f"({seeds_words}; {facts['ours_films']} across the films), {facts['gain_seeds']} times the pretrained "
+        "model's (below 1: better)."
+    )
+    if p["second_pass"].n < 2:
+        second = (
+            f"From the end of the first pass to the end of the second it went from {p['half_ppl']:.2f} to "
+            f"{p['end_ppl']:.2f}, on one seed, so whether the second pass helps cannot be judged yet."
+        )
+    else:
+        second = {
+            BETTER: "The second pass lowered it further",
+            WORSE: "Over the second pass it rose again",
+            SAME: "The second pass did not measurably change it",
+        }[verdict(p["second_pass"], 1.0, WORSE, BETTER, SAME)] + (
+            f", from {p['half_ppl']:.2f} at the end of the first pass to {p['end_ppl']:.2f} (ratio "
+            f"{facts['second_pass']}). The learning rate was still falling during that pass, so this study does not "
+            "separate a second reading of the same films from the end of the schedule."
+        )
+    facts["curve_sentence"] = (
+        f"On the validation films, half of the fall from {p['start']:.2f} to the lowest point, {p['best']:.2f}, came "
+        f"within the first {facts['plateau_half_tokens']} tokens ({facts['plateau_half_share']} of the run) and 90% "
+        f"of it by {facts['plateau_tokens']} ({facts['plateau_share']}). {second}"
+    )
+    facts["main_sentence"] = (
+        f"The main result first: with our recipe, fine-tuning multiplies the model's perplexity on unseen films' "
+        f"overviews by {facts['gain_seeds']}, and 90% of the fall in validation perplexity comes within the first "
+        f"{facts['plateau_tokens']} tokens ({facts['plateau_share']} of the run)."
+    )
+    return facts
 
 
 def _gain(study: S.Study, arm: str) -> dict:
@@ -138,7 +181,8 @@ def _gain(study: S.Study, arm: str) -> dict:
 
 
 def arms_table(study: S.Study | None):
-    """The study's arms as run: the change each makes, its steps and tokens (mean over its seeds) and its runs."""
+    """The study's arms as run: the change each makes, the settings it changes, its optimizer steps and tokens
+    (mean over its seeds) and its seeds."""
     if study is None or not study.runs:
         return texts(pd.DataFrame([{"note": "no reference study could be read"}]))
     rows = []
@@ -150,12 +194,41 @@ def arms_table(study: S.Study | None):
             {
                 "arm": a["name"],
                 "what it changes": a["says"],
+                "settings changed": ", ".join(S.changed(study, a["name"])) or "(the start)",
                 "seeds": ", ".join(str(r.seed) for r in runs),
-                "steps": runs[0].steps,
+                "optimizer steps": runs[0].steps,
                 "tokens trained": f"{np.mean([r.tokens for r in runs]):,.0f}",
             }
         )
     return texts(pd.DataFrame(rows))
+
+
+def bundle_sentence(study: S.Study) -> str:
+    """Which steps change more than one setting, and which change the number of optimizer steps at equal tokens:
+    what a reader must know before reading a step as the effect of one setting."""
+    t = S.steps_table(study)
+    if t.empty:
+        return ""
+    bundles = [
+        f"{r['to']} changes {len(r['settings'])} ({', '.join(r['settings'])})"
+        for _, r in t.iterrows()
+        if len(r["settings"]) > 1
+    ]
+    steps = {a: study.arm_runs(a)[0].steps for a in {*t["from"], *t["to"]}}
+    moved = [  # a tenth more or fewer updates at the same learning rate: a confound worth naming
+        f"{r['to']} trains in {steps[r['to']]} optimizer steps where {r['from']} took {steps[r['from']]}"
+        for _, r in t.iterrows()
+        if abs(steps[r["to"]] / steps[r["from"]] - 1) > 0.1
+    ]
+    parts = []
+    if bundles:
+        parts.append("Not every step is one setting: " + "; ".join(bundles) + ", so each is the effect of the bundle")
+    if moved:
+        parts.append(
+            "at equal tokens, " + "; ".join(moved) + ", so that step also changes how many updates the model gets at "
+            "its learning rate"
+        )
+    return (". ".join(p[0].upper() + p[1:] for p in parts) + ".") if parts else ""
 
 
 def curves(study: S.Study | None, group: str = S.OVERVIEW) -> dict[str, pd.DataFrame]:
@@ -179,7 +252,8 @@ def marks(table: pd.DataFrame) -> list[dict]:
 
 def steps(study: S.Study | None, group: str = S.OVERVIEW) -> pd.DataFrame:
     """Each change, one at a time, as the chapter's table: the ratio of held-out perplexities after and before it,
-    across seeds and across films, and what it means."""
+    each seed's, the mean over seeds with its interval, the films' interval (for these trained models), and what
+    it means."""
     if study is None or not study.runs:
         return pd.DataFrame()
     rows = []
@@ -189,10 +263,10 @@ def steps(study: S.Study | None, group: str = S.OVERVIEW) -> pd.DataFrame:
             {
                 "change": r["change"],
                 "arms": f"{r['from']} → {r['to']}",
-                "seeds": r["n_seeds"],
-                "ratio": f"{r['seeds'].value:.3f}",
-                "95% CI across seeds": span(r["seeds"], ".3f") if measured else "needs 2 seeds",
-                "95% CI across films": span(r["films"], ".3f"),
+                "ratio, each seed": " ".join(f"{x:.3f}" for x in r["per_seed"]),
+                "ratio, mean over seeds": f"{r['seeds'].value:.3f}",
+                "95% CI for the mean over seeds": span(r["seeds"], ".3f") if measured else "one seed, no interval",
+                "95% CI over test films": span(r["films"], ".3f"),
                 "across seeds, the change makes it": verdict(r["seeds"], 1.0, "worse", "better", "no different")
                 if measured
                 else "not yet measured",
@@ -202,23 +276,46 @@ def steps(study: S.Study | None, group: str = S.OVERVIEW) -> pd.DataFrame:
 
 
 def changes_sentence(study: S.Study, group: str = S.OVERVIEW) -> str:
-    """Which changes mattered, in words: those whose interval across seeds excludes 1, with their ratios."""
+    """Which changes mattered, in words: those whose interval for the mean over seeds excludes 1, with their
+    ratios (a ratio is the perplexity after the change over the perplexity before it: below 1, the change helped)."""
     t = S.steps_table(study, group)
     if t.empty:
         return "The study has too few runs yet to compare its arms."
+    one = t[t["n_seeds"] < 2]["to"].tolist()
     t = t[t["n_seeds"] >= 2]  # a change trained at one seed so far has no spread to be compared with
-    if t.empty:
-        return "No change has been trained at two seeds yet, so none can be compared across seeds."
     said = []
     for _, r in t.iterrows():
         v = verdict(r["seeds"], 1.0, "worse", "better", "")
         if v:
-            said.append(f"{r['to']} ({r['change'].split(' - ')[0]}) made it {v} by a factor of {r['seeds']:.3f}")
+            said.append(
+                f"{r['to']} ({r['change'].split(' - ')[0]}) multiplied it by {seeds_ci(r['seeds'], '.3f')}: {v}"
+            )
     quiet = [r["to"] for _, r in t.iterrows() if not verdict(r["seeds"], 1.0, "x", "x", "")]
-    text = ("Across seeds, " + "; ".join(said) + ".") if said else "No change was measurable across seeds."
-    if quiet:
-        text += f" {_join(quiet)} made no difference that {len(study.seeds)} seeds can measure."
+    if t.empty:
+        text = "No change has been trained at two seeds yet, so none can be compared across seeds."
+    elif said:
+        text = "On the overviews of the test films, " + "; ".join(said) + " (a ratio below 1 is better)."
+    else:
+        text = f"For {_join(quiet)}, the interval for the mean over the seeds includes 1: no change was measurable."
+    if quiet and said:
+        text += f" For {_join(quiet)}, the interval for the mean over the seeds includes 1: no measurable difference."
+    if one:
+        text += f" {_join(one)} {'has' if len(one) == 1 else 'have'} one seed so far, with no interval."
     return text
+
+
+def type_sentence(study: S.Study) -> str:
+    """Where the end-of-text target shows: the end-of-text perplexity of the arm without it and the arm with it
+    (geometric means over their seeds), and the paired change on the overview's own tokens."""
+    if not (study.arm_runs("original") and study.arm_runs("eos")):
+        return ""
+    eos = {a: float(np.exp(np.mean(np.log(S.final(study, a, "end-of-text")["per_seed"])))) for a in ("original", "eos")}
+    c = S.compare(study, "original", "eos")
+    return (
+        f"The original arm, which never trains the end-of-text token, gives it a perplexity of {eos['original']:,.0f} "
+        f"on the test films; with the target (the eos arm) it is {eos['eos']:,.2f}. On the overview's own tokens the "
+        f"same step multiplies the perplexity by {seeds_ci(c['seeds'], '.3f')}."
+    )
 
 
 def _join(items: list[str]) -> str:
@@ -247,21 +344,25 @@ def placement(study: S.Study | None, runs: dict[str, RunDir], scored: dict) -> p
         arm, sc = ARM_OF.get(name), scored[name]
         if study is None or sc.validation is None or not study.arm_runs(arm or "") or not comparable(study, run, sc):
             continue
-        tokens = run.summary().tokens_seen
+        s = run.summary()
         own = S.ppl(*S.held_out_group(sc.validation, S.OVERVIEW))
-        at = S.at_tokens(study, arm, tokens)
-        inside = at is not None and at["low"] <= own <= at["high"]
+        at = S.at_tokens(study, arm, s.tokens_seen)
         rows.append(
             {
                 "run (this build)": name,
                 "study arm": arm,
-                "tokens trained": tokens,
+                "tokens trained": s.tokens_seen,
+                "training films": s.data.used("train") or 0,
+                "precision": s.precision,
                 "its validation perplexity": own,
-                "study's seeds at these tokens": f"{at['low']:,.2f}–{at['high']:,.2f}" if at else "outside the curve",
-                "inside the seeds' range": "yes" if inside else "no",
+                "study's seeds at these tokens": f"{at['low']:,.2f}–{at['high']:,.2f}" if at else "beyond the curve",
+                "inside the seeds' range": ("yes" if at["low"] <= own <= at["high"] else "no") if at else NOT_PLACED,
             }
         )
     return pd.DataFrame(rows)
+
+
+NOT_PLACED = "not comparable"  # a run whose token count lies before the study's first point or past its last
 
 
 def comparable(study: S.Study, run: RunDir, sc) -> bool:
@@ -270,20 +371,44 @@ def comparable(study: S.Study, run: RunDir, sc) -> bool:
     return run.info().model == first.model and len(sc.validation.film_nll) == len(first.curve[0]["film_nll"])
 
 
-def placement_facts(table: pd.DataFrame) -> dict:
-    if table.empty:
+def placement_facts(table: pd.DataFrame, study: S.Study | None = None) -> dict:
+    """Which of this build's runs fall inside the study's seed range, and what differs between them and the study's
+    runs besides their length (the training films drawn from, the precision), with how often a seed range of this
+    size holds a new run of the same recipe: (n - 1) / (n + 1) for n seeds, for exchangeable runs."""
+    if table.empty or study is None:
         return {
             "placement_sentence": "none of them can be placed on the study's curves, because they trained another "
-            "model or were scored on other films than the study's."
+            "model or were scored on other films than the study's.",
+            "placement_caveat": "",
         }
-    inside = table[table["inside the seeds' range"] == "yes"]["run (this build)"].tolist()
-    outside = table[table["inside the seeds' range"] == "no"]["run (this build)"].tolist()
+    said = {k: table[table["inside the seeds' range"] == k]["run (this build)"].tolist() for k in ("yes", "no")}
+    beyond = table[table["inside the seeds' range"] == NOT_PLACED]["run (this build)"].tolist()
     parts = []
-    if inside:
-        parts.append(f"{_join(inside)} {'falls' if len(inside) == 1 else 'fall'} inside the study's seed range")
-    if outside:
-        parts.append(f"{_join(outside)} {'falls' if len(outside) == 1 else 'fall'} outside it")
-    return {"placement_sentence": "; ".join(parts) + "."}
+    for key, words_ in (("yes", "inside the study's seed range"), ("no", "outside it")):
+        if said[key]:
+            parts.append(f"{_join(said[key])} {'falls' if len(said[key]) == 1 else 'fall'} {words_}")
+    if beyond:
+        parts.append(f"{_join(beyond)} trained a token count the study's curve does not reach, so it is not placed")
+    n = len(study.seeds)
+    films = int(study.record.get("budget", {}).get("films", 0))
+    precision = next(iter(study.runs.values())).precision
+    differ = [
+        f"{r['run (this build)']} drew on {r['training films']:,} films"
+        for _, r in table.iterrows()
+        if r["training films"] != films
+    ]
+    other = [r["run (this build)"] for _, r in table.iterrows() if r["precision"] != precision]
+    caveat = []
+    if differ:
+        caveat.append(f"The study's runs drew on {films:,} training films; {_join(differ)}.")
+    if other:
+        caveat.append(f"{_join(other)} trained in another precision than the study's {precision}.")
+    if n >= 2:
+        caveat.append(
+            f"The range of {n} seeds holds a further run of the same recipe only {(n - 1) / (n + 1):.0%} of the time, "
+            "so a run outside it is weak evidence of a difference."
+        )
+    return {"placement_sentence": "; ".join(parts) + ".", "placement_caveat": " ".join(caveat)}
 
 
 # ------------------------------------------------------------------ this build's main run
@@ -313,6 +438,8 @@ def headline_facts(run: RunDir) -> dict:
         "ppl_after_ci": ci(iv["after"]),
         "ratio_ci": ci(iv["ratio"]),
         "improved_films": round(iv["improved"].value * iv["improved"].n),
+        "ov_before": "not measured (no per-token-type record)",
+        "ov_after": "not measured",
     }
     if s.final.type_nll is not None and s.base.type_nll is not None:
         for key, h in (("before", s.base), ("after", s.final)):
@@ -330,26 +457,26 @@ def chat_facts(ev: Evaluation, run: RunDir) -> dict:
             "format it can be prompted in."
         }
     s = run.summary()
-    plain = stats.perplexity(*S.held_out_group(s.base, S.OVERVIEW))
-    chat = stats.perplexity(*S.held_out_group(ev.chat.held_out, S.OVERVIEW))
-    tuned = stats.perplexity(*S.held_out_group(s.final, S.OVERVIEW))
+    base_plain, base_chat = S.held_out_group(s.base, S.OVERVIEW), S.held_out_group(ev.chat.held_out, S.OVERVIEW)
+    tuned_plain = S.held_out_group(s.final, S.OVERVIEW)
+    chat, plain = stats.perplexity(*base_chat), stats.perplexity(*base_plain)
+    chat_vs_plain = stats.perplexity_ratio(*base_plain, *base_chat)  # the same films, paired: below 1, chat is better
+    tuned_vs_chat = stats.perplexity_ratio(*base_chat, *tuned_plain)
     stop = stats.share([g.ended_with_eos for g in ev.chat.generated])
     faith = f"{stats.mean(ev.faithfulness[CHAT]):.2f}" if CHAT in ev.faithfulness else "not measured"
     return {
         "chat_sentence": (
             "The pretrained stand-in is an Instruct model, tuned to answer in a chat format, and the training template "
             f"is not that format. Asked in its chat format (“{ev.chat.prompt}”), the base model's perplexity on the "
-            f"same overviews is {ci(chat)}, against {ci(plain)} in the template: {verdict_words(chat, plain)} it. The "
-            f"fine-tuned model, in the template, is at {ci(tuned)}, {verdict_words(tuned, chat)} the base model in its "
-            f"own format. In its chat format the base model ended {stop:.0%} of its overviews itself, at "
-            f"{np.mean(ev.chat.quality.words):.0f} words on average (similarity to the real overview: {faith})."
+            f"same overviews is {ci(chat)}, against {ci(plain)} in the template: a ratio of "
+            f"{ci(chat_vs_plain, '.3f')}, paired over the films, so {verdict(chat_vs_plain, 1.0, WORSE, BETTER, SAME)} "
+            f"it. The fine-tuned model, in the template, is at {ci(stats.perplexity(*tuned_plain))}, "
+            f"{ci(tuned_vs_chat, '.3f')} times the base model in its own format, "
+            f"{verdict(tuned_vs_chat, 1.0, WORSE, BETTER, SAME)} it. In its chat format the base model ended "
+            f"{stop:.0%} of its overviews itself, at {np.mean(ev.chat.quality.words):.0f} words on average "
+            f"(similarity to the real overview: {faith})."
         )
     }
-
-
-def verdict_words(a: stats.Interval, b: stats.Interval) -> str:
-    """a against b, two intervals over the same films that are not paired here: lower, higher, or overlapping."""
-    return BETTER if a.hi < b.lo else WORSE if a.lo > b.hi else "within the interval of"
 
 
 def chat_table(ev: Evaluation, run: RunDir):
@@ -441,8 +568,14 @@ def views(run: RunDir, ev: Evaluation) -> dict:
             "val_after": a.value,
             "val_after_ci": ci(a),
             "test_after_ci": ci(t),
-            "splits_agree": "overlap" if a.lo <= t.hi and t.lo <= a.hi else "do not overlap",
+            "splits_sentence": "Those two intervals overlap, as they should: the two sets of films are drawn the "
+            "same way and differ only in which films were drawn."
+            if a.lo <= t.hi and t.lo <= a.hi
+            else "Those two intervals do not overlap, though both sets of films are drawn the same way: with this "
+            "few films, one set can happen to be easier than the other.",
         }
+    else:
+        out |= {"val_after_ci": "not measured", "test_after_ci": ci(test["after"]), "splits_sentence": ""}
     return out
 
 
@@ -557,6 +690,19 @@ def learned(ev: Evaluation) -> dict:
         "sampling": f"temperature {G['temperature']:g}, top-p {G['top_p']:g}, top-k {G['top_k']}, at most "
         f"{ev.settings.get('max_new_tokens', G['max_new_tokens'])} new tokens, seed {ev.settings.get('seed', 0)}",
     }
+    out |= dict.fromkeys(
+        (
+            "faith_tuned",
+            "faith_base",
+            "faith_floor",
+            "faith_gain",
+            "faith_above_floor",
+            "faith_verdict",
+            "floor_verdict",
+        ),
+        "not measured",
+    )
+    out["faith_sentence"] = "No sentence-embedding model was available, so faithfulness was not measured."
     for m, key in (("base", "base"), ("fine-tuned", "tuned")):
         words = np.array(ev.generation[m].words, dtype=float)
         out |= {
@@ -580,6 +726,11 @@ def learned(ev: Evaluation) -> dict:
             "faith_above_floor": f"{above:+.3f}",
             "faith_verdict": verdict(gain, 0.0, "closer to", "further from", "no closer to"),
             "floor_verdict": verdict(above, 0.0, "above", "below", "not distinguishable from"),
+            "faith_sentence": "From a title alone, then, the fine-tuned model's overviews carry something of the "
+            "film's own story, more than another film's overview does."
+            if above.lo > 0
+            else "From a title alone, then, the fine-tuned model does not, measurably, write this film's story: its "
+            "overviews are no closer to it than another film's overview is.",
         }
     return out
 
@@ -736,7 +887,7 @@ def lora_facts(runs: dict[str, RunDir], scored: dict) -> dict:
         "lora_gap_verdict": verdict(lora, 1.0, WORSE, BETTER, SAME),
         "lora_trainable": li.trainable_parameters or 0,
         "lora_share": (li.trainable_parameters or 0) / max(fi.parameters, 1),
-        "lora_speed_x": (sl.tokens_per_second or 0) / max(su.tokens_per_second or 1, 1e-9),
+        "lora_speed_x": loop_rate(runs[LORA]) / max(loop_rate(runs[MAIN]), 1e-9),  # the loops' median rates
         "full_steps": su.steps,
         "lora_steps": sl.steps,
         "full_tokens": su.tokens_seen,

@@ -167,7 +167,15 @@ def load(root: Path, name: str | None = None) -> Study | None:
     path = found[0]
     try:
         record = json.loads(_read(path, STAMP))
-        arms = [{"name": str(a["name"]), "says": str(a.get("says", "")), "from": a.get("from")} for a in record["arms"]]
+        arms = [
+            {
+                "name": str(a["name"]),
+                "says": str(a.get("says", "")),
+                "from": a.get("from"),
+                "settings": [str(x) for x in a.get("settings", [])],
+            }
+            for a in record["arms"]
+        ]
         seeds = [int(s) for s in record["seeds"]]
         listed = [(str(r["arm"]), int(r["seed"]), str(r["folder"])) for r in record["runs"]]
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
@@ -237,7 +245,12 @@ def compare(study: Study, a: str, b: str, group: str = OVERVIEW) -> dict:
     logs = [math.log(ppl(*y) / ppl(*x)) for x, y in zip(ra, rb)]
     na, ta = sum(x[0] for x in ra), sum(x[1] for x in ra)
     nb, tb = sum(y[0] for y in rb), sum(y[1] for y in rb)
-    return {"seeds": stats.across_seeds(logs), "films": stats.perplexity_ratio(na, ta, nb, tb), "n_seeds": len(seeds)}
+    return {
+        "seeds": stats.across_seeds(logs),
+        "films": stats.perplexity_ratio(na, ta, nb, tb),
+        "n_seeds": len(seeds),
+        "per_seed": [math.exp(x) for x in logs],
+    }
 
 
 def steps_table(study: Study, group: str = OVERVIEW) -> pd.DataFrame:
@@ -251,8 +264,26 @@ def steps_table(study: Study, group: str = OVERVIEW) -> pd.DataFrame:
         if not any((start, s) in study.runs and (arm["name"], s) in study.runs for s in study.seeds):
             continue  # no seed trained both yet
         c = compare(study, start, arm["name"], group)
-        rows.append({"change": arm["says"], "from": start, "to": arm["name"], **c})
+        rows.append(
+            {"change": arm["says"], "from": start, "to": arm["name"], "settings": changed(study, arm["name"]), **c}
+        )
     return pd.DataFrame(rows)
+
+
+def settings(arm: dict) -> dict[str, str]:
+    """An arm's settings as study.json lists them (the study's common ones, then each arm's in turn), the last
+    value of each key."""
+    return dict(x.split("=", 1) for x in arm.get("settings", []) if "=" in x)
+
+
+def changed(study: Study, arm: str) -> list[str]:
+    """The settings in which an arm differs from the arm it changes (empty for a study stamped without settings)."""
+    start = _from(study, arm)
+    by_name = {a["name"]: settings(a) for a in study.arms}
+    if start is None or not by_name.get(arm) or not by_name.get(start):
+        return []
+    a, b = by_name[start], by_name[arm]
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def _from(study: Study, arm: str) -> str | None:

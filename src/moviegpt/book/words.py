@@ -17,6 +17,14 @@ def ci(iv: stats.Interval, spec: str = ",.2f") -> str:
     return format(iv, spec)
 
 
+def seeds_ci(iv: stats.Interval, spec: str = ",.2f") -> str:
+    """ "33.90 (95% CI for the mean over 3 seeds 30.52–38.07)", or "31.09 (one seed, no interval)": an interval
+    across training seeds (stats.across_seeds) says what it is, and one seed is not dressed up as an interval."""
+    if iv.n < 2:
+        return f"{format(iv.value, spec)} (one seed, no interval)"
+    return f"{format(iv.value, spec)} (95% CI for the mean over {iv.n} seeds {span(iv, spec)})"
+
+
 def span(iv: stats.Interval, spec: str = ",.2f") -> str:
     """ "30.52–38.07": the bounds alone, for a table column headed "95% CI"."""
     return f"{format(iv.lo, spec)}–{format(iv.hi, spec)}"

@@ -109,9 +109,10 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 
 
 def across_seeds(log_values) -> Interval:
-    """exp of the mean of per-seed log values (a log perplexity, a log ratio), with Student's t interval over the
-    seeds: what another seed would give, which a bootstrap over films cannot say. One seed has no interval (its
-    bounds are the value itself)."""
+    """exp of the mean of per-seed log values (a log perplexity, a log ratio), with Student's t 95% interval for
+    that mean: where the mean over many training seeds would lie, which a bootstrap over films cannot say (it is not
+    the range one more seed would fall in, which is wider). One seed has no interval (its bounds are the value
+    itself; words.seeds_ci says so)."""
     v = np.asarray(log_values, dtype=float)
     m = float(v.mean())
     if len(v) < 2:

