@@ -51,7 +51,7 @@ def write(root, smoke_run, keep) -> None:
         folder.mkdir(parents=True)
         shutil.copyfile(smoke_run / "config.yaml", folder / "config.yaml")
         (folder / "summary.json").write_text(json.dumps(summary | {"final": scaled(summary["final"], k)}))
-        point = lambda i: {
+        point = lambda i, k=k: {
             "kind": "films",
             "step": 2 * i,
             "tokens_seen": 100 * i,
