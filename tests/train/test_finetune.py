@@ -254,18 +254,7 @@ def test_a_diverged_run_is_never_finished(tmp_path, capfd):
 # ------------------------------------------------------------------ runs sized by a budget (moviegpt.train.plan)
 
 
-@pytest.fixture
-def plans(tmp_path, monkeypatch):
-    """Plans go to a temporary cache, not the user's."""
-    monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
-    return tmp_path / "plans"
-
-
-def budget(tmp_path, minutes: float, *extra: str):
-    return load_config("smoke", [f"runs_dir={tmp_path / 'runs'}", f"train.budget_minutes={minutes}", *extra])
-
-
-def test_the_estimate_runs_the_runs_own_model_and_changes_nothing(tmp_path):
+def test_the_estimate_runs_the_runs_own_model_and_changes_nothing(budget, tmp_path):
     import torch
 
     from moviegpt.train import finetune
@@ -281,7 +270,7 @@ def test_the_estimate_runs_the_runs_own_model_and_changes_nothing(tmp_path):
     assert lora is not prepared.model and not hasattr(prepared.model, "peft_config")  # adapters on a copy
 
 
-def test_a_planned_run_trains_its_plan_and_a_rerun_trains_the_same_weights(plans, tmp_path):
+def test_a_planned_run_trains_its_plan_and_a_rerun_trains_the_same_weights(budget, plans, tmp_path):
     from moviegpt.train.schedule import first_step_warmup
 
     extra = ["data.max_train_rows=4000", "train.epochs=50"]  # the budget binds, not the films

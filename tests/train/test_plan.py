@@ -14,22 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from moviegpt import load_config
 from moviegpt.core import hardware
 from moviegpt.core.artifacts import to_dict
 from moviegpt.train import plan as planner
 from moviegpt.train.finetune import resolve
-
-
-@pytest.fixture
-def plans(tmp_path, monkeypatch):
-    """Plans go to a temporary cache, not the user's."""
-    monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
-    return tmp_path / "plans"
-
-
-def budget(tmp_path, minutes: float, *extra: str):
-    return load_config("smoke", [f"runs_dir={tmp_path / 'runs'}", f"train.budget_minutes={minutes}", *extra])
 
 
 def no_estimate(*a, **k):
@@ -39,7 +27,7 @@ def no_estimate(*a, **k):
 # ------------------------------------------------------------------ the arithmetic (no model, no training)
 
 
-def test_the_optimizer_is_counted_for_the_weights_a_run_trains(tmp_path):
+def test_the_optimizer_is_counted_for_the_weights_a_run_trains(budget, tmp_path):
     cfg = budget(tmp_path, 3)
     full = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
     lora = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000, trained=0.005)
@@ -47,7 +35,7 @@ def test_the_optimizer_is_counted_for_the_weights_a_run_trains(tmp_path):
     assert lora.step_seconds == pytest.approx(1 + planner.OPTIMIZER_SHARE * 0.005) and lora.max_steps > full.max_steps
 
 
-def test_a_planned_config_keeps_its_name_through_its_saved_config(tmp_path):
+def test_a_planned_config_keeps_its_name_through_its_saved_config(budget, tmp_path):
     """config.yaml gives each number back in its field's type (the warm-up is a float): the name computed from a
     planned run's saved config is the directory it was made in, so a chapter that reruns it reuses it."""
     import yaml
@@ -63,7 +51,7 @@ def test_a_planned_config_keeps_its_name_through_its_saved_config(tmp_path):
     assert again.run_name == planned.run_name
 
 
-def test_the_budget_binds_and_everything_fits_inside_it(tmp_path):
+def test_the_budget_binds_and_everything_fits_inside_it(budget, tmp_path):
     cfg = budget(tmp_path, 3, "train.samples=2")  # 180 s; smoke: batch 8 x 128 tokens, 10% warm-up
     plan = planner.fit(cfg, batch_s=1.0, estimate_s=2.0, val_rows=1000, data_steps=10_000)
     step = 1.0 * (1 + planner.OPTIMIZER_SHARE)
@@ -79,7 +67,7 @@ def test_the_budget_binds_and_everything_fits_inside_it(tmp_path):
     assert f"so {plan.max_steps} steps of 1,024 tokens" in plan.reason
 
 
-def test_the_films_bind_a_long_budget_and_a_short_one_still_trains(tmp_path):
+def test_the_films_bind_a_long_budget_and_a_short_one_still_trains(budget, tmp_path):
     long = planner.fit(budget(tmp_path, 60), batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=50)
     assert long.max_steps == 50 and "every training film is read" in long.reason
     assert long.save_steps > 0  # a run over planner.SHORT_RUN minutes saves half-way
@@ -89,7 +77,7 @@ def test_the_films_bind_a_long_budget_and_a_short_one_still_trains(tmp_path):
     assert none.eval_rows is None and none.eval_steps > none.max_steps and "no validation films" in none.reason
 
 
-def test_a_plan_applied_fixes_every_number_trainer_needs(tmp_path):
+def test_a_plan_applied_fixes_every_number_trainer_needs(budget, tmp_path):
     cfg = budget(tmp_path, 3)
     plan = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
     planned = planner.apply(cfg, plan)
@@ -105,7 +93,7 @@ def test_a_plan_applied_fixes_every_number_trainer_needs(tmp_path):
     assert cfg.hash() != planned.hash()  # the fixed step count is part of the name
 
 
-def test_a_cached_plan_is_input_and_a_bad_one_is_set_aside(plans, tmp_path, capfd):
+def test_a_cached_plan_is_input_and_a_bad_one_is_set_aside(budget, plans, tmp_path, capfd):
     cfg = budget(tmp_path, 3)
     good = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
     path = plans / f"{good.key}.json"
@@ -131,7 +119,7 @@ def test_a_cached_plan_is_input_and_a_bad_one_is_set_aside(plans, tmp_path, capf
     assert planner.cached(cfg) is None  # a link is not followed out of the cache
 
 
-def test_a_plan_is_made_once_per_machine_and_a_step_count_needs_none(plans, tmp_path, monkeypatch):
+def test_a_plan_is_made_once_per_machine_and_a_step_count_needs_none(budget, plans, tmp_path, monkeypatch):
     import torch
 
     calls = []
@@ -176,7 +164,7 @@ ANY_VALUE = st.one_of(
         max_size=4,
     )
 )
-def test_any_mutation_of_a_cached_plan_gives_a_valid_plan_or_none(tmp_path, monkeypatch, changes):
+def test_any_mutation_of_a_cached_plan_gives_a_valid_plan_or_none(budget, tmp_path, monkeypatch, changes):
     monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
     cfg = budget(tmp_path, 3)
     good = planner.fit(cfg, batch_s=1.0, estimate_s=1.0, val_rows=40, data_steps=10_000)
