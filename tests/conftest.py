@@ -141,3 +141,23 @@ def run_copy(smoke_run, tmp_path):
     d = tmp_path / "runs" / smoke_run.name
     shutil.copytree(smoke_run.path, d)
     return RunDir(d)
+
+
+@pytest.fixture
+def plans(tmp_path, monkeypatch):
+    """Plans go to a temporary cache, not the user's (moviegpt.train.plan)."""
+    from moviegpt.train import plan as planner
+
+    monkeypatch.setattr(planner, "PLANS", tmp_path / "plans")
+    return tmp_path / "plans"
+
+
+@pytest.fixture
+def budget():
+    """budget(folder, minutes, *overrides): the smoke profile with a budget in minutes, its runs under folder."""
+    from moviegpt.core.settings import load_config
+
+    def make(folder, minutes: float, *extra: str):
+        return load_config("smoke", [f"runs_dir={folder / 'runs'}", f"train.budget_minutes={minutes}", *extra])
+
+    return make
