@@ -113,7 +113,8 @@ def test_a_study_without_our_recipe_says_so_in_whole_sentences(read):
     assert "has not trained our recipe yet (2 of its 4 runs" in f["found_sentence"]
     assert f["curve_sentence"] == "" and "cannot be stated" in f["main_sentence"]
     assert "not available" not in f["found_sentence"] and f["ours_seeds"] == "not available"
-    assert "could not be read" in methodology.boundary_facts(read([("original", 1)]))["boundary_sentence"]
+    assert "not trained both packing arms" in methodology.boundary_facts(read([("original", 1)]))["boundary_sentence"]
+    assert "could not be read" in methodology.boundary_facts(None)["boundary_sentence"]
 
 
 def test_placement_names_what_differs_and_how_often_a_seed_range_holds_a_new_run(read):

@@ -60,6 +60,11 @@ def invented_titles(run: RunDir, titles: list[str] = INVENTED_TITLES, max_new_to
     return texts(_table(out))
 
 
+def source_name(cfg) -> str:
+    """Where a title is looked up when the book says whether it is new (movies.known_titles)."""
+    return "the bundled sample" if cfg.data.source == "bundled" else f"the data ({cfg.data.source})"
+
+
 def concepts(run: RunDir, num: int = 3, max_new_tokens: int = 80):
     """Films invented whole; a title that exists in the data is drawn again (up to three draws)."""
     from moviegpt.data import movies
@@ -79,7 +84,7 @@ def concepts(run: RunDir, num: int = 3, max_new_tokens: int = 80):
         **{
             "draws": [r["draws"] for r in out],
             "reads as a title": ["yes" if r["is_title"] else "no" for r in out],
-            "title in the data": ["yes" if r["title_known"] else "no" for r in out],
+            f"title in {source_name(run_config(run))}": ["yes" if r["title_known"] else "no" for r in out],
         }
     )
     return texts(table)
@@ -104,7 +109,7 @@ def completion(run: RunDir, title: str, start: str, num: int = 2, max_new_tokens
 def facts(ev: Evaluation, run: RunDir) -> dict:
     cfg = run_config(run)
     c = ev.concepts["fine-tuned"]
-    source = "the bundled sample" if cfg.data.source == "bundled" else f"the data ({cfg.data.source})"
+    source = source_name(cfg)
     return {
         "test_films": ev.test_films,
         "k": ev.k,

@@ -59,8 +59,13 @@ def boundary_facts(study) -> dict:
     from moviegpt.book import study as S
     from moviegpt.book.words import ci, seeds_ci, verdict
 
-    if study is None or not (study.arm_runs("pack") and study.arm_runs("apart")):
+    if study is None:
         return {"boundary_sentence": "The reference study that would measure it could not be read in this copy."}
+    if not (study.arm_runs("pack") and study.arm_runs("apart")):
+        return {
+            "boundary_sentence": "The reference study in this copy has not trained both packing arms yet, so it "
+            "does not measure it."
+        }
     c = S.compare(study, "pack", "apart")
     if c["n_seeds"] < 2:
         said = "one seed cannot say whether the difference is more than another seed would make"
