@@ -5,6 +5,7 @@ from a real smoke run's records, its losses scaled per arm and seed so that the 
 import json
 import math
 import shutil
+import sys
 
 import pandas as pd
 import pytest
@@ -96,6 +97,18 @@ def test_our_recipe_over_two_seeds_is_said_as_a_mean_with_its_interval_and_its_b
     per_seed = [math.exp(loss * (0.90 - 1.0)), math.exp(loss * (0.91 - 1.01))]  # ours over original, seed by seed
     assert results.steps(s)["ratio, each seed"].iloc[0] == " ".join(f"{x:.3f}" for x in per_seed)
     assert "%" in limitations.study_reach(s)["reach_sentence"]
+
+
+def test_an_arm_lower_than_our_recipe_is_named_first(read, monkeypatch):
+    assert "best_sentence" not in results.study_facts(read())  # ours is the lowest in SCALE: nothing to add
+    lower = {("original", 1): 0.90, ("original", 2): 0.91, ("ours", 1): 1.0, ("ours", 2): 1.01}
+    monkeypatch.setattr(sys.modules[__name__], "SCALE", lower)  # write() reads it
+    s = read(tuple(lower))
+    f = results.study_facts(s)
+    assert results.lowest_arm(s) == "original"
+    said = "Our recipe is not the arm that ends lowest at these tokens: the original arm, the report's recipe, ends at"
+    assert said in f["main_sentence"] and said in f["found_sentence"]
+    assert "(95% CI for the mean over 2 seeds" in f["best_sentence"]
 
 
 def test_one_seed_is_said_to_be_one_never_an_interval(read):
