@@ -147,3 +147,12 @@ def test_placement_names_what_differs_and_how_often_a_seed_range_holds_a_new_run
     assert "drew on 8 training films; b drew on 1,800 films" in f["placement_caveat"]
     assert "a and b trained in another precision than the study's" in f["placement_caveat"]
     assert "only 33% of the time" in f["placement_caveat"]  # (2 - 1) / (2 + 1) for two seeds
+
+
+def test_how_equal_the_tokens_are_is_said_from_the_runs_themselves(read):
+    s = read()
+    counts = sorted(r.tokens for r in s.runs.values())
+    said = results.study_facts(s)["tokens_sentence"]
+    off = max(abs(counts[0] - 200), abs(counts[-1] - 200)) / 200  # the fake study's budget: 200 tokens
+    assert f"trained {counts[0]:,} to {counts[-1]:,} tokens, within {off:.1%} of it" in said
+    assert results.study_facts(None)["tokens_sentence"] == ""

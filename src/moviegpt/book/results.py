@@ -53,6 +53,7 @@ def study_facts(study: S.Study | None) -> dict:
             "only.",
             "changes_sentence": "No change can be compared.",
             "bundle_sentence": "",
+            "tokens_sentence": "",
             "type_sentence": "",
         }
     first = next(iter(study.runs.values()))
@@ -86,6 +87,7 @@ def study_facts(study: S.Study | None) -> dict:
     out["changes_sentence"] = changes_sentence(study)
     out["type_sentence"] = type_sentence(study)
     out["bundle_sentence"] = bundle_sentence(study)
+    out["tokens_sentence"] = tokens_sentence(study)
     codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
     out["study_sentence"] = (
         f"The study was not made by this build: moviegpt study {study.name} made it on {out['study_machine']}, in "
@@ -155,9 +157,10 @@ def ours_facts(study: S.Study, out: dict) -> dict:
             "separate a second reading of the same films from the end of the schedule."
         )
     facts["curve_sentence"] = (
-        f"On the validation films, half of the fall from {p['start']:.2f} to the lowest point, {p['best']:.2f}, came "
-        f"within the first {facts['plateau_half_tokens']} tokens ({facts['plateau_half_share']} of the run) and 90% "
-        f"of it by {facts['plateau_tokens']} ({facts['plateau_share']}). {second}"
+        f"With our recipe, half of the fall in validation perplexity from {p['start']:.2f} to the lowest point, "
+        f"{p['best']:.2f}, came within the first {facts['plateau_half_tokens']} tokens "
+        f"({facts['plateau_half_share']} of the run) and 90% of it by {facts['plateau_tokens']} "
+        f"({facts['plateau_share']}). {second}"
     )
     facts["main_sentence"] = (
         f"The main result first: with our recipe, fine-tuning multiplies the model's perplexity on unseen films' "
@@ -217,6 +220,23 @@ def arms_table(study: S.Study | None):
             }
         )
     return texts(pd.DataFrame(rows))
+
+
+def tokens_sentence(study: S.Study) -> str:
+    """How equal "equal tokens" is: each arm trains the whole number of optimizer steps whose average tokens come
+    nearest the budget (moviegpt.train.study.budget), so a run's count is the budget give or take part of one step,
+    and a padded arm's also moves with the films a seed puts in its batches."""
+    budget = int(study.record.get("budget", {}).get("tokens", 0))
+    tokens = [r.tokens for r in study.runs.values()]
+    if not budget or not tokens:
+        return ""
+    lo, hi = min(tokens), max(tokens)
+    off = max(abs(lo - budget), abs(hi - budget)) / budget
+    return (
+        f"Equal holds to within an optimizer step: each arm trains the whole number of steps whose average tokens "
+        f"come nearest the budget, so the runs trained {lo:,} to {hi:,} tokens, within {off:.1%} of it (the table "
+        "gives each arm's mean)."
+    )
 
 
 def bundle_sentence(study: S.Study) -> str:
