@@ -88,10 +88,15 @@ def study_facts(study: S.Study | None) -> dict:
     out["type_sentence"] = type_sentence(study)
     out["bundle_sentence"] = bundle_sentence(study)
     out["tokens_sentence"] = tokens_sentence(study)
-    codes = sorted({f"{(r.get('code') or {}).get('source', '?')}" for r in study.record.get("runs", [])})
+    codes = sorted(
+        {
+            f"{(r.get('code') or {}).get('version', '?')}, source hash {(r.get('code') or {}).get('source', '?')}"
+            for r in study.record.get("runs", [])
+        }
+    )  # the hash is moviegpt.core.artifacts.code_version's, over the package's source files
     out["study_sentence"] = (
         f"The study was not made by this build: moviegpt study {study.name} made it on {out['study_machine']}, in "
-        f"{out['study_precision']}, finishing {out['study_date']}, with moviegpt source {', '.join(codes)}, and it "
+        f"{out['study_precision']}, finishing {out['study_date']}, with moviegpt {'; '.join(codes)}, and it "
         f"ships in data/study/{study.name}. It holds {out['study_runs']} of its {out['study_expected']} runs"
         + (f"; left out: {out['study_left_out']}." if study.left_out else ".")
     )
