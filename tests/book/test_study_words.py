@@ -96,6 +96,9 @@ def test_our_recipe_over_two_seeds_is_said_as_a_mean_with_its_interval_and_its_b
     loss = float(nll.sum() / n.sum())
     per_seed = [math.exp(loss * (0.90 - 1.0)), math.exp(loss * (0.91 - 1.01))]  # ours over original, seed by seed
     assert results.steps(s)["ratio, each seed"].iloc[0] == " ".join(f"{x:.3f}" for x in per_seed)
+    mean = math.exp(sum(map(math.log, per_seed)) / 2)  # ours against the report's recipe, the first arm, directly
+    versus = f"Against the original arm (the report's recipe), trained on the same tokens, ours ends at {mean:.3f} ("
+    assert versus in f["main_sentence"] and versus in f["found_sentence"] and f["versus_sentence"].endswith(": better.")
     assert "%" in limitations.study_reach(s)["reach_sentence"]
 
 
@@ -109,6 +112,8 @@ def test_an_arm_lower_than_our_recipe_is_named_first(read, monkeypatch):
     said = "Our recipe is not the arm that ends lowest at these tokens: the original arm, the report's recipe, ends at"
     assert said in f["main_sentence"] and said in f["found_sentence"]
     assert "(95% CI for the mean over 2 seeds" in f["best_sentence"]
+    assert f["versus_sentence"].endswith(": worse.")  # ours over the original, which is lowest
+    assert "next lowest" not in f["best_sentence"]  # the runner-up is ours, already set against the original
 
 
 def test_one_seed_is_said_to_be_one_never_an_interval(read):
@@ -117,6 +122,7 @@ def test_one_seed_is_said_to_be_one_never_an_interval(read):
     assert "one training seed" in f["found_sentence"] and f["ours_seeds"].endswith("(one seed, no interval)")
     assert "95% CI" not in f["gain_seeds"] and "cannot be judged" in f["curve_sentence"]
     assert "one seed so far" in f["changes_sentence"]
+    assert f["versus_sentence"].endswith("on one seed, so no difference can be claimed.")
     assert results.steps(s)["95% CI for the mean over seeds"].iloc[0] == "one seed, no interval"
     assert "too few seeds" in limitations.study_reach(s)["reach_sentence"]
 
@@ -156,3 +162,19 @@ def test_how_equal_the_tokens_are_is_said_from_the_runs_themselves(read):
     off = max(abs(counts[0] - 200), abs(counts[-1] - 200)) / 200  # the fake study's budget: 200 tokens
     assert f"trained {counts[0]:,} to {counts[-1]:,} tokens, within {off:.1%} of it" in said
     assert results.study_facts(None)["tokens_sentence"] == ""
+
+
+def test_the_lowest_arm_is_set_against_the_next_lowest(read, monkeypatch):
+    lora = {"name": "lora", "says": "ours with LoRA", "from": "ours", "settings": [*COMMON, "train.lora=true"]}
+    scale = {("original", 1): 0.90, ("original", 2): 0.91, ("ours", 1): 1.0, ("ours", 2): 1.01}
+    scale |= {("lora", 1): 0.89, ("lora", 2): 0.905}
+    monkeypatch.setattr(sys.modules[__name__], "ARMS", [*ARMS, lora])  # write() reads both
+    monkeypatch.setattr(sys.modules[__name__], "SCALE", scale)
+    s = read(tuple(scale))
+    f = results.study_facts(s)
+    nll, n = study.held_out_group(s.runs[("ours", 1)].final, study.OVERVIEW)
+    loss = float(nll.sum() / n.sum())  # ours, seed 1, is the smoke run's loss scaled by 1
+    lora_over_original = math.exp(loss * ((0.89 - 0.90) + (0.905 - 0.91)) / 2)  # the geometric mean of the 2 seeds
+    assert "the lora arm, ours with LoRA, ends at" in f["best_sentence"]
+    assert f"against the next lowest, original, it ends at {lora_over_original:.3f} (95% CI" in f["best_sentence"]
+    assert f["versus_sentence"].endswith(": worse.")  # ours over the original, stated once, in its own sentence
