@@ -96,3 +96,29 @@ def test_any_mutation_of_a_study_is_read_or_left_out_with_a_line(made, tmp_path,
     assert len(s.runs) + len([line for line in s.left_out if "seed" in line.split(":")[0]]) <= 4
     for run in s.runs.values():  # what is read is whole: every point scores the same films
         assert all(len(p["film_nll"]) == len(run.final.film_nll) for p in run.curve)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    key=st.sampled_from(["budget", "passes", "made_with", "code", "finished"]),
+    value=JSONISH,
+)
+def test_the_stamps_the_sentences_read_are_checked_as_the_study_is_read(made, tmp_path, key, value):
+    """study.json's budget, passes and maker, and each run's code and finish time, feed the Results sentences:
+    a study whose stamps are of the wrong kind is refused with a line, or read and its sentences composed."""
+    import tempfile
+
+    from moviegpt.book import results
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path)) / "root"
+    shutil.copytree(made, root)
+    path = root / study.FOLDER / "tiny" / "study.json"
+    d = json.loads(path.read_text())
+    if key in ("code", "finished"):
+        d["runs"][0][key] = value
+    else:
+        d[key] = value
+    path.write_text(json.dumps(d))
+    s = study.load(root, "tiny")
+    facts = results.study_facts(s)  # never raises
+    assert (s.runs and facts["study_runs"] == "4") or (not s.runs and "cannot be read" in facts["study_sentence"])

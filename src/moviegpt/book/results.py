@@ -58,21 +58,21 @@ def study_facts(study: S.Study | None) -> dict:
         }
     first = next(iter(study.runs.values()))
     machines = sorted({r.machine for r in study.runs.values()})
-    budget = study.record.get("budget", {})
+    budget = study.record["budget"]
     out |= {
         "study_name": study.name,
         "study_runs": str(len(study.runs)),
         "study_expected": str(len(study.arms) * len(study.seeds)),
         "study_seeds": str(len(study.seeds)),
         "study_arms": str(len(study.arms)),
-        "study_films": f"{int(budget.get('films', 0)):,}",
-        "study_tokens": f"{int(budget.get('tokens', 0)):,}",
-        "study_passes": f"{float(study.record.get('passes', 0)):g}",
+        "study_films": f"{budget.get('films', 0):,}",
+        "study_tokens": f"{budget.get('tokens', 0):,}",
+        "study_passes": f"{study.record['passes']:g}",
         "study_machine": " and ".join(machines),
         "study_precision": first.precision,
         "study_model": first.model.split(" (")[0],
-        "study_date": max(r.get("finished", "") for r in study.record.get("runs", [{}])),
-        "study_command": study.record.get("made_with", "moviegpt study"),
+        "study_date": max((r["finished"] for r in study.record["runs"]), default=""),
+        "study_command": study.record["made_with"],
         "study_test_films": str(len(first.final.film_nll)),
         "study_val_films": str(len(first.curve[0]["film_nll"])),
         "study_points": str(len(first.curve)),
@@ -88,12 +88,12 @@ def study_facts(study: S.Study | None) -> dict:
     out["type_sentence"] = type_sentence(study)
     out["bundle_sentence"] = bundle_sentence(study)
     out["tokens_sentence"] = tokens_sentence(study)
-    codes = sorted(
+    codes = sorted(  # moviegpt.core.artifacts.code_version: the hash is over the package's source files
         {
-            f"{(r.get('code') or {}).get('version', '?')}, source hash {(r.get('code') or {}).get('source', '?')}"
-            for r in study.record.get("runs", [])
+            f"{c.get('version', '?')}, source hash {c.get('source', '?')}"
+            for c in (r["code"] for r in study.record["runs"])
         }
-    )  # the hash is moviegpt.core.artifacts.code_version's, over the package's source files
+    )
     out["study_sentence"] = (
         f"The study was not made by this build: moviegpt study {study.name} made it on {out['study_machine']}, in "
         f"{out['study_precision']}, finishing {out['study_date']}, with moviegpt {'; '.join(codes)}, and it "
@@ -263,7 +263,7 @@ def tokens_sentence(study: S.Study) -> str:
     """How equal "equal tokens" is: each arm trains the whole number of optimizer steps whose average tokens come
     nearest the budget (moviegpt.train.study.budget), so a run's count is the budget give or take part of one step,
     and a padded arm's also moves with the films a seed puts in its batches."""
-    budget = int(study.record.get("budget", {}).get("tokens", 0))
+    budget = study.record["budget"].get("tokens", 0)
     tokens = [r.tokens for r in study.runs.values()]
     if not budget or not tokens:
         return ""
@@ -463,7 +463,7 @@ def placement_facts(table: pd.DataFrame, study: S.Study | None = None) -> dict:
     if beyond:
         parts.append(f"{_join(beyond)} trained a token count the study's curve does not reach, so it is not placed")
     n = len(study.seeds)
-    films = int(study.record.get("budget", {}).get("films", 0))
+    films = study.record["budget"].get("films", 0)
     precision = next(iter(study.runs.values())).precision
     differ = [
         f"{r['run (this build)']} drew on {r['training films']:,} films"

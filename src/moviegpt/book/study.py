@@ -178,6 +178,14 @@ def load(root: Path, name: str | None = None) -> Study | None:
         ]
         seeds = [int(s) for s in record["seeds"]]
         listed = [(str(r["arm"]), int(r["seed"]), str(r["folder"])) for r in record["runs"]]
+        record |= {  # what the book's sentences read besides the runs, as the types they need
+            "budget": {k: int(v) for k, v in dict(record.get("budget", {})).items() if k in ("films", "tokens")},
+            "passes": float(record.get("passes", 0)),
+            "made_with": str(record.get("made_with", "moviegpt study")),
+            "runs": [
+                r | {"code": _code(r.get("code")), "finished": str(r.get("finished", ""))} for r in record["runs"]
+            ],
+        }
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         return Study(path.name, "", path, {}, [], [], {}, [f"{STAMP}: {type(e).__name__}: {e}"[:300]])
     study = Study(path.name, str(record.get("about", "")), path, record, arms, seeds, {})
@@ -193,6 +201,15 @@ def load(root: Path, name: str | None = None) -> Study | None:
         except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, UserError) as e:
             study.left_out.append(f"{sub}: {e}"[:300])
     return study
+
+
+def _code(code) -> dict[str, str]:
+    """A run's code stamp (moviegpt.core.artifacts.code_version): its version and source hash, as text."""
+    if code is None:
+        return {}
+    if not isinstance(code, dict):
+        raise TypeError(f"a run's code is {type(code).__name__}, not an object")
+    return {k: str(code[k]) for k in ("version", "source") if k in code}
 
 
 # ------------------------------------------------------------------ numbers
