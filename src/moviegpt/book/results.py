@@ -181,15 +181,11 @@ def ours_facts(study: S.Study, out: dict) -> dict:
         )
         facts["found_sentence"] += " " + facts["versus_sentence"]
         facts["main_sentence"] += " " + facts["versus_sentence"]
-    best = lowest_arm(study)
+    best, *rest = ranked(study)
     if best != "ours":
         facts["best_sentence"] = (
             f"Our recipe is not the arm that ends lowest at these tokens: the {best} arm, {_says(study, best)}, ends "
             f"at {seeds_ci(_gain(study, best)['seeds'])} times the pretrained model's"
-        )
-        rest = sorted(
-            (a["name"] for a in study.arms if study.arm_runs(a["name"]) and a["name"] != best),
-            key=lambda a: S.final(study, a)["seeds"].value,
         )
         if rest and rest[0] != "ours":  # ours was compared with the original above; the runner-up, if another
             facts["best_sentence"] += (
@@ -216,11 +212,16 @@ def _against(study: S.Study, a: str, b: str) -> str:
     return said + ": " + verdict(c, 1.0, "worse", "better", "not measurably different")
 
 
-def lowest_arm(study: S.Study) -> str:
-    """The arm whose held-out overview perplexity, the geometric mean over its seeds, is lowest (a ranking only:
-    whether it differs from the next is what the steps table's intervals say)."""
+def ranked(study: S.Study) -> list[str]:
+    """The trained arms, lowest held-out overview perplexity first (the geometric mean over each arm's seeds): a
+    ranking only, whether one differs from the next is what an interval says."""
     trained = [a["name"] for a in study.arms if study.arm_runs(a["name"])]
-    return min(trained, key=lambda a: S.final(study, a)["seeds"].value)
+    return sorted(trained, key=lambda a: S.final(study, a)["seeds"].value)
+
+
+def lowest_arm(study: S.Study) -> str:
+    """The arm that ends lowest (ranked's first)."""
+    return ranked(study)[0]
 
 
 def _gain(study: S.Study, arm: str) -> dict:
